@@ -1,0 +1,219 @@
+// Builds the upstream request head from what uWS parsed, in one pass over the client's headers.
+//
+// The request is re-framed, never relayed: Content-Length and Transfer-Encoding come from what was
+// parsed (so a smuggled second length can't reach a backend), hop-by-hop headers are dropped, and
+// the X-Forwarded-* / Via / X-Request-Id headers are added. One builder per worker, reused for
+// every request: `forEach` runs synchronously, so a bound method and plain fields replace a
+// per-request closure and object.
+
+import type { HttpRequest } from 'uWebSockets.js';
+import { randomBytes } from 'node:crypto';
+
+/** What the header pass decides about a header, by lower-case name. */
+const DROP = 1;
+const HOST = 2;
+const CONTENT_LENGTH = 3;
+const TRANSFER_ENCODING = 4;
+const XFF = 5;
+const XF_PROTO = 6;
+const XF_HOST = 7;
+const VIA = 8;
+const REQUEST_ID = 9;
+const TE = 10;
+const UPGRADE = 11;
+
+const RULES = new Map<string, number>([
+  // RFC 9110 §7.6.1 hop-by-hop fields, plus the de-facto ones.
+  ['connection', DROP],
+  ['keep-alive', DROP],
+  ['proxy-connection', DROP],
+  ['proxy-authorization', DROP],
+  ['proxy-authenticate', DROP],
+  ['trailer', DROP],
+  ['te', TE],
+  ['upgrade', UPGRADE],
+  // uWS has already answered `Expect: 100-continue`; the body follows regardless.
+  ['expect', DROP],
+  ['host', HOST],
+  ['content-length', CONTENT_LENGTH],
+  ['transfer-encoding', TRANSFER_ENCODING],
+  ['x-forwarded-for', XFF],
+  ['x-forwarded-proto', XF_PROTO],
+  ['x-forwarded-host', XF_HOST],
+  ['via', VIA],
+  ['x-request-id', REQUEST_ID],
+]);
+
+export const BodyKind = { NONE: 0, LENGTH: 1, CHUNKED: 2 } as const;
+export type BodyKindValue = (typeof BodyKind)[keyof typeof BodyKind];
+
+/** Why a request was refused before it reached a backend. */
+export const Refusal = { NONE: 0, DUPLICATE_HOST: 1, CONFLICTING_LENGTH: 2, BAD_LENGTH: 3, BAD_TRANSFER_ENCODING: 4 } as const;
+
+const LENGTH = /^[0-9]{1,15}$/;
+
+export class RequestHeadBuilder {
+  /** The head, ready to write (ends with the blank line). */
+  head = '';
+  bodyKind: BodyKindValue = BodyKind.NONE;
+  contentLength = 0;
+  refusal = 0;
+  requestId = '';
+  host = '';
+
+  readonly #via: string;
+  readonly #idPrefix: string;
+  #idCounter = 0;
+  #proto = 'http';
+  #trusted = false;
+  #hostCount = 0;
+  #lengthCount = 0;
+  #te = '';
+  #xff = '';
+  #xfProto = '';
+  #xfHost = '';
+  #viaIn = '';
+  #named: Set<string> | null = null;
+  #lines = '';
+  readonly #visit: (key: string, value: string) => void;
+
+  constructor(viaName = 'sluice') {
+    this.#via = `1.1 ${viaName}`;
+    // Request ids: a random per-worker prefix and a counter: unique without a syscall per request.
+    this.#idPrefix = randomBytes(6).toString('hex') + '-';
+    this.#visit = (key, value) => this.#header(key, value);
+  }
+
+  /**
+   * Build the head for `req`. `clientIp` is the peer address; `trusted` says whether that peer is
+   * a trusted proxy whose X-Forwarded-Proto/-Host should be kept. Returns false when the request
+   * must be refused (see `refusal`).
+   */
+  build(req: HttpRequest, method: string, clientIp: string, proto: string, trusted: boolean): boolean {
+    this.#reset(proto, trusted);
+    const connection = req.getHeader('connection');
+    if (connection !== '') this.#named = namedHeaders(connection);
+    req.forEach(this.#visit);
+    if (this.refusal !== 0) return false;
+
+    if (this.#te !== '') {
+      // uWS de-chunks the body; any other coding is one we cannot re-frame faithfully.
+      if (this.#te.toLowerCase() !== 'chunked') {
+        this.refusal = Refusal.BAD_TRANSFER_ENCODING;
+        return false;
+      }
+      this.bodyKind = BodyKind.CHUNKED;
+    } else if (this.#lengthCount > 0 && this.contentLength > 0) {
+      this.bodyKind = BodyKind.LENGTH;
+    }
+
+    const query = req.getQuery();
+    let head = method + ' ' + req.getUrl() + (query ? '?' + query : '') + ' HTTP/1.1\r\nhost: ' + this.host + '\r\n' + this.#lines;
+    head += 'x-forwarded-for: ' + (this.#xff === '' ? clientIp : this.#xff + ', ' + clientIp) + '\r\n';
+    head += 'x-forwarded-proto: ' + (this.#trusted && this.#xfProto !== '' ? this.#xfProto : this.#proto) + '\r\n';
+    head += 'x-forwarded-host: ' + (this.#trusted && this.#xfHost !== '' ? this.#xfHost : this.host) + '\r\n';
+    head += 'via: ' + (this.#viaIn === '' ? this.#via : this.#viaIn + ', ' + this.#via) + '\r\n';
+    if (this.requestId === '') this.requestId = this.#idPrefix + (this.#idCounter++).toString(36);
+    head += 'x-request-id: ' + this.requestId + '\r\n';
+    if (this.bodyKind === BodyKind.LENGTH) head += 'content-length: ' + this.contentLength + '\r\n';
+    else if (this.bodyKind === BodyKind.CHUNKED) head += 'transfer-encoding: chunked\r\n';
+    this.head = head + '\r\n';
+    return true;
+  }
+
+  #reset(proto: string, trusted: boolean): void {
+    this.head = '';
+    this.bodyKind = BodyKind.NONE;
+    this.contentLength = 0;
+    this.refusal = 0;
+    this.requestId = '';
+    this.host = '';
+    this.#proto = proto;
+    this.#trusted = trusted;
+    this.#hostCount = 0;
+    this.#lengthCount = 0;
+    this.#te = '';
+    this.#xff = '';
+    this.#xfProto = '';
+    this.#xfHost = '';
+    this.#viaIn = '';
+    this.#named = null;
+    this.#lines = '';
+  }
+
+  #header(key: string, value: string): void {
+    const rule = RULES.get(key);
+    if (rule === undefined) {
+      if (this.#named === null || !this.#named.has(key)) this.#lines += key + ': ' + value + '\r\n';
+      return;
+    }
+    switch (rule) {
+      case HOST:
+        // uWS accepts a repeated Host; two authorities for one request is a classic smuggling lever.
+        if (++this.#hostCount > 1) this.refusal = Refusal.DUPLICATE_HOST;
+        this.host = value;
+        return;
+      case CONTENT_LENGTH: {
+        // uWS frames the body by the first Content-Length and ignores the rest: refuse disagreement.
+        if (!LENGTH.test(value)) {
+          this.refusal = Refusal.BAD_LENGTH;
+          return;
+        }
+        const n = Number(value);
+        if (++this.#lengthCount > 1 && n !== this.contentLength) this.refusal = Refusal.CONFLICTING_LENGTH;
+        this.contentLength = n;
+        return;
+      }
+      case TRANSFER_ENCODING:
+        this.#te = this.#te === '' ? value : this.#te + ', ' + value;
+        return;
+      case XFF:
+        this.#xff = this.#xff === '' ? value : this.#xff + ', ' + value;
+        return;
+      case XF_PROTO:
+        this.#xfProto = value;
+        return;
+      case XF_HOST:
+        this.#xfHost = value;
+        return;
+      case VIA:
+        this.#viaIn = this.#viaIn === '' ? value : this.#viaIn + ', ' + value;
+        return;
+      case REQUEST_ID:
+        if (value.length <= 200) this.requestId = value;
+        return;
+      case TE:
+        // Only "trailers" means something end to end (RFC 9110 §10.1.4).
+        if (value.toLowerCase().includes('trailers')) this.#lines += 'te: trailers\r\n';
+        return;
+      case UPGRADE: // upgrades are not forwarded by the HTTP path
+      case DROP:
+        return;
+    }
+  }
+}
+
+/** The header names listed in a Connection header (they are hop-by-hop too). */
+function namedHeaders(connection: string): Set<string> {
+  const set = new Set<string>();
+  for (const token of connection.split(',')) {
+    const name = token.trim().toLowerCase();
+    if (name !== '') set.add(name);
+  }
+  return set;
+}
+
+/** Response headers never relayed to the client: hop-by-hop, plus the ones uWS writes itself. */
+export const RESPONSE_DROP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'content-length',
+  'date',
+]);

@@ -1,0 +1,96 @@
+// The one map of the SharedArrayBuffer that every thread shares.
+//
+// Struct of arrays: each column is an Int32Array region of CAPACITY slots, one slot per backend.
+// Only numbers cross threads this way; names, URLs and pool membership travel once per change over
+// MessagePorts. Every cross-thread read or write of a column goes through Atomics (see table.ts).
+//
+// Ownership (who writes what):
+//   workers      IN_FLIGHT, WORKER_IN_FLIGHT, OPEN_CONNS, EWMA_*, CONSEC_*, counters   (Atomics.add/sub/CAS)
+//   control plane HEALTH, ADMIN, WEIGHT, EJECTED_UNTIL, EJECTIONS, SLOW_START_AT, SLOT_GEN (Atomics.store)
+//   outlier detection in a worker may set EJECTED_UNTIL with compareExchange (first writer wins).
+
+/** Backend slots in one table. Fixed so the buffer never moves; 1024 × 4 B × ~24 columns ≈ 100 KiB. */
+export const CAPACITY = 1024;
+/** Worker threads whose per-worker in-flight counts are tracked (crash recovery needs them). */
+export const MAX_WORKERS = 64;
+
+/** Header words (Int32 index into the header region). */
+export const H = {
+  /** Bumped by the control plane after every membership change (seqlock-style publish). */
+  GENERATION: 0,
+  /** Highest slot index in use + 1. */
+  SLOTS_USED: 1,
+  /** Shared round-robin cursor (one Atomics.add per pick keeps rotation exact across workers). */
+  RR_CURSOR: 2,
+  /** Client connections currently open, all workers. */
+  CLIENT_CONNS: 3,
+  /** Worker restarts since start. */
+  WORKER_RESTARTS: 4,
+  /** Table epoch, unix ms, split in two words (Int32 cannot hold it): all times below are ms since it. */
+  EPOCH_HI: 5,
+  EPOCH_LO: 6,
+} as const;
+export const HEADER_WORDS = 16;
+
+/** Column ids, in buffer order. Values per slot, all Int32. */
+export const C = {
+  /** Health as seen by active checks / outlier detection: see Health. */
+  HEALTH: 0,
+  /** Operator state: see Admin. */
+  ADMIN: 1,
+  /** Configured weight × WEIGHT_SCALE (integer so weights like 0.5 survive). 0 = no traffic. */
+  WEIGHT: 2,
+  /** Requests in flight to this backend, all workers. */
+  IN_FLIGHT: 3,
+  /** Open upstream connections (L4 and pooled HTTP), all workers. */
+  OPEN_CONNS: 4,
+  /** Peak-EWMA latency in microseconds. */
+  EWMA_US: 5,
+  /** Time of the last EWMA update, ms since epoch. */
+  EWMA_STAMP: 6,
+  /** Consecutive 5xx responses (passive outlier detection). */
+  CONSEC_5XX: 7,
+  /** Consecutive connect failures / resets. */
+  CONSEC_FAIL: 8,
+  /** Ejected until this time (ms since epoch); 0 = not ejected. */
+  EJECTED_UNTIL: 9,
+  /** How many times this backend has been ejected (drives the growing back-off). */
+  EJECTIONS: 10,
+  /** When slow start began for this backend (ms since epoch); 0 = none. */
+  SLOW_START_AT: 11,
+  /** Membership generation of the slot; changes when the slot is reassigned. */
+  SLOT_GEN: 12,
+  /** Counters for metrics. */
+  REQUESTS: 13,
+  RESP_1XX: 14,
+  RESP_2XX: 15,
+  RESP_3XX: 16,
+  RESP_4XX: 17,
+  RESP_5XX: 18,
+  ERR_CONNECT: 19,
+  ERR_TIMEOUT: 20,
+  ERR_RESET: 21,
+  ERR_PROTOCOL: 22,
+  RETRIES: 23,
+} as const;
+export const COLUMNS = 24;
+
+export const WEIGHT_SCALE = 100;
+
+export const Health = { UNKNOWN: 0, HEALTHY: 1, UNHEALTHY: 2 } as const;
+export const Admin = { ENABLED: 0, DRAINING: 1, DISABLED: 2 } as const;
+
+const COLUMN_WORDS = COLUMNS * CAPACITY;
+const WORKER_WORDS = MAX_WORKERS * CAPACITY;
+export const TOTAL_WORDS = HEADER_WORDS + COLUMN_WORDS + WORKER_WORDS;
+export const BYTES = TOTAL_WORDS * Int32Array.BYTES_PER_ELEMENT;
+
+/** Word index of (column, slot). */
+export function cell(column: number, slot: number): number {
+  return HEADER_WORDS + column * CAPACITY + slot;
+}
+
+/** Word index of a worker's own in-flight count for a slot. */
+export function workerCell(worker: number, slot: number): number {
+  return HEADER_WORDS + COLUMN_WORDS + worker * CAPACITY + slot;
+}

@@ -1,0 +1,126 @@
+// Views and Atomics accessors over the shared backend table (layout.ts holds the map).
+// One instance per thread, all over the same SharedArrayBuffer. Accessors take a slot index and do
+// one Atomics operation each; they allocate nothing.
+
+import { Admin, BYTES, C, CAPACITY, H, HEADER_WORDS, Health, MAX_WORKERS, cell, workerCell } from './layout.js';
+
+export class SharedTable {
+  readonly buffer: SharedArrayBuffer;
+  readonly words: Int32Array;
+  /** Unix ms of the table's epoch; `now()` is relative to it so times fit in Int32 for ~24 days. */
+  readonly epoch: number;
+  readonly #inFlight: number;
+  readonly #health: number;
+  readonly #admin: number;
+  readonly #weight: number;
+  readonly #ejected: number;
+  readonly #ewma: number;
+  readonly #ewmaStamp: number;
+  readonly #worker: number;
+
+  /** Wrap an existing buffer (worker side), or create a fresh one (control plane). */
+  constructor(buffer?: SharedArrayBuffer, worker = -1) {
+    if (buffer && buffer.byteLength !== BYTES) throw new Error(`shared table is ${buffer.byteLength} bytes, expected ${BYTES}`);
+    this.buffer = buffer ?? new SharedArrayBuffer(BYTES);
+    this.words = new Int32Array(this.buffer);
+    if (!buffer) {
+      const now = Date.now();
+      Atomics.store(this.words, H.EPOCH_HI, Math.floor(now / 2 ** 31));
+      Atomics.store(this.words, H.EPOCH_LO, now % 2 ** 31);
+    }
+    this.epoch = Atomics.load(this.words, H.EPOCH_HI) * 2 ** 31 + Atomics.load(this.words, H.EPOCH_LO);
+    this.#inFlight = cell(C.IN_FLIGHT, 0);
+    this.#health = cell(C.HEALTH, 0);
+    this.#admin = cell(C.ADMIN, 0);
+    this.#weight = cell(C.WEIGHT, 0);
+    this.#ejected = cell(C.EJECTED_UNTIL, 0);
+    this.#ewma = cell(C.EWMA_US, 0);
+    this.#ewmaStamp = cell(C.EWMA_STAMP, 0);
+    if (worker >= MAX_WORKERS) throw new Error(`worker index ${worker} over MAX_WORKERS ${MAX_WORKERS}`);
+    this.#worker = worker < 0 ? -1 : workerCell(worker, 0);
+  }
+
+  /** Milliseconds since the table epoch (same clock in every thread). */
+  now(): number {
+    return Date.now() - this.epoch;
+  }
+
+  get(column: number, slot: number): number {
+    return Atomics.load(this.words, cell(column, slot));
+  }
+  set(column: number, slot: number, value: number): void {
+    Atomics.store(this.words, cell(column, slot), value);
+  }
+  add(column: number, slot: number, delta: number): number {
+    return Atomics.add(this.words, cell(column, slot), delta);
+  }
+  header(word: number): number {
+    return Atomics.load(this.words, word);
+  }
+  addHeader(word: number, delta: number): number {
+    return Atomics.add(this.words, word, delta);
+  }
+  setHeader(word: number, value: number): void {
+    Atomics.store(this.words, word, value);
+  }
+
+  // Hot-path accessors: precomputed column bases, one Atomics op each.
+
+  inFlight(slot: number): number {
+    return Atomics.load(this.words, this.#inFlight + slot);
+  }
+  ewmaUs(slot: number): number {
+    return Atomics.load(this.words, this.#ewma + slot);
+  }
+  ewmaStamp(slot: number): number {
+    return Atomics.load(this.words, this.#ewmaStamp + slot);
+  }
+  /** Compare-and-swap the EWMA; true when this thread's value was installed. */
+  casEwma(slot: number, expected: number, value: number): boolean {
+    return Atomics.compareExchange(this.words, this.#ewma + slot, expected, value) === expected;
+  }
+  stampEwma(slot: number, ms: number): void {
+    Atomics.store(this.words, this.#ewmaStamp + slot, ms);
+  }
+  weight(slot: number): number {
+    return Atomics.load(this.words, this.#weight + slot);
+  }
+
+  /** Start of a request to `slot`: counts it globally and against this worker (for crash recovery). */
+  acquire(slot: number): void {
+    Atomics.add(this.words, this.#inFlight + slot, 1);
+    if (this.#worker >= 0) Atomics.add(this.words, this.#worker + slot, 1);
+  }
+  release(slot: number): void {
+    Atomics.sub(this.words, this.#inFlight + slot, 1);
+    if (this.#worker >= 0) Atomics.sub(this.words, this.#worker + slot, 1);
+  }
+
+  /**
+   * Whether a backend may take new traffic: healthy or not yet checked, enabled, weight > 0 and not
+   * ejected. UNKNOWN counts as up so a pool without active checks works at once.
+   */
+  available(slot: number, now: number): boolean {
+    const w = this.words;
+    return (
+      Atomics.load(w, this.#health + slot) !== Health.UNHEALTHY &&
+      Atomics.load(w, this.#admin + slot) === Admin.ENABLED &&
+      Atomics.load(w, this.#weight + slot) > 0 &&
+      Atomics.load(w, this.#ejected + slot) <= now
+    );
+  }
+
+  /**
+   * Control plane, after a worker died: its in-flight requests will never release, so take them
+   * off the global counts and zero its column. The table itself survives the crash.
+   */
+  forgetWorker(worker: number): void {
+    for (let slot = 0; slot < CAPACITY; slot++) {
+      const i = workerCell(worker, slot);
+      const n = Atomics.exchange(this.words, i, 0);
+      if (n !== 0) Atomics.sub(this.words, cell(C.IN_FLIGHT, slot), n);
+    }
+  }
+}
+
+export { HEADER_WORDS };

@@ -1,0 +1,230 @@
+// One keep-alive HTTP/1.1 connection to a backend, carrying one exchange at a time (no pipelining:
+// a pipelined request behind a slow one would inherit its latency, and a failure would take both).
+
+import net from 'node:net';
+import tls from 'node:tls';
+import { UpstreamError } from './errors.js';
+import { ParseError, ResponseParser, type FramingKind, type ResponseSink } from './response-parser.js';
+import type { ExchangeHandler } from './exchange.js';
+
+/** What a connection needs from its pool. */
+export interface ConnectionOwner {
+  readonly host: string;
+  readonly port: number;
+  readonly tls: tls.ConnectionOptions | null;
+  /** Called once the exchange is over: the pool decides whether to keep the connection. */
+  release(conn: Connection, reusable: boolean): void;
+  /** Called once the socket has connected (counts open connections). */
+  opened(): void;
+  /** Called when the socket is gone for good. */
+  closed(conn: Connection, wasOpen: boolean): void;
+  /** Table time (ms), for deadlines. */
+  now(): number;
+  readonly connectTimeoutMs: number;
+  readonly requestTimeoutMs: number;
+}
+
+const CRLF = '\r\n';
+const LAST_CHUNK = '0\r\n\r\n';
+
+export class Connection implements ResponseSink {
+  readonly #owner: ConnectionOwner;
+  readonly #socket: net.Socket;
+  readonly #parser = new ResponseParser();
+  #exchange: ExchangeHandler | null = null;
+  #connected = false;
+  #destroyed = false;
+  #requestDone = false;
+  #responseStarted = false;
+  #chunk: Buffer | null = null;
+  /** Exchanges completed on this connection; > 0 means the next one runs on a reused socket. */
+  uses = 0;
+  /** Table time after which the current phase has taken too long; 0 = no deadline. */
+  deadline = 0;
+
+  constructor(owner: ConnectionOwner) {
+    this.#owner = owner;
+    const socket = owner.tls
+      ? tls.connect({ ...owner.tls, host: owner.host, port: owner.port })
+      : net.connect({ host: owner.host, port: owner.port });
+    this.#socket = socket;
+    socket.setNoDelay(true);
+    this.deadline = owner.now() + owner.connectTimeoutMs;
+    socket.once(owner.tls ? 'secureConnect' : 'connect', this.#onConnect);
+    socket.on('data', this.#onData);
+    socket.on('drain', this.#onDrain);
+    socket.on('end', this.#onEnd);
+    socket.on('error', this.#onError);
+    socket.on('close', this.#onClose);
+  }
+
+  get connected(): boolean {
+    return this.#connected;
+  }
+  get busy(): boolean {
+    return this.#exchange !== null;
+  }
+
+  /**
+   * Start an exchange: write the request head (and, for bodiless requests, that is the whole
+   * request). Writes before the socket connects are queued by Node.
+   */
+  dispatch(exchange: ExchangeHandler, head: string, isHead: boolean, hasBody: boolean): void {
+    this.#exchange = exchange;
+    this.#requestDone = !hasBody;
+    this.#responseStarted = false;
+    this.#parser.reset(this, isHead);
+    if (this.#connected) this.deadline = this.#owner.now() + this.#owner.requestTimeoutMs;
+    this.#socket.write(head, 'latin1');
+  }
+
+  /** Write a request body piece; false means the socket is buffering (wait for onRequestDrain). */
+  writeBody(chunk: Buffer, chunked: boolean): boolean {
+    if (this.#destroyed) return true;
+    if (!chunked) return this.#socket.write(chunk);
+    const s = this.#socket;
+    s.cork();
+    s.write(chunk.length.toString(16) + CRLF, 'latin1');
+    s.write(chunk);
+    const ok = s.write(CRLF, 'latin1');
+    s.uncork();
+    return ok;
+  }
+
+  endBody(chunked: boolean): void {
+    this.#requestDone = true;
+    if (chunked && !this.#destroyed) this.#socket.write(LAST_CHUNK, 'latin1');
+  }
+
+  pause(): void {
+    this.#socket.pause();
+  }
+  resume(): void {
+    this.#socket.resume();
+  }
+
+  /** Abandon the exchange (client gone, timeout): the socket cannot be trusted for another one. */
+  destroy(): void {
+    this.#exchange = null;
+    if (!this.#destroyed) {
+      this.#destroyed = true;
+      this.#socket.destroy();
+    }
+  }
+
+  /** Called by the pool's timer when `deadline` has passed. */
+  expire(): void {
+    const connecting = !this.#connected;
+    this.#fail(
+      new UpstreamError(
+        connecting ? 'connect' : 'timeout',
+        connecting ? `connect to ${this.#owner.host}:${this.#owner.port} timed out` : 'no response within the request timeout',
+        true,
+      ),
+    );
+  }
+
+  // ResponseSink (called by the parser, inside the client's cork).
+
+  onHead(status: number, reason: string, headers: string[], framing: FramingKind, contentLength: number): void {
+    this.#exchange?.onResponseStart(status, reason, headers, framing, contentLength);
+  }
+
+  onBody(chunk: Buffer): boolean {
+    const ex = this.#exchange;
+    if (ex && !ex.onResponseData(chunk)) {
+      this.#socket.pause();
+      return false;
+    }
+    return true;
+  }
+
+  onComplete(keepAlive: boolean): void {
+    const ex = this.#exchange;
+    this.#exchange = null;
+    this.deadline = 0;
+    this.uses++;
+    // A response that finished before its request did (an early 413, say) leaves request bytes
+    // unsent: the connection is not at a message boundary and cannot be reused.
+    const reusable = keepAlive && this.#requestDone && !this.#destroyed;
+    ex?.onResponseEnd();
+    this.#owner.release(this, reusable);
+  }
+
+  #onConnect = (): void => {
+    this.#connected = true;
+    this.#owner.opened();
+    this.deadline = this.#exchange ? this.#owner.now() + this.#owner.requestTimeoutMs : 0;
+  };
+
+  #parse = (): void => {
+    const chunk = this.#chunk!;
+    this.#chunk = null;
+    try {
+      this.#parser.execute(chunk);
+    } catch (err) {
+      // A ParseError is the backend's fault; anything else thrown from a callback is ours, but it
+      // must still end this one exchange cleanly instead of taking the worker down.
+      const message = err instanceof ParseError ? err.message : `internal: ${(err as Error).message}`;
+      this.#fail(new UpstreamError('protocol', message, !this.#responseStarted));
+    }
+  };
+
+  #onData = (chunk: Buffer): void => {
+    const ex = this.#exchange;
+    if (!ex) {
+      // Bytes while idle: the backend is speaking out of turn. Never reuse this socket.
+      this.destroy();
+      return;
+    }
+    this.deadline = 0;
+    this.#responseStarted = true;
+    this.#chunk = chunk;
+    ex.cork(this.#parse);
+  };
+
+  #onDrain = (): void => {
+    this.#exchange?.onRequestDrain();
+  };
+
+  #onEnd = (): void => {
+    const ex = this.#exchange;
+    if (ex && this.#parser.active) {
+      try {
+        this.#chunk = null;
+        ex.cork(this.#finish);
+      } catch {
+        /* #finish reports its own failure */
+      }
+    }
+    this.destroy();
+  };
+
+  #finish = (): void => {
+    try {
+      this.#parser.finish();
+    } catch (err) {
+      this.#fail(new UpstreamError('reset', (err as Error).message, !this.#responseStarted));
+    }
+  };
+
+  #onError = (err: NodeJS.ErrnoException): void => {
+    const kind = this.#connected ? 'reset' : 'connect';
+    this.#fail(new UpstreamError(kind, `${this.#owner.host}:${this.#owner.port}: ${err.code ?? err.message}`, !this.#responseStarted));
+  };
+
+  #onClose = (): void => {
+    if (this.#exchange) {
+      this.#fail(new UpstreamError(this.#connected ? 'reset' : 'connect', 'upstream connection closed', !this.#responseStarted));
+    }
+    this.#destroyed = true;
+    this.#owner.closed(this, this.#connected);
+  };
+
+  #fail(err: UpstreamError): void {
+    const ex = this.#exchange;
+    this.destroy();
+    this.deadline = 0;
+    if (ex) ex.onResponseError(err);
+  }
+}

@@ -1,0 +1,135 @@
+// Per-worker keep-alive pool for one backend: at most `max` connections, idle ones reused LIFO
+// (the most recently used socket is the least likely to have been closed by the backend), and a
+// bounded FIFO of exchanges waiting for a connection when all are busy.
+
+import type tls from 'node:tls';
+import { Connection, type ConnectionOwner } from './connection.js';
+import type { ExchangeHandler } from './exchange.js';
+import type { SharedTable } from '../state/table.js';
+import { C } from '../state/layout.js';
+
+export interface PoolOptions {
+  host: string;
+  port: number;
+  slot: number;
+  max: number;
+  /** Exchanges allowed to wait for a busy pool before new ones get a fast 503. */
+  maxWaiting: number;
+  connectTimeoutMs: number;
+  requestTimeoutMs: number;
+  tls: tls.ConnectionOptions | null;
+}
+
+export class Pool implements ConnectionOwner {
+  readonly host: string;
+  readonly port: number;
+  readonly slot: number;
+  readonly tls: tls.ConnectionOptions | null;
+  readonly connectTimeoutMs: number;
+  readonly requestTimeoutMs: number;
+  readonly #table: SharedTable;
+  readonly #max: number;
+  readonly #maxWaiting: number;
+  readonly #idle: Connection[] = [];
+  /** Every live connection, for the deadline sweep and for close(). */
+  readonly #all = new Set<Connection>();
+  #waiting: ExchangeHandler[] = [];
+  #waitHead = 0;
+  #closing = false;
+
+  constructor(table: SharedTable, options: PoolOptions) {
+    this.#table = table;
+    this.host = options.host;
+    this.port = options.port;
+    this.slot = options.slot;
+    this.tls = options.tls;
+    this.#max = options.max;
+    this.#maxWaiting = options.maxWaiting;
+    this.connectTimeoutMs = options.connectTimeoutMs;
+    this.requestTimeoutMs = options.requestTimeoutMs;
+  }
+
+  now(): number {
+    return this.#table.now();
+  }
+
+  get size(): number {
+    return this.#all.size;
+  }
+  get idle(): number {
+    return this.#idle.length;
+  }
+
+  /** Hand `ex` a connection now, or queue it until one frees up. */
+  acquire(ex: ExchangeHandler): void {
+    const conn = this.#idle.pop();
+    if (conn) return ex.onConnection(conn);
+    if (this.#all.size < this.#max) return ex.onConnection(this.#open());
+    if (this.#waiting.length - this.#waitHead >= this.#maxWaiting) return ex.onPoolFull();
+    this.#waiting.push(ex);
+  }
+
+  /** A brand-new connection, for retrying an exchange whose reused socket turned out stale. */
+  fresh(ex: ExchangeHandler): void {
+    ex.onConnection(this.#open());
+  }
+
+  release(conn: Connection, reusable: boolean): void {
+    if (!reusable || this.#closing) {
+      conn.destroy(); // `closed` will account for it and serve a waiter
+      return;
+    }
+    const next = this.#nextWaiter();
+    if (next) next.onConnection(conn);
+    else this.#idle.push(conn);
+  }
+
+  closed(conn: Connection, wasOpen: boolean): void {
+    if (!this.#all.delete(conn)) return;
+    if (wasOpen) this.#table.add(C.OPEN_CONNS, this.slot, -1);
+    const i = this.#idle.indexOf(conn);
+    if (i >= 0) this.#idle.splice(i, 1);
+    if (this.#closing) return;
+    const next = this.#nextWaiter();
+    if (next) next.onConnection(this.#open());
+  }
+
+  /** Expire connections past their deadline (called by the worker's coarse timer). */
+  sweep(now: number): void {
+    for (const conn of this.#all) {
+      if (conn.deadline !== 0 && conn.deadline <= now) conn.expire();
+    }
+  }
+
+  /** Close idle connections and refuse new ones; busy ones finish their exchange first. */
+  close(): void {
+    this.#closing = true;
+    for (const conn of this.#idle.splice(0)) conn.destroy();
+    for (const ex of this.#waiting.splice(this.#waitHead)) if (!ex.cancelled) ex.onPoolFull();
+    this.#waiting = [];
+    this.#waitHead = 0;
+  }
+
+  #open(): Connection {
+    const conn = new Connection(this);
+    this.#all.add(conn);
+    return conn;
+  }
+
+  opened(): void {
+    this.#table.add(C.OPEN_CONNS, this.slot, 1);
+  }
+
+  #nextWaiter(): ExchangeHandler | null {
+    while (this.#waitHead < this.#waiting.length) {
+      const ex = this.#waiting[this.#waitHead]!;
+      this.#waiting[this.#waitHead++] = undefined as unknown as ExchangeHandler;
+      if (this.#waitHead > 1024 && this.#waitHead * 2 > this.#waiting.length) {
+        this.#waiting = this.#waiting.slice(this.#waitHead);
+        this.#waitHead = 0;
+      }
+      if (!ex.cancelled) return ex;
+    }
+    return null;
+  }
+}

@@ -1,0 +1,313 @@
+// Incremental HTTP/1.1 response parser for upstream connections (RFC 9112).
+//
+// One parser per connection, reset per exchange. It is strict on purpose: anything a lenient
+// parser would have to guess about (bad status line, obs-fold, differing Content-Length, bytes
+// after the framed end) is a protocol error, and the connection is thrown away rather than reused,
+// because guessing is how response desynchronisation starts. Body bytes are handed on as views of
+// the socket's own buffers (no copies).
+
+export const Framing = { NONE: 0, LENGTH: 1, CHUNKED: 2, CLOSE: 3 } as const;
+export type FramingKind = (typeof Framing)[keyof typeof Framing];
+
+export interface ResponseSink {
+  /** Final (non-1xx) response head. Header names are lower-cased; `headers` is [name, value, ...]. */
+  onHead(status: number, reason: string, headers: string[], framing: FramingKind, contentLength: number): void;
+  /** A piece of the decoded body. Return false to ask the connection to stop reading for now. */
+  onBody(chunk: Buffer): boolean;
+  /** The response is complete; `keepAlive` tells whether the connection may carry another exchange. */
+  onComplete(keepAlive: boolean): void;
+}
+
+export class ParseError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ParseError';
+  }
+}
+
+/** Longest response head accepted (status line + headers). */
+const MAX_HEAD_BYTES = 64 * 1024;
+/** Longest chunk-size line or trailer line. */
+const MAX_LINE_BYTES = 4096;
+/** Chunk sizes above this (16 hex digits would overflow a double's exact range) are refused. */
+const MAX_CHUNK_HEX_DIGITS = 12;
+
+const S_HEAD = 0;
+const S_LENGTH = 1;
+const S_CHUNK_SIZE = 2;
+const S_CHUNK_DATA = 3;
+const S_CHUNK_CRLF = 4;
+const S_TRAILERS = 5;
+const S_CLOSE = 6;
+const S_DONE = 7;
+
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const BAD_VALUE = /[\0\r\n]/;
+const DIGITS = /^[0-9]+$/;
+const HEX = /^[0-9A-Fa-f]+$/;
+const CRLFCRLF = Buffer.from('\r\n\r\n');
+
+export class ResponseParser {
+  #sink: ResponseSink | null = null;
+  #state = S_DONE;
+  #noBody = false;
+  #keepAlive = true;
+  #remaining = 0;
+  #pending: Buffer | null = null;
+  #line = '';
+
+  /** Prepare for the next response. `isHead`: the request was HEAD, so no body follows. */
+  reset(sink: ResponseSink, isHead: boolean): void {
+    this.#sink = sink;
+    this.#state = S_HEAD;
+    this.#noBody = isHead;
+    this.#keepAlive = true;
+    this.#remaining = 0;
+    this.#pending = null;
+    this.#line = '';
+  }
+
+  /** True while a response is being read (anything but idle or done). */
+  get active(): boolean {
+    return this.#state !== S_DONE;
+  }
+
+  /** True once any byte of the current response head has arrived. */
+  get started(): boolean {
+    return this.#state !== S_HEAD || this.#pending !== null;
+  }
+
+  /** Feed bytes from the socket. Throws ParseError on a malformed response. */
+  execute(buf: Buffer): void {
+    let off = 0;
+    const len = buf.length;
+    if (this.#state === S_DONE) {
+      if (len > 0) throw new ParseError('bytes received with no request outstanding');
+      return;
+    }
+    while (off < len || this.#state === S_DONE) {
+      switch (this.#state) {
+        case S_HEAD: {
+          const r = this.#readHead(buf, off);
+          if (r < 0) return; // need more bytes
+          off = r;
+          break;
+        }
+        case S_LENGTH: {
+          const n = Math.min(this.#remaining, len - off);
+          this.#remaining -= n;
+          const piece = buf.subarray(off, off + n);
+          off += n;
+          this.#sink!.onBody(piece);
+          if (this.#remaining === 0) this.#state = S_DONE;
+          break;
+        }
+        case S_CHUNK_SIZE: {
+          const r = this.#readLine(buf, off);
+          if (r < 0) return;
+          off = r;
+          this.#chunkSize(this.#line);
+          this.#line = '';
+          break;
+        }
+        case S_CHUNK_DATA: {
+          const n = Math.min(this.#remaining, len - off);
+          this.#remaining -= n;
+          const piece = buf.subarray(off, off + n);
+          off += n;
+          this.#sink!.onBody(piece);
+          if (this.#remaining === 0) this.#state = S_CHUNK_CRLF;
+          break;
+        }
+        case S_CHUNK_CRLF: {
+          const r = this.#readLine(buf, off);
+          if (r < 0) return;
+          off = r;
+          if (this.#line !== '') throw new ParseError('chunk data not followed by CRLF');
+          this.#state = S_CHUNK_SIZE;
+          break;
+        }
+        case S_TRAILERS: {
+          const r = this.#readLine(buf, off);
+          if (r < 0) return;
+          off = r;
+          // Trailers are read and dropped: the client side (uWS) cannot send them.
+          if (this.#line === '') this.#state = S_DONE;
+          this.#line = '';
+          break;
+        }
+        case S_CLOSE: {
+          const piece = off === 0 ? buf : buf.subarray(off);
+          off = len;
+          this.#sink!.onBody(piece);
+          return;
+        }
+        case S_DONE: {
+          // Bytes after a complete response mean the backend and we disagree about framing:
+          // never reuse such a connection.
+          const sink = this.#sink!;
+          this.#sink = null;
+          sink.onComplete(this.#keepAlive && off === len);
+          return;
+        }
+      }
+    }
+  }
+
+  /**
+   * The backend closed the connection. Completes a close-delimited body; anything else that was
+   * mid-response is truncated and throws.
+   */
+  finish(): void {
+    if (this.#state === S_CLOSE) {
+      this.#state = S_DONE;
+      const sink = this.#sink!;
+      this.#sink = null;
+      sink.onComplete(false);
+      return;
+    }
+    if (this.#state !== S_DONE) throw new ParseError('connection closed before the response was complete');
+  }
+
+  /** Returns the offset after the head, or -1 when more bytes are needed. */
+  #readHead(buf: Buffer, off: number): number {
+    let data = off === 0 ? buf : buf.subarray(off);
+    let base = 0;
+    if (this.#pending) {
+      base = this.#pending.length;
+      data = Buffer.concat([this.#pending, data]);
+      this.#pending = null;
+    }
+    // Search from a little before the old end, in case CRLFCRLF straddles the boundary.
+    const end = data.indexOf(CRLFCRLF, Math.max(0, base - 3));
+    if (end < 0) {
+      if (data.length > MAX_HEAD_BYTES) throw new ParseError('response head too large');
+      this.#pending = Buffer.from(data); // own copy: the socket may reuse nothing, but be safe
+      return -1;
+    }
+    if (end > MAX_HEAD_BYTES) throw new ParseError('response head too large');
+    this.#parseHead(data.toString('latin1', 0, end));
+    // Position in `buf` just after the head.
+    return off + (end + 4 - base);
+  }
+
+  #parseHead(head: string): void {
+    let eol = head.indexOf('\r\n');
+    const statusLine = eol < 0 ? head : head.slice(0, eol);
+    // HTTP-version SP 3DIGIT SP [reason]
+    if (
+      statusLine.length < 12 ||
+      !statusLine.startsWith('HTTP/1.') ||
+      (statusLine[7] !== '1' && statusLine[7] !== '0') ||
+      statusLine[8] !== ' ' ||
+      (statusLine.length > 12 && statusLine[12] !== ' ')
+    ) {
+      throw new ParseError(`malformed status line: ${JSON.stringify(statusLine.slice(0, 64))}`);
+    }
+    const code = statusLine.slice(9, 12);
+    if (!DIGITS.test(code)) throw new ParseError(`malformed status code: ${JSON.stringify(code)}`);
+    const status = Number(code);
+    if (status < 100) throw new ParseError(`status code out of range: ${status}`);
+    const reason = statusLine.length > 13 ? statusLine.slice(13) : '';
+    if (BAD_VALUE.test(reason)) throw new ParseError('malformed reason phrase');
+    const http10 = statusLine[7] === '0';
+
+    const headers: string[] = [];
+    let contentLength = -1;
+    let chunked = false;
+    let transferEncoding = false;
+    let connClose = http10;
+    let start = eol < 0 ? head.length : eol + 2;
+    while (start < head.length) {
+      eol = head.indexOf('\r\n', start);
+      if (eol < 0) eol = head.length;
+      const line = head.slice(start, eol);
+      start = eol + 2;
+      const colon = line.indexOf(':');
+      if (colon <= 0) throw new ParseError(`malformed header line: ${JSON.stringify(line.slice(0, 64))}`);
+      const rawName = line.slice(0, colon);
+      if (!TOKEN.test(rawName)) throw new ParseError(`malformed header name: ${JSON.stringify(rawName.slice(0, 64))}`);
+      const value = line.slice(colon + 1).trim();
+      if (BAD_VALUE.test(value)) throw new ParseError(`malformed value in header ${rawName}`);
+      const name = rawName.toLowerCase();
+      headers.push(name, value);
+      // Only the framing headers are interpreted here; the rest is the forwarder's business.
+      if (name === 'content-length') {
+        if (!DIGITS.test(value) || value.length > 15) throw new ParseError(`bad content-length: ${JSON.stringify(value)}`);
+        const n = Number(value);
+        if (contentLength >= 0 && contentLength !== n) throw new ParseError('differing content-length headers');
+        contentLength = n;
+      } else if (name === 'transfer-encoding') {
+        transferEncoding = true;
+        const last = value.slice(value.lastIndexOf(',') + 1).trim().toLowerCase();
+        chunked = last === 'chunked';
+      } else if (name === 'connection') {
+        const v = value.toLowerCase();
+        if (v.includes('close')) connClose = true;
+        else if (http10 && v.includes('keep-alive')) connClose = false;
+      }
+    }
+
+    if (status < 200) {
+      if (status === 101) throw new ParseError('unexpected 101 Switching Protocols');
+      // Interim response (100, 102, 103): read on to the final one.
+      return;
+    }
+
+    this.#keepAlive = !connClose;
+    let framing: FramingKind;
+    if (this.#noBody || status === 204 || status === 304) {
+      framing = Framing.NONE;
+      this.#state = S_DONE;
+    } else if (transferEncoding) {
+      // RFC 9112 §6.3: Transfer-Encoding overrides Content-Length, and such a message must not be
+      // followed by another on the same connection.
+      if (contentLength >= 0) this.#keepAlive = false;
+      contentLength = -1;
+      if (chunked) {
+        framing = Framing.CHUNKED;
+        this.#state = S_CHUNK_SIZE;
+      } else {
+        framing = Framing.CLOSE;
+        this.#keepAlive = false;
+        this.#state = S_CLOSE;
+      }
+    } else if (contentLength >= 0) {
+      framing = Framing.LENGTH;
+      this.#remaining = contentLength;
+      this.#state = contentLength === 0 ? S_DONE : S_LENGTH;
+    } else {
+      framing = Framing.CLOSE;
+      this.#keepAlive = false;
+      this.#state = S_CLOSE;
+    }
+    this.#sink!.onHead(status, reason, headers, framing, contentLength);
+  }
+
+  /** Accumulates one CRLF-terminated line into #line; returns the offset after it or -1. */
+  #readLine(buf: Buffer, off: number): number {
+    const nl = buf.indexOf(10, off);
+    const stop = nl < 0 ? buf.length : nl + 1;
+    this.#line += buf.toString('latin1', off, stop);
+    if (this.#line.length > MAX_LINE_BYTES) throw new ParseError('chunk-size or trailer line too long');
+    if (nl < 0) return -1;
+    if (this.#line.length < 2 || this.#line.charCodeAt(this.#line.length - 2) !== 13) {
+      throw new ParseError('bare LF in chunked framing');
+    }
+    this.#line = this.#line.slice(0, -2);
+    return stop;
+  }
+
+  #chunkSize(line: string): void {
+    const semi = line.indexOf(';');
+    const hex = (semi < 0 ? line : line.slice(0, semi)).trimEnd();
+    if (!HEX.test(hex) || hex.length > MAX_CHUNK_HEX_DIGITS) throw new ParseError(`bad chunk size: ${JSON.stringify(line.slice(0, 32))}`);
+    const size = parseInt(hex, 16);
+    if (size === 0) {
+      this.#state = S_TRAILERS;
+    } else {
+      this.#remaining = size;
+      this.#state = S_CHUNK_DATA;
+    }
+  }
+}
