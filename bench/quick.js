@@ -133,7 +133,7 @@ async function measureTarget(t, ctx) {
   const row = {
     group: t.group, target: t.target, workers: t.workers,
     status: 'ok', reason: null, rps: null, p50Ms: null, p99Ms: null, requests: null, non2xx: null, errors: null,
-    otherCpu: null, notes: [],
+    otherCpu: null, notes: [], timingsMs: {},
   };
   if (ctx.backend.handle.exitInfo) {
     row.status = 'failed';
@@ -141,8 +141,10 @@ async function measureTarget(t, ctx) {
     return row;
   }
   let started;
+  let mark = Date.now();
   try {
     started = await t.start();
+    row.timingsMs.start = Date.now() - mark;
   } catch (err) {
     row.status = err instanceof SkipError ? 'skipped' : 'failed';
     row.reason = err.message;
@@ -178,7 +180,9 @@ async function measureTarget(t, ctx) {
     row.reason = err.message;
   } finally {
     if (started.handle) {
+      mark = Date.now();
       const stopped = await stopProcess(started.handle, { signal: 'SIGTERM', timeoutMs: 5000 });
+      row.timingsMs.stop = Date.now() - mark;
       if (stopped.forced) row.notes.push('did not exit within 5 s of SIGTERM (killed)');
       else if (t.group === 'sluice' && stopped.code !== 0 && stopped.code !== null) row.notes.push(`exit code ${stopped.code} after SIGTERM`);
     }

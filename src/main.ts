@@ -4,6 +4,7 @@
 import type { Config } from './config/types.js';
 import { createLogger } from './log.js';
 import { SharedTable } from './state/table.js';
+import { C, H, workerCell } from './state/layout.js';
 import { Membership } from './state/membership.js';
 import { Supervisor } from './supervisor/supervisor.js';
 import { startDemoPool, type DemoPool } from './demo/echo-backends.js';
@@ -70,6 +71,25 @@ export async function start(config: Config, warnings: string[]): Promise<Running
   if (process.env.SLUICE_TEST_HOOKS === '1') {
     // Test-only: SIGUSR2 makes worker 0 throw, to prove crash recovery.
     process.on('SIGUSR2', () => supervisor.crash(0));
+    // Test-only: SIGUSR1 logs the shared counters, so tests can prove every slot was released.
+    process.on('SIGUSR1', () => log.info(tableSnapshot(table, config.workers), 'table snapshot'));
   }
   return { supervisor, table, stop };
+}
+
+/** In-flight and request counts per used slot (and per worker), for the test hook above. */
+function tableSnapshot(table: SharedTable, workers: number): Record<string, unknown> {
+  const slots = [];
+  for (let slot = 0; slot < table.header(H.SLOTS_USED); slot++) {
+    const perWorker: number[] = [];
+    for (let w = 0; w < workers; w++) perWorker.push(Atomics.load(table.words, workerCell(w, slot)));
+    slots.push({
+      slot,
+      inFlight: table.get(C.IN_FLIGHT, slot),
+      requests: table.get(C.REQUESTS, slot),
+      openConns: table.get(C.OPEN_CONNS, slot),
+      workers: perWorker,
+    });
+  }
+  return { restarts: table.header(H.WORKER_RESTARTS), slots };
 }

@@ -35,9 +35,14 @@ export function runLoad(generator, { url, connections = 100, durationS = 6 }) {
   return runAutocannon({ url, connections, durationS, workers: generator.threads });
 }
 
-/** A short unrecorded run so JITs, connection pools and CPU frequency settle before measuring. */
+/**
+ * A short unrecorded run so JITs, connection pools and CPU frequency settle before measuring.
+ * autocannon warms up in-process: its worker threads take about a second to start, which would
+ * cost more than the warm-up itself.
+ */
 export async function warmUp(generator, { url, connections = 100, durationS = 1 }) {
   if (durationS <= 0) return null;
+  if (generator.name === 'autocannon') return runAutocannon({ url, connections, durationS, workers: 1 });
   return runLoad(generator, { url, connections, durationS });
 }
 

@@ -138,6 +138,7 @@ export class ProxyContext {
               maxWaiting: MAX_WAITING,
               connectTimeoutMs: c.connectTimeoutMs,
               requestTimeoutMs: c.requestTimeoutMs,
+              idleTimeoutMs: c.idleTimeoutMs,
               tls: upstreamTls(b.upstream),
             });
     }

@@ -114,6 +114,12 @@ export class Connection implements ResponseSink {
 
   /** Called by the pool's timer when `deadline` has passed. */
   expire(): void {
+    if (this.#exchange === null) {
+      // Idle past SLUICE_IDLE_TIMEOUT_MS: close it before the backend does, so we never race a
+      // backend's own keep-alive timeout with a request on a socket it is about to close.
+      this.destroy();
+      return;
+    }
     const connecting = !this.#connected;
     this.#fail(
       new UpstreamError(
@@ -154,7 +160,9 @@ export class Connection implements ResponseSink {
   #onConnect = (): void => {
     this.#connected = true;
     this.#owner.opened();
-    this.deadline = this.#exchange ? this.#owner.now() + this.#owner.requestTimeoutMs : 0;
+    // Busy: the request timeout starts now. Idle (its exchange gave up while it connected): the
+    // pool's idle deadline, already set on release, stands.
+    if (this.#exchange) this.deadline = this.#owner.now() + this.#owner.requestTimeoutMs;
   };
 
   #parse = (): void => {

@@ -17,6 +17,8 @@ export interface PoolOptions {
   maxWaiting: number;
   connectTimeoutMs: number;
   requestTimeoutMs: number;
+  /** Idle pooled connections are closed after this long. */
+  idleTimeoutMs: number;
   tls: tls.ConnectionOptions | null;
 }
 
@@ -29,6 +31,7 @@ export class Pool implements ConnectionOwner {
   readonly requestTimeoutMs: number;
   readonly #table: SharedTable;
   readonly #max: number;
+  readonly #idleTimeoutMs: number;
   readonly #maxWaiting: number;
   readonly #idle: Connection[] = [];
   /** Every live connection, for the deadline sweep and for close(). */
@@ -44,6 +47,7 @@ export class Pool implements ConnectionOwner {
     this.slot = options.slot;
     this.tls = options.tls;
     this.#max = options.max;
+    this.#idleTimeoutMs = options.idleTimeoutMs;
     this.#maxWaiting = options.maxWaiting;
     this.connectTimeoutMs = options.connectTimeoutMs;
     this.requestTimeoutMs = options.requestTimeoutMs;
@@ -81,7 +85,10 @@ export class Pool implements ConnectionOwner {
     }
     const next = this.#nextWaiter();
     if (next) next.onConnection(conn);
-    else this.#idle.push(conn);
+    else {
+      conn.deadline = this.now() + this.#idleTimeoutMs;
+      this.#idle.push(conn);
+    }
   }
 
   closed(conn: Connection, wasOpen: boolean): void {

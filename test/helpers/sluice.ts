@@ -1,0 +1,283 @@
+// Starts the built CLI (dist/src/cli.js) as a child process on a free loopback port, waits for its
+// "sluice is listening" log line, and collects its output. Every instance is killed at the owning
+// test's teardown, whatever happened in the test. Build first: `npm test` does (pretest), and
+// `ensureBuilt()` rebuilds when dist is older than the sources.
+
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdirSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import net from 'node:net';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+export const BUILT_CLI = fileURLToPath(new URL('../../dist/src/cli.js', import.meta.url));
+
+/** What the helpers need from a tap test: a teardown hook. */
+export interface Teardown {
+  teardown(fn: () => unknown): void;
+}
+
+export interface SluiceOptions {
+  /** Backend URLs for SLUICE_UPSTREAMS. */
+  upstreams: readonly string[];
+  /** SLUICE_WORKERS; default 1 (one worker keeps per-worker pools deterministic). */
+  workers?: number;
+  /** SLUICE_TEST_HOOKS=1: SIGUSR1 logs a table snapshot, SIGUSR2 crashes worker 0. */
+  testHooks?: boolean;
+  /** More SLUICE_* variables (they override the ones above). */
+  env?: Record<string, string>;
+  /** How long to wait for the ready line; default 10 s. */
+  readyTimeoutMs?: number;
+}
+
+/** One parsed pino line. */
+export interface LogLine {
+  level: number;
+  msg: string;
+  [key: string]: unknown;
+}
+
+export interface TableSlot {
+  slot: number;
+  inFlight: number;
+  requests: number;
+  openConns: number;
+  /** In-flight count per worker index. */
+  workers: number[];
+}
+
+export interface TableSnapshot extends LogLine {
+  restarts: number;
+  slots: TableSlot[];
+}
+
+export interface Sluice {
+  readonly port: number;
+  /** http://127.0.0.1:<port> */
+  readonly url: string;
+  readonly pid: number;
+  readonly child: ChildProcess;
+  /** Everything written so far. */
+  stdout(): string;
+  stderr(): string;
+  /** stdout parsed as pino lines (non-JSON lines skipped). */
+  logs(): LogLine[];
+  /** Resolves with the first log line (already written or still to come) that matches. */
+  waitForLog(match: (line: LogLine) => boolean, timeoutMs?: number, after?: number): Promise<LogLine>;
+  /** SIGUSR1 (test hooks only) and the "table snapshot" line it produces. */
+  snapshot(timeoutMs?: number): Promise<TableSnapshot>;
+  /** Resident set size of the whole process (all worker threads), from /proc. */
+  rssBytes(): number;
+  /** SIGTERM, then resolve with the exit code (null when killed by a signal). */
+  stop(timeoutMs?: number): Promise<number | null>;
+  /** Resolves when the process has exited. */
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/** A port that was free a moment ago: bind port 0 and close. */
+export function freePort(host = '127.0.0.1'): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.unref();
+    server.once('error', reject);
+    server.listen(0, host, () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * Rebuild dist when any source file is newer than the built CLI (`npm test` builds first, so this
+ * only matters for `npx tap <file>` after an edit). A lock directory keeps parallel test files from
+ * running two compilers over the same dist.
+ */
+export async function ensureBuilt(): Promise<void> {
+  const lock = `${ROOT}dist/.build-lock`;
+  for (;;) {
+    if (builtAt() > 0 && newestSource() <= builtAt()) return;
+    try {
+      mkdirSync(`${ROOT}dist`, { recursive: true });
+      mkdirSync(lock);
+    } catch {
+      // Someone else is building (or a stale lock from a killed run: give up on it after 60 s).
+      try {
+        if (Date.now() - statSync(lock).mtimeMs > 60_000) rmSync(lock, { recursive: true, force: true });
+      } catch {
+        // gone already
+      }
+      await new Promise((r) => setTimeout(r, 200));
+      continue;
+    }
+    try {
+      if (builtAt() > 0 && newestSource() <= builtAt()) return;
+      const tsc = fileURLToPath(new URL('../../node_modules/typescript/bin/tsc', import.meta.url));
+      const r = spawnSync(process.execPath, [tsc, '-p', 'tsconfig.json'], { cwd: ROOT, encoding: 'utf8' });
+      if (r.status !== 0) throw new Error(`build failed:\n${r.stdout}${r.stderr}`);
+      return;
+    } finally {
+      rmSync(lock, { recursive: true, force: true });
+    }
+  }
+}
+
+function builtAt(): number {
+  try {
+    return statSync(BUILT_CLI).mtimeMs;
+  } catch {
+    return 0;
+  }
+}
+
+function newestSource(): number {
+  let newest = 0;
+  const walk = (dir: string): void => {
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      const path = `${dir}/${entry.name}`;
+      if (entry.isDirectory()) walk(path);
+      else if (entry.name.endsWith('.ts')) newest = Math.max(newest, statSync(path).mtimeMs);
+    }
+  };
+  walk(`${ROOT}src`);
+  walk(`${ROOT}workers`);
+  return newest;
+}
+
+/**
+ * Start Sluice and wait until it listens. Rejects (with its output) when it exits first or the
+ * ready line does not come in time. The child is SIGKILLed at `t`'s teardown if still running.
+ */
+export async function startSluice(t: Teardown, options: SluiceOptions): Promise<Sluice> {
+  const port = await freePort();
+  const env: NodeJS.ProcessEnv = {
+    PATH: process.env.PATH,
+    SLUICE_LISTEN: `127.0.0.1:${port}`,
+    SLUICE_UPSTREAMS: options.upstreams.join(','),
+    SLUICE_WORKERS: String(options.workers ?? 1),
+    SLUICE_LOG_LEVEL: 'info',
+    ...(options.testHooks ? { SLUICE_TEST_HOOKS: '1' } : {}),
+    ...options.env,
+  };
+  const child = spawn(process.execPath, [BUILT_CLI], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  let parsed: LogLine[] = [];
+  let parsedUpTo = 0;
+  const waiters = new Set<() => void>();
+  const wake = (): void => {
+    for (const w of waiters) w();
+  };
+  child.stdout!.setEncoding('utf8').on('data', (s: string) => {
+    out += s;
+    wake();
+  });
+  child.stderr!.setEncoding('utf8').on('data', (s: string) => {
+    err += s;
+  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    child.once('exit', (code, signal) => {
+      // Let the pipes flush their last bytes before anyone reads the output.
+      setImmediate(() => {
+        resolve({ code, signal });
+        wake();
+      });
+    });
+  });
+  let done = false;
+  void exited.then(() => (done = true));
+  t.teardown(() => {
+    if (!done) child.kill('SIGKILL');
+    return exited;
+  });
+
+  const logs = (): LogLine[] => {
+    const end = out.lastIndexOf('\n') + 1;
+    if (end > parsedUpTo) {
+      const fresh = parseLines(out.slice(parsedUpTo, end));
+      parsed = parsed.concat(fresh);
+      parsedUpTo = end;
+    }
+    return parsed;
+  };
+
+  const waitForLog = (match: (line: LogLine) => boolean, timeoutMs = 5000, after = 0): Promise<LogLine> =>
+    new Promise((resolve, reject) => {
+      const check = (): void => {
+        const lines = logs();
+        for (let i = after; i < lines.length; i++) {
+          if (match(lines[i]!)) {
+            finish();
+            return resolve(lines[i]!);
+          }
+        }
+        if (done) {
+          finish();
+          reject(new Error(`sluice exited before the expected log line\nstdout:\n${out}\nstderr:\n${err}`));
+        }
+      };
+      const timer = setTimeout(() => {
+        finish();
+        reject(new Error(`no matching log line within ${timeoutMs} ms\nstdout:\n${out}\nstderr:\n${err}`));
+      }, timeoutMs);
+      const finish = (): void => {
+        clearTimeout(timer);
+        waiters.delete(check);
+      };
+      waiters.add(check);
+      check();
+    });
+
+  await waitForLog((l) => l.msg === 'sluice is listening', options.readyTimeoutMs ?? 10_000);
+
+  const sluice: Sluice = {
+    port,
+    url: `http://127.0.0.1:${port}`,
+    pid: child.pid!,
+    child,
+    exited,
+    stdout: () => out,
+    stderr: () => err,
+    logs,
+    waitForLog,
+    async snapshot(timeoutMs = 3000) {
+      const after = logs().length;
+      child.kill('SIGUSR1');
+      return (await waitForLog((l) => l.msg === 'table snapshot', timeoutMs, after)) as TableSnapshot;
+    },
+    rssBytes: () => vmRss(child.pid!),
+    async stop(timeoutMs = 15_000) {
+      if (!done) child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+      const { code } = await exited;
+      clearTimeout(timer);
+      return code;
+    },
+  };
+  return sluice;
+}
+
+function parseLines(text: string): LogLine[] {
+  const lines: LogLine[] = [];
+  for (const line of text.split('\n')) {
+    if (!line.startsWith('{')) continue;
+    try {
+      lines.push(JSON.parse(line) as LogLine);
+    } catch {
+      // a line that only looks like JSON: not a log record
+    }
+  }
+  return lines;
+}
+
+/** VmRSS of `pid` in bytes (Linux). */
+export function vmRss(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const m = /^VmRSS:\s+(\d+)\s+kB$/m.exec(status);
+  if (!m) throw new Error(`no VmRSS for ${pid}`);
+  return Number(m[1]) * 1024;
+}
+
+/** Run the built CLI to completion (for configuration errors), with only PATH and `env`. */
+export function runCli(env: Record<string, string>, timeoutMs = 20_000): { code: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [BUILT_CLI], { env: { PATH: process.env.PATH, ...env }, encoding: 'utf8', timeout: timeoutMs });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
