@@ -64,6 +64,10 @@ export class Connection implements ResponseSink {
   get busy(): boolean {
     return this.#exchange !== null;
   }
+  /** Destroyed (idle timeout, backend closed it, bad bytes): its socket may not have closed yet. */
+  get destroyed(): boolean {
+    return this.#destroyed;
+  }
 
   /**
    * Start an exchange: write the request head (and, for bodiless requests, that is the whole
@@ -81,6 +85,9 @@ export class Connection implements ResponseSink {
   /** Write a request body piece; false means the socket is buffering (wait for onRequestDrain). */
   writeBody(chunk: Buffer, chunked: boolean): boolean {
     if (this.#destroyed) return true;
+    // An empty piece has nothing to send, and in chunked framing it would be the last-chunk marker
+    // ("0\r\n\r\n"): the backend would take the rest of the body as a new request.
+    if (chunk.length === 0) return !this.#socket.writableNeedDrain;
     if (!chunked) return this.#socket.write(chunk);
     const s = this.#socket;
     s.cork();

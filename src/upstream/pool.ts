@@ -66,7 +66,10 @@ export class Pool implements ConnectionOwner {
 
   /** Hand `ex` a connection now, or queue it until one frees up. */
   acquire(ex: ExchangeHandler): void {
-    const conn = this.#idle.pop();
+    let conn = this.#idle.pop();
+    // A connection destroyed while idle (idle timeout, backend FIN) stays listed until its socket
+    // emits 'close', a loop phase later: never hand one of those out.
+    while (conn !== undefined && conn.destroyed) conn = this.#idle.pop();
     if (conn) return ex.onConnection(conn);
     if (this.#all.size < this.#max) return ex.onConnection(this.#open());
     if (this.#waiting.length - this.#waitHead >= this.#maxWaiting) return ex.onPoolFull();

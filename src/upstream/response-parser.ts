@@ -181,7 +181,9 @@ export class ResponseParser {
     // Search from a little before the old end, in case CRLFCRLF straddles the boundary.
     const end = data.indexOf(CRLFCRLF, Math.max(0, base - 3));
     if (end < 0) {
-      if (data.length > MAX_HEAD_BYTES) throw new ParseError('response head too large');
+      // Up to 3 bytes may be the start of the terminator, so only past that is the head surely too
+      // large (otherwise the verdict on a head near the limit would depend on where reads split).
+      if (data.length > MAX_HEAD_BYTES + 3) throw new ParseError('response head too large');
       this.#pending = Buffer.from(data); // own copy: the socket may reuse nothing, but be safe
       return -1;
     }
@@ -216,7 +218,8 @@ export class ResponseParser {
     let contentLength = -1;
     let chunked = false;
     let transferEncoding = false;
-    let connClose = http10;
+    let closeToken = false;
+    let keepAliveToken = false;
     let start = eol < 0 ? head.length : eol + 2;
     while (start < head.length) {
       eol = head.indexOf('\r\n', start);
@@ -227,7 +230,9 @@ export class ResponseParser {
       if (colon <= 0) throw new ParseError(`malformed header line: ${JSON.stringify(line.slice(0, 64))}`);
       const rawName = line.slice(0, colon);
       if (!TOKEN.test(rawName)) throw new ParseError(`malformed header name: ${JSON.stringify(rawName.slice(0, 64))}`);
-      const value = line.slice(colon + 1).trim();
+      // Trim optional whitespace (SP / HTAB) only: trim() would also strip a bare CR or LF at the
+      // edges, accepting a line that a lenient reader elsewhere would split differently.
+      const value = trimOws(line, colon + 1, line.length);
       if (BAD_VALUE.test(value)) throw new ParseError(`malformed value in header ${rawName}`);
       const name = rawName.toLowerCase();
       headers.push(name, value);
@@ -243,8 +248,8 @@ export class ResponseParser {
         chunked = last === 'chunked';
       } else if (name === 'connection') {
         const v = value.toLowerCase();
-        if (v.includes('close')) connClose = true;
-        else if (http10 && v.includes('keep-alive')) connClose = false;
+        if (v.includes('close')) closeToken = true;
+        else if (v.includes('keep-alive')) keepAliveToken = true;
       }
     }
 
@@ -254,7 +259,8 @@ export class ResponseParser {
       return;
     }
 
-    this.#keepAlive = !connClose;
+    // "close" wins wherever it appears, whatever other Connection headers say.
+    this.#keepAlive = !closeToken && (!http10 || keepAliveToken);
     let framing: FramingKind;
     if (this.#noBody || status === 204 || status === 304) {
       framing = Framing.NONE;
@@ -295,12 +301,17 @@ export class ResponseParser {
       throw new ParseError('bare LF in chunked framing');
     }
     this.#line = this.#line.slice(0, -2);
+    // A CR that does not end the line is never framing; refuse it rather than trim or ignore it.
+    if (this.#line.includes('\r')) throw new ParseError('bare CR in chunked framing');
     return stop;
   }
 
   #chunkSize(line: string): void {
     const semi = line.indexOf(';');
-    const hex = (semi < 0 ? line : line.slice(0, semi)).trimEnd();
+    // BWS may precede an extension's ';' (SP / HTAB only); nothing may precede the size.
+    let end = semi < 0 ? line.length : semi;
+    while (end > 0 && (line.charCodeAt(end - 1) === 32 || line.charCodeAt(end - 1) === 9)) end--;
+    const hex = line.slice(0, end);
     if (!HEX.test(hex) || hex.length > MAX_CHUNK_HEX_DIGITS) throw new ParseError(`bad chunk size: ${JSON.stringify(line.slice(0, 32))}`);
     const size = parseInt(hex, 16);
     if (size === 0) {
@@ -310,4 +321,12 @@ export class ResponseParser {
       this.#state = S_CHUNK_DATA;
     }
   }
+}
+
+/** `s.slice(start, end)` without leading and trailing SP / HTAB (RFC 9110 OWS). */
+function trimOws(s: string, start: number, end: number): string {
+  let c: number;
+  while (start < end && ((c = s.charCodeAt(start)) === 32 || c === 9)) start++;
+  while (end > start && ((c = s.charCodeAt(end - 1)) === 32 || c === 9)) end--;
+  return s.slice(start, end);
 }
