@@ -36,6 +36,7 @@ export class Connection implements ResponseSink {
   #destroyed = false;
   #requestDone = false;
   #responseStarted = false;
+  #paused = false;
   #chunk: Buffer | null = null;
   /** Exchanges completed on this connection; > 0 means the next one runs on a reused socket. */
   uses = 0;
@@ -77,6 +78,7 @@ export class Connection implements ResponseSink {
     this.#exchange = exchange;
     this.#requestDone = !hasBody;
     this.#responseStarted = false;
+    this.#paused = false;
     this.#parser.reset(this, isHead);
     if (this.#connected) this.deadline = this.#owner.now() + this.#owner.requestTimeoutMs;
     this.#socket.write(head, 'latin1');
@@ -104,9 +106,13 @@ export class Connection implements ResponseSink {
   }
 
   pause(): void {
+    this.#paused = true;
+    this.deadline = 0;
     this.#socket.pause();
   }
   resume(): void {
+    this.#paused = false;
+    if (this.#exchange !== null && this.#responseStarted) this.deadline = this.#owner.now() + this.#owner.requestTimeoutMs;
     this.#socket.resume();
   }
 
@@ -131,8 +137,8 @@ export class Connection implements ResponseSink {
     this.#fail(
       new UpstreamError(
         connecting ? 'connect' : 'timeout',
-        connecting ? `connect to ${this.#owner.host}:${this.#owner.port} timed out` : 'no response within the request timeout',
-        true,
+        connecting ? `connect to ${this.#owner.host}:${this.#owner.port} timed out` : this.#responseStarted ? 'response stalled past the request timeout' : 'no response within the request timeout',
+        !this.#responseStarted,
       ),
     );
   }
@@ -146,7 +152,7 @@ export class Connection implements ResponseSink {
   onBody(chunk: Buffer): boolean {
     const ex = this.#exchange;
     if (ex && !ex.onResponseData(chunk)) {
-      this.#socket.pause();
+      this.pause();
       return false;
     }
     return true;
@@ -177,6 +183,10 @@ export class Connection implements ResponseSink {
     this.#chunk = null;
     try {
       this.#parser.execute(chunk);
+      // Mid-body: the backend gets the request timeout again between reads, so one that sends a
+      // head and then stalls is cut off instead of holding the client forever.
+      // Not while paused for a slow client: that wait is the client's, not the backend's.
+      if (this.#exchange !== null && !this.#paused) this.deadline = this.#owner.now() + this.#owner.requestTimeoutMs;
     } catch (err) {
       // A ParseError is the backend's fault; anything else thrown from a callback is ours, but it
       // must still end this one exchange cleanly instead of taking the worker down.

@@ -404,17 +404,46 @@ t.test('backend accepts but never answers: timeout at the request deadline', asy
   t.equal(table.get(C.OPEN_CONNS, SLOT), 0);
 });
 
-t.test('the first response byte ends the request deadline', async (t) => {
-  const be = await scripted(t, () => 'HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nab');
-  const { pool, table } = makePool(t, be.port, { requestTimeoutMs: 1000 });
-  const ex = new Exchange(GET());
-  pool.acquire(ex);
-  await until(() => ex.chunks.length > 0, 'the first body bytes');
-  pool.sweep(table.now() + 60_000);
-  t.equal(ex.error, null, 'a slow body is not a timeout');
-  be.peers[0]!.socket.write('cd');
-  await ex.done;
-  t.equal(ex.body, 'abcd');
+t.test('mid-body, the request timeout applies between reads', async (t) => {
+  t.test('a body that keeps coming within the timeout completes', async (t) => {
+    const be = await scripted(t, () => 'HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nab');
+    const { pool, table } = makePool(t, be.port, { requestTimeoutMs: 1000 });
+    const ex = new Exchange(GET());
+    pool.acquire(ex);
+    await until(() => ex.chunks.length > 0, 'the first body bytes');
+    pool.sweep(table.now() + 500);
+    t.equal(ex.error, null, 'a gap shorter than the timeout is not a timeout');
+    be.peers[0]!.socket.write('cd');
+    await ex.done;
+    t.equal(ex.body, 'abcd');
+  });
+
+  t.test('a body that stalls past the timeout is a timeout after the response began', async (t) => {
+    const be = await scripted(t, () => 'HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nab');
+    const { pool, table } = makePool(t, be.port, { requestTimeoutMs: 1000 });
+    const ex = new Exchange(GET());
+    pool.acquire(ex);
+    await until(() => ex.chunks.length > 0, 'the first body bytes');
+    pool.sweep(table.now() + 1_500);
+    t.equal(await ex.done, 'error');
+    t.equal(ex.error!.kind, 'timeout');
+    t.equal(ex.error!.beforeResponse, false, 'not retry-safe: the response had started');
+  });
+
+  t.test('no deadline while paused for a slow client', async (t) => {
+    const be = await scripted(t, () => 'HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nab');
+    const { pool, table } = makePool(t, be.port, { requestTimeoutMs: 1000 });
+    const ex = new Exchange(GET());
+    pool.acquire(ex);
+    await until(() => ex.chunks.length > 0, 'the first body bytes');
+    ex.conn!.pause();
+    pool.sweep(table.now() + 60_000);
+    t.equal(ex.error, null, 'waiting on the client is not the backend stalling');
+    ex.conn!.resume();
+    be.peers[0]!.socket.write('cd');
+    await ex.done;
+    t.equal(ex.body, 'abcd');
+  });
 });
 
 t.test('a reused idle connection the backend closed: reset before the response', async (t) => {
