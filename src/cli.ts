@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { parseEnv } from './config/env.js';
 import type { Config } from './config/types.js';
 import { VARIABLE_SPECS } from './config/variables.js';
+import { checkTls, describeTls } from './tls/files.js';
 
 export interface CliOutput {
   readonly stdout: { write(text: string): unknown };
@@ -57,12 +58,22 @@ export async function run(argv: readonly string[], env: NodeJS.ProcessEnv, out: 
     out.stderr.write(`sluice: configuration has ${count} error${count === 1 ? '' : 's'}\n`);
     return EXIT_CONFIG;
   }
+  // TLS files need I/O and their messages name files: checked once the variables are valid.
+  const tls = checkTls(result.config);
+  if (check || tls.errors.length > 0) for (const w of tls.warnings) out.stderr.write(`sluice: warning: ${w}\n`);
+  if (tls.errors.length > 0) {
+    for (const error of tls.errors) out.stderr.write(`sluice: ${error}\n`);
+    const count = tls.errors.length;
+    out.stderr.write(`sluice: configuration has ${count} error${count === 1 ? '' : 's'}\n`);
+    return EXIT_CONFIG;
+  }
   if (check) {
     out.stdout.write(`sluice: configuration OK\nsluice: ${summarize(result.config)}\n`);
+    if (tls.files !== null) out.stdout.write(`sluice: ${describeTls(result.config, tls.files)}\n`);
     return EXIT_OK;
   }
   const { start } = await import('./main.js');
-  await start(result.config, result.warnings);
+  await start(result.config, [...result.warnings, ...tls.warnings]);
   return EXIT_OK;
 }
 

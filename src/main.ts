@@ -8,14 +8,39 @@ import { C, H, workerCell } from './state/layout.js';
 import { Membership } from './state/membership.js';
 import { Supervisor } from './supervisor/supervisor.js';
 import { startDemoPool, type DemoPool } from './demo/echo-backends.js';
+import { ActiveChecker, healthOptions } from './health/active-checker.js';
+import { ConfigSource } from './reload/config-source.js';
+import { Reloader, type ReloadResult } from './reload/reloader.js';
+import { configureUpstreamTls } from './upstream/tls-options.js';
+import { startAdminServer, type AdminServer } from './admin/server.js';
+import { readVersion } from './cli.js';
 
 export interface Running {
   supervisor: Supervisor;
   table: SharedTable;
+  /** Active health checks; snapshot() is per-backend state for the admin API. */
+  checker: ActiveChecker;
+  /** What SIGHUP does: re-read SLUICE_ENV_FILE and apply it. */
+  reload(): Promise<ReloadResult>;
   stop(): Promise<void>;
 }
 
 export async function start(config: Config, warnings: string[]): Promise<Running> {
+  // Until the reloader exists, a SIGHUP (whose default action is to exit) is ignored, not fatal.
+  let onHangup = (): void => {};
+  process.on('SIGHUP', () => onHangup());
+  // SLUICE_ENV_FILE: its values win over the environment, at start as on every SIGHUP.
+  const source = new ConfigSource(process.env, config.envFile);
+  if (source.path !== '') {
+    const loaded = await source.load();
+    if (!loaded.ok) {
+      createLogger(config.logLevel, { role: 'control' }).fatal({ file: source.path, errors: loaded.errors }, 'start-up failed: invalid configuration');
+      process.exitCode = 1;
+      throw new Error(`invalid configuration in ${source.path}: ${loaded.errors.join('; ')}`);
+    }
+    config = { ...loaded.config, envFile: source.path };
+    warnings = loaded.warnings;
+  }
   // uWS reads this once, when its addon loads (in the first worker): set it before any worker starts.
   process.env.UWS_HTTP_MAX_HEADERS_SIZE = String(config.maxHeaderBytes);
   const log = createLogger(config.logLevel, { role: 'control' });
@@ -36,29 +61,55 @@ export async function start(config: Config, warnings: string[]): Promise<Running
   const table = new SharedTable();
   const membership = new Membership(table);
   const backends = membership.assign(upstreams);
+  // HTTP checks of https backends trust what the workers trust.
+  configureUpstreamTls(config);
+  const checker = new ActiveChecker(table, healthOptions(config), log);
+  checker.track(backends);
+  // With checks on, a backend gets traffic only after a check passes: let the first round finish.
+  await checker.settled(backends.map((b) => b.slot), config.healthTimeoutMs + 250);
   const supervisor = new Supervisor(config, table, backends, log, process.env.SLUICE_TEST_HOOKS === '1');
+  let admin: AdminServer | null = null;
+  let adminAt: string | undefined;
   try {
     await supervisor.start();
+    if (config.adminListen !== null) {
+      const started = await startAdminServer({ config, table, workers: supervisor, health: checker, log, version: readVersion() });
+      admin = started.server;
+      adminAt = `${started.address.address}:${started.address.port}`;
+    }
   } catch (err) {
     log.fatal({ err: (err as Error).message }, 'start-up failed');
+    checker.stop();
     await supervisor.drain(0);
     await demo?.close();
     process.exitCode = 1;
     throw err;
   }
   log.info(
-    { listen: `${config.listen.host}:${config.listen.port}`, workers: config.workers, balancer: config.balancer, backends: upstreams.length },
+    { listen: `${config.listen.host}:${config.listen.port}`, admin: adminAt ?? 'off', workers: config.workers, balancer: config.balancer, backends: upstreams.length },
     'sluice is listening',
+  );
+
+  const reloader = new Reloader(
+    source,
+    { config, upstreams, backends, demo: demo !== null },
+    { membership, workers: supervisor, checker, log },
   );
 
   let stopping: Promise<void> | null = null;
   const stop = (): Promise<void> =>
     (stopping ??= (async () => {
-      log.info({ drainTimeoutMs: config.drainTimeoutMs }, 'draining');
-      await supervisor.drain(config.drainTimeoutMs);
+      const { drainTimeoutMs } = reloader.config;
+      log.info({ drainTimeoutMs }, 'draining');
+      checker.stop();
+      await supervisor.drain(drainTimeoutMs);
+      await admin?.close();
       await demo?.close();
       log.info('stopped');
     })());
+  onHangup = () => {
+    if (stopping === null) void reloader.reload();
+  };
   const onSignal = (signal: NodeJS.Signals): void => {
     log.info({ signal }, 'signal received');
     void stop().then(() => {
@@ -74,7 +125,7 @@ export async function start(config: Config, warnings: string[]): Promise<Running
     // Test-only: SIGUSR1 logs the shared counters, so tests can prove every slot was released.
     process.on('SIGUSR1', () => log.info(tableSnapshot(table, config.workers), 'table snapshot'));
   }
-  return { supervisor, table, stop };
+  return { supervisor, table, checker, reload: () => reloader.reload(), stop };
 }
 
 /** In-flight and request counts per used slot (and per worker), for the test hook above. */

@@ -7,7 +7,10 @@ import { createLogger } from '../src/log.js';
 import { SharedTable } from '../src/state/table.js';
 import { ProxyContext, type Backend } from '../src/http/context.js';
 import { ProxyApp } from '../src/http/proxy-app.js';
+import { tlsListener } from '../src/tls/ssl-app.js';
+import { configureUpstreamTls } from '../src/upstream/tls-options.js';
 import type { ToWorker, FromWorker } from '../src/supervisor/messages.js';
+import { LatencyRecorder } from '../src/metrics/latency.js';
 
 export interface ProxyWorkerData {
   index: number;
@@ -24,13 +27,36 @@ const log = createLogger(data.config.logLevel, { worker: data.index });
 const send = (msg: FromWorker): void => port.postMessage(msg);
 
 const table = new SharedTable(data.buffer, data.index);
-const ctx = new ProxyContext(data.config, table, data.backends, log, data.seed);
-const app = new ProxyApp(ctx);
+/** This worker's latency histograms per backend; the request path records, admin scrapes read. */
+const latency = new LatencyRecorder();
+configureUpstreamTls(data.config);
+const ctx = new ProxyContext(data.config, table, data.backends, log, data.seed, latency);
+const app = new ProxyApp(ctx, tlsListener(data.config));
+
+// An uncaught exception would end this thread with uWS's sockets still open, and Node aborts the
+// whole process ("uv_loop_close() while having open handles") when a thread's loop closes that
+// way. So: close every socket, then let the thread end by itself. The supervisor sees the exit
+// (code 1), releases the thread's slots in the shared table and starts a replacement. The close
+// waits a turn: the exception may have been thrown from inside a uWS callback.
+let crashed = false;
+process.on('uncaughtException', (err) => {
+  log.fatal({ err: err.message, stack: err.stack }, 'worker crashed');
+  process.exitCode = 1;
+  if (crashed) return;
+  crashed = true;
+  setImmediate(() => {
+    app.close();
+    port.close();
+  });
+});
 
 port.on('message', (msg: ToWorker) => {
   switch (msg.type) {
     case 'backends':
       ctx.setBackends(msg.backends, msg.seed);
+      return;
+    case 'config':
+      reconfigure(msg.config, msg.backends, msg.seed);
       return;
     case 'drain':
       void app.drain(msg.timeoutMs).then(() => {
@@ -38,12 +64,29 @@ port.on('message', (msg: ToWorker) => {
         port.close();
       });
       return;
+    case 'latency':
+      send({ type: 'latency', id: msg.id, snapshot: latency.snapshot() });
+      return;
     case 'crash':
       // Test-only hook (SLUICE_TEST_HOOKS=1): an uncaught exception, as a bug would throw one.
       if (data.testHooks) setImmediate(() => { throw new Error('crash requested by test hook'); });
       return;
   }
 });
+
+/**
+ * Reload (SIGHUP): new settings and membership in one step. The listen address and worker count
+ * never change here (the control plane keeps their running values).
+ */
+function reconfigure(config: Config, backends: Backend[], seed: number): void {
+  log.level = config.logLevel;
+  try {
+    configureUpstreamTls(config);
+  } catch (err) {
+    log.error({ err: (err as Error).message }, 'reload: upstream TLS settings not applied');
+  }
+  ctx.setConfig(config, backends, seed);
+}
 
 try {
   await app.listen(data.config.listen.host, data.config.listen.port);

@@ -211,7 +211,8 @@ export async function waitForHttp(handle, url, { status = 200, timeoutMs = 10_00
     try {
       const res = await httpGet(url, 1000);
       if (res.status === status) return res;
-      last = `answered ${res.status}`;
+      const body = res.body.trim().replace(/\s+/g, ' ');
+      last = `answered ${res.status}${body ? ` "${body.length > 80 ? `${body.slice(0, 77)}...` : body}"` : ''}`;
     } catch (err) {
       last = err.code ?? err.message;
     }

@@ -4,7 +4,7 @@
 
 import type { Config } from './types.js';
 import type { Issue } from './parsers.js';
-import { VARIABLE_NAMES, VARIABLE_SPECS, type VariableSpec } from './variables.js';
+import { CROSS_CHECKS, VARIABLE_NAMES, VARIABLE_SPECS, type VariableSpec } from './variables.js';
 
 /** Long values (a 1000-entry upstream list) are cut in messages; the item number still points. */
 const SHOWN_VALUE_CHARS = 120;
@@ -43,6 +43,10 @@ export function parseEnv(env: NodeJS.ProcessEnv): EnvResult {
   const config: Partial<Config> = {};
   const errors: ConfigError[] = [];
   for (const spec of VARIABLE_SPECS) readVariable(spec, env, config, errors);
+  for (const check of CROSS_CHECKS) {
+    const found = check(config);
+    if (found !== null) errors.push(new ConfigError(found.variable, found.issue));
+  }
   const warnings = unknownVariableWarnings(env);
   if (errors.length > 0) return { ok: false, errors, warnings };
   // Complete: VARIABLE_SPECS has one entry per Config field (enforced by its type) and none failed.

@@ -7,6 +7,11 @@ import { CAPACITY, MAX_WORKERS } from '../state/layout.js';
 import type { BalancerName, Config, LogLevel } from './types.js';
 import { decimal, integer, keywordOr, listOf, oneOf, prime, type Parser } from './parsers.js';
 import { hashKey, ipAddress, listenAddress, upstream } from './value-parsers.js';
+import { envFilePath, healthPath, statusRanges } from '../health/value-parsers.js';
+import { cipherList, filePath, flag, optionalListenAddress, secret } from '../tls/parsers.js';
+import { DEFAULT_CIPHERS } from '../tls/ciphers.js';
+import { accessLogRate, adminExposureIssue, adminListen, adminToken } from '../admin/value-parsers.js';
+import type { Issue } from './parsers.js';
 
 export interface VariableSpec<K extends keyof Config> {
   readonly name: `SLUICE_${string}`;
@@ -19,6 +24,8 @@ export interface VariableSpec<K extends keyof Config> {
   /** One or two sentences for --help and the docs. */
   readonly doc: string;
   readonly parse: Parser<Config[K]>;
+  /** A secret: never shown back (status API, logs). */
+  readonly secret?: boolean;
 }
 
 export type AnyVariableSpec = { [K in keyof Config]: VariableSpec<K> }[keyof Config];
@@ -131,6 +138,28 @@ const VARIABLES: { readonly [K in keyof Config]: VariableSpec<K> } = {
     doc: `Log level: ${LOG_LEVELS.join(', ')}.`,
     parse: oneOf(LOG_LEVELS),
   },
+  accessLog: {
+    name: 'SLUICE_ACCESS_LOG',
+    key: 'accessLog',
+    default: 'off',
+    doc: 'Access log: off, on, or the fraction of requests logged (0 to 1, such as 0.01), written asynchronously.',
+    parse: accessLogRate,
+  },
+  adminListen: {
+    name: 'SLUICE_ADMIN_LISTEN',
+    key: 'adminListen',
+    default: '127.0.0.1:9901',
+    doc: 'Admin listener (metrics, JSON API, status page): host:port, or off. Not loopback requires SLUICE_ADMIN_TOKEN.',
+    parse: adminListen,
+  },
+  adminToken: {
+    name: 'SLUICE_ADMIN_TOKEN',
+    key: 'adminToken',
+    default: '',
+    doc: 'Bearer token every admin call must carry (Authorization: Bearer <token>), at least 16 characters; empty means none.',
+    parse: adminToken,
+    secret: true,
+  },
   trustedProxies: {
     name: 'SLUICE_TRUSTED_PROXIES',
     key: 'trustedProxies',
@@ -190,9 +219,206 @@ const VARIABLES: { readonly [K in keyof Config]: VariableSpec<K> } = {
     // Prime so every backend's permutation visits every entry (Maglev, NSDI 2016).
     parse: prime(7, 1_000_003),
   },
+  tlsListen: {
+    name: 'SLUICE_TLS_LISTEN',
+    key: 'tlsListen',
+    default: '',
+    doc: 'Address for TLS client traffic (HTTPS), in the syntax of SLUICE_LISTEN; empty = no TLS listener. Needs SLUICE_TLS_CERT and SLUICE_TLS_KEY.',
+    parse: optionalListenAddress,
+  },
+  tlsCert: {
+    name: 'SLUICE_TLS_CERT',
+    key: 'tlsCert',
+    default: '',
+    doc: 'PEM certificate (chain) served to clients that send no server name or one no other certificate covers.',
+    parse: filePath,
+  },
+  tlsKey: {
+    name: 'SLUICE_TLS_KEY',
+    key: 'tlsKey',
+    default: '',
+    doc: 'PEM private key of SLUICE_TLS_CERT.',
+    parse: filePath,
+  },
+  tlsKeyPassphrase: {
+    name: 'SLUICE_TLS_KEY_PASSPHRASE',
+    key: 'tlsKeyPassphrase',
+    default: '',
+    doc: 'Passphrase of encrypted TLS keys (the default key and those in SLUICE_TLS_CERTS_DIR).',
+    parse: secret,
+  },
+  tlsCertsDir: {
+    name: 'SLUICE_TLS_CERTS_DIR',
+    key: 'tlsCertsDir',
+    default: '',
+    doc: 'Directory of NAME.crt (or NAME.pem) + NAME.key pairs, each served (SNI) for the DNS names in its subjectAltName, wildcards included, else its CN.',
+    parse: filePath,
+  },
+  tlsCiphers: {
+    name: 'SLUICE_TLS_CIPHERS',
+    key: 'tlsCiphers',
+    default: DEFAULT_CIPHERS,
+    doc: 'OpenSSL cipher list for TLS 1.2 (TLS 1.3 suites are fixed; TLS 1.1 and older are refused).',
+    parse: cipherList,
+  },
+  redirectHttps: {
+    name: 'SLUICE_REDIRECT_HTTPS',
+    key: 'redirectHttps',
+    default: '0',
+    doc: 'When 1, the plain listener answers every request with 308 to the same host and path on the TLS listener.',
+    parse: flag,
+  },
+  hstsMaxAge: {
+    name: 'SLUICE_HSTS_MAX_AGE',
+    key: 'hstsMaxAge',
+    default: '0',
+    doc: 'Seconds of Strict-Transport-Security max-age sent on TLS responses; 0 sends no header.',
+    // Two years is what browsers' preload lists ask for; ten leaves room without allowing nonsense.
+    parse: integer(0, 315_360_000),
+  },
+  upstreamCa: {
+    name: 'SLUICE_UPSTREAM_CA',
+    key: 'upstreamCa',
+    default: '',
+    doc: 'PEM file of CA certificates trusted for https:// upstreams, instead of the system roots.',
+    parse: filePath,
+  },
+  upstreamInsecure: {
+    name: 'SLUICE_UPSTREAM_INSECURE',
+    key: 'upstreamInsecure',
+    default: '0',
+    doc: 'When 1, https:// upstream certificates are not verified (logged as a warning at start). Testing only.',
+    parse: flag,
+  },
+  healthCheck: {
+    name: 'SLUICE_HEALTH_CHECK',
+    key: 'healthCheck',
+    default: 'on',
+    doc:
+      'Active health checks from the control plane: on (HTTP GET of SLUICE_HEALTH_PATH when set, else a TCP ' +
+      'connect) or off. When on, a new backend gets traffic only after its first passing check.',
+    parse: oneOf(['on', 'off'] as const),
+  },
+  healthPath: {
+    name: 'SLUICE_HEALTH_PATH',
+    key: 'healthPath',
+    default: '',
+    doc: 'Path (and query) an HTTP health check requests, such as /healthz; empty means TCP connect checks.',
+    parse: healthPath,
+  },
+  healthExpect: {
+    name: 'SLUICE_HEALTH_EXPECT',
+    key: 'healthExpect',
+    default: '2xx',
+    doc: 'Statuses an HTTP health check accepts: comma-separated codes and classes, such as 200,204 or 2xx,301.',
+    parse: statusRanges,
+  },
+  healthIntervalMs: {
+    name: 'SLUICE_HEALTH_INTERVAL_MS',
+    key: 'healthIntervalMs',
+    default: '2000',
+    doc: 'Milliseconds between health checks of one backend, jittered by ±10%; 10 to 3600000.',
+    // Below 10 ms a check would be a load test of the backend, not a health check.
+    parse: integer(10, MAX_MS),
+  },
+  healthTimeoutMs: {
+    name: 'SLUICE_HEALTH_TIMEOUT_MS',
+    key: 'healthTimeoutMs',
+    default: '1000',
+    doc: 'Milliseconds a health check may take (connect, and for HTTP the response status) before it fails.',
+    parse: positiveMs,
+  },
+  healthyThreshold: {
+    name: 'SLUICE_HEALTHY_THRESHOLD',
+    key: 'healthyThreshold',
+    default: '2',
+    doc: 'Consecutive passing checks that bring an unhealthy backend back, 1 to 100.',
+    parse: integer(1, 100),
+  },
+  unhealthyThreshold: {
+    name: 'SLUICE_UNHEALTHY_THRESHOLD',
+    key: 'unhealthyThreshold',
+    default: '3',
+    doc: 'Consecutive failed checks that take a healthy backend out of rotation, 1 to 100.',
+    parse: integer(1, 100),
+  },
+  outlierConsecutive5xx: {
+    name: 'SLUICE_OUTLIER_CONSECUTIVE_5XX',
+    key: 'outlierConsecutive5xx',
+    default: '5',
+    doc: 'Consecutive 5xx responses from a backend (seen by any worker) that eject it; 0 disables.',
+    parse: integer(0, 1_000_000),
+  },
+  outlierConsecutiveFailures: {
+    name: 'SLUICE_OUTLIER_CONSECUTIVE_FAILURES',
+    key: 'outlierConsecutiveFailures',
+    default: '5',
+    doc: 'Consecutive connect failures to a backend that eject it; 0 disables.',
+    parse: integer(0, 1_000_000),
+  },
+  outlierBaseEjectionMs: {
+    name: 'SLUICE_OUTLIER_BASE_EJECTION_MS',
+    key: 'outlierBaseEjectionMs',
+    default: '30000',
+    doc: 'An ejection lasts this many milliseconds times the number of recent ejections of that backend.',
+    parse: positiveMs,
+  },
+  outlierMaxEjectionMs: {
+    name: 'SLUICE_OUTLIER_MAX_EJECTION_MS',
+    key: 'outlierMaxEjectionMs',
+    default: '300000',
+    doc: 'Longest ejection in milliseconds; a backend not ejected for this long starts again from the base.',
+    parse: positiveMs,
+  },
+  outlierMaxEjectionPercent: {
+    name: 'SLUICE_OUTLIER_MAX_EJECTION_PERCENT',
+    key: 'outlierMaxEjectionPercent',
+    default: '10',
+    doc: 'Most of the pool ejected at once, in percent, but always at least one backend; 0 disables ejection.',
+    parse: decimal(0, 100),
+  },
+  retries: {
+    name: 'SLUICE_RETRIES',
+    key: 'retries',
+    default: '1',
+    doc: 'Retries of an idempotent request after a connect failure or reset before any response byte, to another backend; 0 to 10.',
+    parse: integer(0, 10),
+  },
+  retryBudgetPercent: {
+    name: 'SLUICE_RETRY_BUDGET_PERCENT',
+    key: 'retryBudgetPercent',
+    default: '20',
+    doc: 'Retries in flight may be at most this percent of requests in flight (and always 3), so retries cannot storm.',
+    parse: decimal(0, 100),
+  },
+  maxRequestsPerBackend: {
+    name: 'SLUICE_MAX_REQUESTS_PER_BACKEND',
+    key: 'maxRequestsPerBackend',
+    default: '0',
+    doc: 'Circuit breaker: requests in flight to one backend, all workers together, before it is passed over (503 when all are full); 0 = no cap.',
+    parse: integer(0, 1_000_000),
+  },
+  envFile: {
+    name: 'SLUICE_ENV_FILE',
+    key: 'envFile',
+    default: '',
+    doc: 'File of KEY=VALUE lines (systemd EnvironmentFile syntax) read at start and again on SIGHUP; its values win over the environment.',
+    parse: envFilePath,
+  },
 };
 
 /** Every variable, in documentation order. */
 export const VARIABLE_SPECS: readonly AnyVariableSpec[] = Object.values(VARIABLES);
 
 export const VARIABLE_NAMES: ReadonlySet<string> = new Set(VARIABLE_SPECS.map((spec) => spec.name));
+
+/**
+ * Rules that span variables: the variable to blame and why. They see every value that parsed (a
+ * variable that failed is absent) so that one run still reports every problem.
+ */
+export const CROSS_CHECKS: readonly ((config: Partial<Config>) => { variable: string; issue: Issue } | null)[] = [
+  (config) => {
+    const issue = adminExposureIssue(config);
+    return issue === null ? null : { variable: 'SLUICE_ADMIN_TOKEN', issue };
+  },
+];

@@ -7,12 +7,14 @@ import type { Config, Upstream } from '../config/types.js';
 import type { Member, PickContext, Policy, PolicyOptions } from '../balancer/policy.js';
 import { createPolicy } from '../balancer/registry.js';
 import { recordFailure, recordLatency } from '../balancer/ewma.js';
-import { NO_HASH } from '../balancer/hash.js';
+import { NO_HASH, hashString } from '../balancer/hash.js';
+import type { HttpRequest } from 'uWebSockets.js';
 import { C } from '../state/layout.js';
 import type { SharedTable } from '../state/table.js';
 import { Pool } from '../upstream/pool.js';
 import type { UpstreamError } from '../upstream/errors.js';
 import { RequestHeadBuilder } from './request-head.js';
+import { LatencyRecorder } from '../metrics/latency.js';
 import { upstreamTls } from '../upstream/tls-options.js';
 
 /** One backend as published to workers: its slot and where it lives. */
@@ -35,35 +37,43 @@ const ERROR_COLUMN: Record<string, number> = {
 
 export class ProxyContext {
   readonly table: SharedTable;
+  /** This worker's latency histograms (merged by the admin server at scrape time). */
+  readonly latency: LatencyRecorder;
   readonly builder = new RequestHeadBuilder();
-  readonly proto: string;
-  readonly maxBodyBytes: number;
+  maxBodyBytes = 0;
   /** Pools indexed by slot (sparse). */
   pools: (Pool | undefined)[] = [];
   /** Requests this worker has in flight (all backends). */
   inFlight = 0;
+  /** Retries in flight in this worker (see takeRetry). */
+  retrying = 0;
   /** Draining: finish what is in flight, close client connections after their response. */
   draining = false;
   closeAfter = false;
   onIdle: (() => void) | null = null;
 
-  readonly #config: Config;
+  #config: Config;
   readonly #log: Logger;
-  readonly #trusted: Set<string>;
+  #trusted = new Set<string>();
   readonly #pick: PickContext = { now: 0, exclude: -1, hash: NO_HASH };
-  readonly #penaltyUs: number;
+  #penaltyUs = 0;
   readonly #timer: NodeJS.Timeout;
   #policy: Policy;
+  #needsHash = false;
 
-  constructor(config: Config, table: SharedTable, backends: readonly Backend[], log: Logger, seed: number, proto = 'http') {
+  constructor(
+    config: Config,
+    table: SharedTable,
+    backends: readonly Backend[],
+    log: Logger,
+    seed: number,
+    latency: LatencyRecorder = new LatencyRecorder(),
+  ) {
+    this.latency = latency;
     this.#config = config;
     this.table = table;
     this.#log = log;
-    this.proto = proto;
-    this.maxBodyBytes = config.maxBodyBytes;
-    this.#trusted = new Set(config.trustedProxies);
-    // A failure counts as a sample as slow as the request timeout: errors must never look fast.
-    this.#penaltyUs = config.requestTimeoutMs * 1000;
+    this.#apply(config);
     this.#policy = this.#build(backends, seed);
     this.#timer = setInterval(() => this.#sweep(), SWEEP_MS);
     this.#timer.unref();
@@ -74,22 +84,94 @@ export class ProxyContext {
     this.#policy = this.#build(backends, seed);
   }
 
+  /**
+   * Reload: new settings and membership at once. Requests in flight keep the pools and policy they
+   * started with; pools to unchanged backends are kept (their connections stay warm) and take the
+   * new timeouts.
+   */
+  setConfig(config: Config, backends: readonly Backend[], seed: number): void {
+    this.#config = config;
+    this.#apply(config);
+    for (const pool of this.pools) pool?.configure(config.connectTimeoutMs, config.requestTimeoutMs, config.idleTimeoutMs);
+    this.#policy = this.#build(backends, seed);
+  }
+
+  /** Derive the per-request values from a config once, not per request. */
+  #apply(config: Config): void {
+    this.maxBodyBytes = config.maxBodyBytes;
+    this.builder.maxHeadBytes = config.maxHeaderBytes;
+    this.#trusted = new Set(config.trustedProxies);
+    // A failure counts as a sample as slow as the request timeout: errors must never look fast.
+    this.#penaltyUs = config.requestTimeoutMs * 1000;
+    this.#needsHash = config.balancer === 'ring-hash' || config.balancer === 'maglev';
+  }
+
   trusted(ip: string): boolean {
     return this.#trusted.size !== 0 && this.#trusted.has(ip);
   }
 
-  /** Choose a backend slot, or -1. */
-  pick(exclude: number): number {
+  /** Whether the policy wants an affinity key (ring-hash, maglev): only then is one computed. */
+  get needsHash(): boolean {
+    return this.#needsHash;
+  }
+
+  /** The request's affinity key per SLUICE_HASH_KEY, or NO_HASH when it carries none. */
+  hashOf(req: HttpRequest, clientIp: string): number {
+    const key = this.#config.hashKey;
+    if (key.kind === 'ip') return hashString(clientIp);
+    if (key.kind === 'header') {
+      const v = req.getHeader(key.name);
+      return v === '' ? NO_HASH : hashString(v);
+    }
+    const v = cookieValue(req.getHeader('cookie'), key.name);
+    return v === '' ? NO_HASH : hashString(v);
+  }
+
+  /**
+   * Choose a backend slot, or -1. With SLUICE_MAX_REQUESTS_PER_BACKEND set, a backend at its cap
+   * is passed over for another pick; -2 means every candidate tried was at its cap (circuit open).
+   */
+  pick(exclude: number, hash: number): number {
     const p = this.#pick;
     p.now = this.table.now();
     p.exclude = exclude;
-    return this.#policy.pick(p);
+    p.hash = hash;
+    const slot = this.#policy.pick(p);
+    const cap = this.#config.maxRequestsPerBackend;
+    if (cap <= 0 || slot < 0 || this.table.inFlight(slot) < cap) return slot;
+    p.exclude = slot;
+    const other = this.#policy.pick(p);
+    if (other >= 0 && other !== slot && this.table.inFlight(other) < cap) return other;
+    return -2;
+  }
+
+  /**
+   * Retry budget: retries in flight may be at most SLUICE_RETRY_BUDGET_PERCENT of requests in
+   * flight in this worker (minimum 3), so a failing backend cannot turn into a retry storm.
+   */
+  takeRetry(): boolean {
+    const budget = Math.max(3, (this.inFlight * this.#config.retryBudgetPercent) / 100);
+    if (this.retrying >= budget) return false;
+    this.retrying++;
+    return true;
+  }
+
+  get retries(): number {
+    return this.#config.retries;
   }
 
   onStart(slot: number): void {
     this.inFlight++;
     this.table.acquire(slot);
     this.table.add(C.REQUESTS, slot, 1);
+  }
+
+  /** A retry moves the request to another backend: in-flight follows it, and both are counted. */
+  moveSlot(from: number, to: number): void {
+    this.table.release(from);
+    this.table.add(C.RETRIES, from, 1);
+    this.table.acquire(to);
+    this.table.add(C.REQUESTS, to, 1);
   }
 
   /** Response head arrived after `ms`: one latency sample for peak EWMA (errors are sampled apart). */
@@ -108,8 +190,9 @@ export class ProxyContext {
   }
 
   /** Exactly once per request that took a slot. */
-  onDone(slot: number, status: number): void {
+  onDone(slot: number, status: number, totalMs: number, upstreamMs: number): void {
     this.table.release(slot);
+    this.latency.record(slot, totalMs, upstreamMs);
     const cls = (status / 100) | 0;
     const column = STATUS_COLUMN[cls];
     if (column !== undefined) this.table.add(column, slot, 1);
@@ -163,4 +246,18 @@ export class ProxyContext {
     const now = this.table.now();
     for (const pool of this.pools) pool?.sweep(now);
   }
+}
+
+/** The value of cookie `name` in a Cookie header, or ''. */
+function cookieValue(header: string, name: string): string {
+  if (header === '') return '';
+  let i = 0;
+  while (i < header.length) {
+    let end = header.indexOf(';', i);
+    if (end < 0) end = header.length;
+    const eq = header.indexOf('=', i);
+    if (eq > 0 && eq < end && header.slice(i, eq).trim() === name) return header.slice(eq + 1, end).trim();
+    i = end + 1;
+  }
+  return '';
 }

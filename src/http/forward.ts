@@ -13,6 +13,10 @@ import { BodyKind, Refusal, RESPONSE_DROP, RequestHeadBuilder, type BodyKindValu
 import { clientAddress } from './client-address.js';
 import type { ProxyContext } from './context.js';
 import { C } from '../state/layout.js';
+import { NO_HASH } from '../balancer/hash.js';
+
+/** First retry waits about this long (jittered ±50%, doubling per further retry). */
+const RETRY_BACKOFF_MS = 25;
 
 /** Request body bytes held while waiting for a pooled connection before pausing the client. */
 const PENDING_BODY_LIMIT = 256 * 1024;
@@ -29,22 +33,36 @@ function statusLine(status: number, reason: string): string {
   return line;
 }
 
+/** What a listener (uWS app) adds to its requests: one constant object per app, never per request. */
+export interface Listener {
+  /** X-Forwarded-Proto: 'http' or 'https'. */
+  readonly proto: string;
+  /** Strict-Transport-Security value for the TLS listener's responses; null = none. */
+  readonly hsts: string | null;
+}
+
 /** Entry point for every proxied request (called from the uWS route handler, corked). */
-export function forward(ctx: ProxyContext, res: HttpResponse, req: HttpRequest): void {
+export function forward(ctx: ProxyContext, res: HttpResponse, req: HttpRequest, listener: Listener): void {
   const method = req.getCaseSensitiveMethod();
   const clientIp = clientAddress(res);
   const b = ctx.builder;
-  if (!b.build(req, method, clientIp, ctx.proto, ctx.trusted(clientIp))) {
-    reject(res, 400, refusalText(b.refusal));
+  if (!b.build(req, method, clientIp, listener.proto, ctx.trusted(clientIp))) {
+    refuse(res, b.refusal === Refusal.HEAD_TOO_LARGE ? 431 : 400, refusalText(b.refusal));
     return;
   }
   if (ctx.maxBodyBytes > 0 && b.bodyKind === BodyKind.LENGTH && b.contentLength > ctx.maxBodyBytes) {
-    reject(res, 413, 'request body too large');
+    refuse(res, 413, 'request body too large');
     return;
   }
   if (ctx.draining) ctx.closeAfter = true;
-  const ex = new Exchange(ctx, res, method, b);
+  const ex = new Exchange(ctx, res, method, b, ctx.needsHash ? ctx.hashOf(req, clientIp) : NO_HASH, listener.hsts);
   ex.start();
+}
+
+function noBackend(slot: number): UpstreamError {
+  return slot === -2
+    ? new UpstreamError('overloaded', 'every backend is at SLUICE_MAX_REQUESTS_PER_BACKEND', true)
+    : new UpstreamError('unavailable', 'no backend available', true);
 }
 
 function refusalText(refusal: number): string {
@@ -55,16 +73,34 @@ function refusalText(refusal: number): string {
       return 'conflicting Content-Length headers';
     case Refusal.BAD_LENGTH:
       return 'malformed Content-Length';
+    case Refusal.HEAD_TOO_LARGE:
+      return 'request head larger than SLUICE_MAX_HEADER_BYTES';
     default:
       return 'unsupported Transfer-Encoding';
   }
 }
 
-/** Answer with a status Sluice generates itself; the connection is closed after a 400. */
+/**
+ * Refuse a request and close its connection. The answer is written on the next turn, outside uWS's
+ * parse loop: a response ended there with "close" does not stop uWS from routing a request that
+ * was pipelined behind it in the same read (a smuggled one), whereas while this response is still
+ * pending uWS drops the connection as soon as another request arrives. Cold path: a closure is fine.
+ */
+function refuse(res: HttpResponse, status: number, text: string): void {
+  let gone = false;
+  res.onAborted(() => {
+    gone = true;
+  });
+  setImmediate(() => {
+    if (!gone) res.cork(() => reject(res, status, text));
+  });
+}
+
+/** Write a status Sluice generates itself, and close the connection after it. */
 function reject(res: HttpResponse, status: number, text: string): void {
   res.writeStatus(REASONS[status] ?? String(status));
   res.writeHeader('content-type', 'text/plain');
-  res.end(text + '\n', status === 400 || status === 413);
+  res.end(text + '\n', true);
 }
 
 /** Adds the header names a Connection value lists, other than the connection options themselves. */
@@ -86,6 +122,10 @@ export class Exchange implements ExchangeHandler {
   readonly #bodyKind: BodyKindValue;
   readonly #idempotent: boolean;
   readonly #started = performance.now();
+  /** When the request was handed to a backend connection (0 = not yet): upstream time starts here. */
+  #dispatched = 0;
+  /** Upstream time, dispatch to last response byte; -1 while there is no complete response. */
+  #upstreamMs = -1;
   #slot = -1;
   #pool: Pool | null = null;
   #conn: Connection | null = null;
@@ -102,6 +142,11 @@ export class Exchange implements ExchangeHandler {
   #accounted = false;
   #retried = false;
   #reused = false;
+  readonly #hash: number;
+  readonly #hsts: string | null;
+  /** Retries to another backend so far, and whether one is counted against the retry budget. */
+  #retries = 0;
+  #inBudget = false;
   #status = 0;
   #framing: FramingKind = Framing.NONE;
   #total = 0;
@@ -111,8 +156,10 @@ export class Exchange implements ExchangeHandler {
   #writableSet = false;
   cancelled = false;
 
-  constructor(ctx: ProxyContext, res: HttpResponse, method: string, b: RequestHeadBuilder) {
+  constructor(ctx: ProxyContext, res: HttpResponse, method: string, b: RequestHeadBuilder, hash: number, hsts: string | null = null) {
     this.#ctx = ctx;
+    this.#hash = hash;
+    this.#hsts = hsts;
     this.#res = res;
     this.#method = method;
     this.#head = b.head;
@@ -127,14 +174,47 @@ export class Exchange implements ExchangeHandler {
   }
 
   start(): void {
-    const ctx = this.#ctx;
-    const slot = ctx.pick(-1);
-    if (slot < 0) return this.#respondError(new UpstreamError('unavailable', 'no backend available', true));
+    const slot = this.#ctx.pick(-1, this.#hash);
+    if (slot < 0) return this.#respondError(noBackend(slot));
     this.#slot = slot;
-    ctx.onStart(slot);
-    const pool = ctx.pools[slot]!;
-    this.#pool = pool;
-    pool.acquire(this);
+    this.#ctx.onStart(slot);
+    this.#pool = this.#ctx.pools[slot]!;
+    this.#pool.acquire(this);
+  }
+
+  /**
+   * After a connect failure or reset before any response byte: may this request go to another
+   * backend? Only idempotent ones whose body has not started, within SLUICE_RETRIES and the budget.
+   */
+  #mayRetry(err: UpstreamError): boolean {
+    return (
+      err.beforeResponse &&
+      (err.kind === 'connect' || err.kind === 'reset') &&
+      this.#idempotent &&
+      !this.#bodySent &&
+      this.#retries < this.#ctx.retries &&
+      (this.#inBudget || this.#ctx.takeRetry())
+    );
+  }
+
+  #retryElsewhere(): void {
+    const ctx = this.#ctx;
+    this.#inBudget = true;
+    this.#retries++;
+    const next = ctx.pick(this.#slot, this.#hash);
+    if (next < 0) {
+      this.#res.cork(() => this.#respondError(noBackend(next)));
+      return;
+    }
+    ctx.moveSlot(this.#slot, next);
+    this.#slot = next;
+    this.#pool = ctx.pools[next]!;
+    this.#reused = false;
+    // Jittered exponential backoff: retries of many requests failing together don't land together.
+    const delay = RETRY_BACKOFF_MS * 2 ** (this.#retries - 1) * (0.5 + Math.random());
+    setTimeout(() => {
+      if (!this.#aborted) this.#pool!.acquire(this);
+    }, delay);
   }
 
   // ExchangeHandler
@@ -147,6 +227,7 @@ export class Exchange implements ExchangeHandler {
     }
     this.#conn = conn;
     this.#reused = conn.uses > 0;
+    this.#dispatched = performance.now();
     conn.dispatch(this, this.#head, this.#isHead, this.#bodyKind !== BodyKind.NONE);
     const pending = this.#pending;
     if (pending !== null) {
@@ -169,10 +250,13 @@ export class Exchange implements ExchangeHandler {
     this.#status = status;
     this.#framing = framing;
     this.#total = contentLength;
-    this.#ctx.onResponseStart(this.#slot, performance.now() - this.#started, status);
+    // Latency sample for peak EWMA: dispatch to response head, the backend's own time (pool waits
+    // and retries are ours, not its).
+    this.#ctx.onResponseStart(this.#slot, performance.now() - this.#dispatched, status);
     const res = this.#res;
     this.#headSent = true;
     res.writeStatus(statusLine(status, reason));
+    if (this.#hsts !== null) res.writeHeader('strict-transport-security', this.#hsts);
     // Headers named by Connection are hop-by-hop too; most backends name none beyond keep-alive.
     let named: Set<string> | null = null;
     for (let i = 0; i < headers.length; i += 2) {
@@ -185,11 +269,15 @@ export class Exchange implements ExchangeHandler {
     }
     if (framing === Framing.NONE) {
       this.#finished = true;
-      if (this.#isHead && status !== 204 && status !== 304 && contentLength >= 0) {
-        res.endWithoutBody(contentLength, this.#ctx.closeAfter);
-      } else {
-        res.endWithoutBody(undefined, this.#ctx.closeAfter);
-      }
+      // HEAD and 304 report the length the body would have had, as the backend sent it; a 204
+      // carries none. Always endWithoutBody() with no arguments: in this uWS build a length
+      // argument leaves the response pending (the connection is dropped at the client's next
+      // request) and an explicit `undefined` becomes "Content-Length: 9223372036854775808".
+      // So the length goes in as a header, and a close is asked for in a header too (the client
+      // closes; a drain closes whatever is left).
+      if (contentLength >= 0 && status !== 204) res.writeHeader('content-length', String(contentLength));
+      if (this.#ctx.closeAfter) res.writeHeader('connection', 'close');
+      res.endWithoutBody();
     } else if (this.#ctx.closeAfter && framing === Framing.LENGTH) {
       // Draining: a streamed (chunked) response can be ended with "close", a tryEnd one cannot.
       this.#framing = Framing.CHUNKED;
@@ -228,6 +316,7 @@ export class Exchange implements ExchangeHandler {
 
   onResponseEnd(): void {
     this.#conn = null;
+    this.#upstreamMs = performance.now() - this.#dispatched;
     if (!this.#aborted && !this.#finished) {
       if (this.#framing === Framing.LENGTH) {
         // Only a zero-length body reaches here without tryEnd having finished the response, or a
@@ -257,6 +346,7 @@ export class Exchange implements ExchangeHandler {
         return;
       }
       this.#ctx.onUpstreamError(this.#slot, err);
+      if (this.#mayRetry(err)) return this.#retryElsewhere();
       this.#res.cork(() => this.#respondError(err));
       return;
     }
@@ -290,7 +380,10 @@ export class Exchange implements ExchangeHandler {
         this.#abandonUpstream();
         this.#headSent = true;
         this.#finished = true;
-        this.#res.cork(() => reject(this.#res, 413, 'request body too large'));
+        // Not inside this data callback: see refuse() (more of the read may follow it).
+        setImmediate(() => {
+          if (!this.#aborted) this.#res.cork(() => reject(this.#res, 413, 'request body too large'));
+        });
         this.#account(413);
       }
       return;
@@ -374,6 +467,7 @@ export class Exchange implements ExchangeHandler {
     this.#finished = true;
     const res = this.#res;
     res.writeStatus(REASONS[err.status] ?? String(err.status));
+    if (this.#hsts !== null) res.writeHeader('strict-transport-security', this.#hsts);
     res.writeHeader('content-type', 'text/plain');
     res.writeHeader('x-sluice-error', err.kind);
     if (err.status === 503) res.writeHeader('retry-after', '1');
@@ -385,7 +479,8 @@ export class Exchange implements ExchangeHandler {
   #account(status: number): void {
     if (this.#accounted) return;
     this.#accounted = true;
-    if (this.#slot >= 0) this.#ctx.onDone(this.#slot, status);
+    if (this.#inBudget) this.#ctx.retrying--;
+    if (this.#slot >= 0) this.#ctx.onDone(this.#slot, status, performance.now() - this.#started, this.#upstreamMs);
   }
 
 }

@@ -1,32 +1,44 @@
-// The uWS side of a worker: one App (plain, or TLS later) whose every route forwards, a listen
-// socket on the shared port (uWS sets SO_REUSEPORT, so every worker binds the same one and the
+// The uWS side of a worker: a plain App and, with SLUICE_TLS_LISTEN, an SSLApp beside it (src/tls),
+// whose every route forwards, a listen socket on each shared port (uWS sets SO_REUSEPORT, so every worker binds the same one and the
 // kernel spreads accepts), and the drain sequence that lets the thread end without the abort uWS
 // causes when a thread exits with sockets open.
 
 import uWS from 'uWebSockets.js';
 import type { ProxyContext } from './context.js';
-import { forward } from './forward.js';
+import { forward, type Listener } from './forward.js';
+import type { TlsListener } from '../tls/ssl-app.js';
+import { redirectToHttps } from '../tls/redirect.js';
+
+/** The plain listener's requests: X-Forwarded-Proto http, no HSTS. */
+const PLAIN: Listener = { proto: 'http', hsts: null };
 
 export class ProxyApp {
   readonly #app: uWS.TemplatedApp;
   readonly #ctx: ProxyContext;
   #listenSocket: uWS.us_listen_socket | null = null;
+  readonly #tls: TlsListener | null;
+  #tlsApp: uWS.TemplatedApp | null = null;
+  #tlsSocket: uWS.us_listen_socket | null = null;
   #closed = false;
 
-  constructor(ctx: ProxyContext) {
+  constructor(ctx: ProxyContext, tls: TlsListener | null = null) {
     this.#ctx = ctx;
+    this.#tls = tls;
     this.#app = uWS.App();
-    this.#app.any('/*', (res, req) => forward(ctx, res, req));
+    if (tls !== null && tls.redirectHttps) this.#app.any('/*', redirectToHttps(tls.port));
+    else this.#app.any('/*', (res, req) => forward(ctx, res, req, PLAIN));
   }
 
-  listen(host: string, port: number): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.#app.listen(host, port, (socket) => {
-        if (!socket) return reject(new Error(`cannot listen on ${host}:${port} (address in use or not available)`));
-        this.#listenSocket = socket;
-        resolve();
-      });
-    });
+  /** Listen on the plain port and, with TLS, the TLS port (rejects naming a bad TLS file). */
+  async listen(host: string, port: number): Promise<void> {
+    const tls = this.#tls;
+    if (tls !== null) {
+      const ctx = this.#ctx;
+      const listener = tls.listener;
+      this.#tlsApp = tls.createApp((res, req) => forward(ctx, res, req, listener));
+      this.#tlsSocket = await listenOn(this.#tlsApp, tls.host, tls.port);
+    }
+    this.#listenSocket = await listenOn(this.#app, host, port);
   }
 
   /**
@@ -40,6 +52,10 @@ export class ProxyApp {
     if (this.#listenSocket) {
       uWS.us_listen_socket_close(this.#listenSocket);
       this.#listenSocket = null;
+    }
+    if (this.#tlsSocket) {
+      uWS.us_listen_socket_close(this.#tlsSocket);
+      this.#tlsSocket = null;
     }
     return new Promise((resolve) => {
       const done = (): void => {
@@ -62,5 +78,15 @@ export class ProxyApp {
     // TemplatedApp.close() exists in this build though its typings omit it: it closes the listen
     // socket and every open connection, which is what makes a clean thread exit possible.
     (this.#app as unknown as { close(): void }).close();
+    (this.#tlsApp as unknown as { close(): void } | null)?.close();
   }
+}
+
+function listenOn(app: uWS.TemplatedApp, host: string, port: number): Promise<uWS.us_listen_socket> {
+  return new Promise((resolve, reject) => {
+    app.listen(host, port, (socket) => {
+      if (!socket) return reject(new Error(`cannot listen on ${host}:${port} (address in use or not available)`));
+      resolve(socket);
+    });
+  });
 }

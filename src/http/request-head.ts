@@ -48,7 +48,7 @@ export const BodyKind = { NONE: 0, LENGTH: 1, CHUNKED: 2 } as const;
 export type BodyKindValue = (typeof BodyKind)[keyof typeof BodyKind];
 
 /** Why a request was refused before it reached a backend. */
-export const Refusal = { NONE: 0, DUPLICATE_HOST: 1, CONFLICTING_LENGTH: 2, BAD_LENGTH: 3, BAD_TRANSFER_ENCODING: 4 } as const;
+export const Refusal = { NONE: 0, DUPLICATE_HOST: 1, CONFLICTING_LENGTH: 2, BAD_LENGTH: 3, BAD_TRANSFER_ENCODING: 4, HEAD_TOO_LARGE: 5 } as const;
 
 const LENGTH = /^[0-9]{1,15}$/;
 
@@ -60,6 +60,11 @@ export class RequestHeadBuilder {
   refusal = 0;
   requestId = '';
   host = '';
+  /**
+   * SLUICE_MAX_HEADER_BYTES, set once by the owner. uWS only bounds a head that arrives in several
+   * reads; one that fits in a single read (up to its 512 KiB buffer) is parsed whatever its size.
+   */
+  maxHeadBytes = Number.MAX_SAFE_INTEGER;
 
   readonly #via: string;
   readonly #idPrefix: string;
@@ -68,6 +73,8 @@ export class RequestHeadBuilder {
   #trusted = false;
   #hostCount = 0;
   #lengthCount = 0;
+  /** Size of the client's header lines as sent, "name: value\r\n" each. */
+  #headerBytes = 0;
   #te = '';
   #xff = '';
   #xfProto = '';
@@ -94,6 +101,12 @@ export class RequestHeadBuilder {
     const connection = req.getHeader('connection');
     if (connection !== '') this.#named = namedHeaders(connection);
     req.forEach(this.#visit);
+    const query = req.getQuery();
+    const url = req.getUrl();
+    // Request line ("GET /p?q HTTP/1.1\r\n"), header lines, blank line: the head as the client sent it.
+    if (method.length + url.length + (query ? query.length + 1 : 0) + 12 + this.#headerBytes + 2 > this.maxHeadBytes) {
+      this.refusal = Refusal.HEAD_TOO_LARGE;
+    }
     if (this.refusal !== 0) return false;
 
     if (this.#te !== '') {
@@ -107,8 +120,7 @@ export class RequestHeadBuilder {
       this.bodyKind = BodyKind.LENGTH;
     }
 
-    const query = req.getQuery();
-    let head = method + ' ' + req.getUrl() + (query ? '?' + query : '') + ' HTTP/1.1\r\nhost: ' + this.host + '\r\n' + this.#lines;
+    let head = method + ' ' + url + (query ? '?' + query : '') + ' HTTP/1.1\r\nhost: ' + this.host + '\r\n' + this.#lines;
     head += 'x-forwarded-for: ' + (this.#xff === '' ? clientIp : this.#xff + ', ' + clientIp) + '\r\n';
     head += 'x-forwarded-proto: ' + (this.#trusted && this.#xfProto !== '' ? this.#xfProto : this.#proto) + '\r\n';
     head += 'x-forwarded-host: ' + (this.#trusted && this.#xfHost !== '' ? this.#xfHost : this.host) + '\r\n';
@@ -132,6 +144,7 @@ export class RequestHeadBuilder {
     this.#trusted = trusted;
     this.#hostCount = 0;
     this.#lengthCount = 0;
+    this.#headerBytes = 0;
     this.#te = '';
     this.#xff = '';
     this.#xfProto = '';
@@ -142,6 +155,7 @@ export class RequestHeadBuilder {
   }
 
   #header(key: string, value: string): void {
+    this.#headerBytes += key.length + value.length + 4;
     const rule = RULES.get(key);
     if (rule === undefined) {
       if (this.#named === null || !this.#named.has(key)) this.#lines += key + ': ' + value + '\r\n';

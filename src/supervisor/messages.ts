@@ -1,10 +1,20 @@
 // Messages between the control plane and proxy workers (rare: membership, drain, lifecycle).
 
 import type { Backend } from '../http/context.js';
+import type { Config } from '../config/types.js';
+import type { LatencySnapshot } from '../metrics/latency.js';
 
 export type ToWorker =
   | { type: 'backends'; backends: Backend[]; seed: number }
+  /** Reload (SIGHUP): new settings and membership together, applied in one step. */
+  | { type: 'config'; config: Config; backends: Backend[]; seed: number }
   | { type: 'drain'; timeoutMs: number }
-  | { type: 'crash' };
+  | { type: 'crash' }
+  /** Admin scrape: reply with this worker's latency histograms under the same id. */
+  | { type: 'latency'; id: number };
 
-export type FromWorker = { type: 'ready' } | { type: 'drained' } | { type: 'fatal'; message: string };
+export type FromWorker =
+  | { type: 'ready' }
+  | { type: 'drained' }
+  | { type: 'fatal'; message: string }
+  | { type: 'latency'; id: number; snapshot: LatencySnapshot };

@@ -10,6 +10,7 @@ import { H } from '../state/layout.js';
 import type { SharedTable } from '../state/table.js';
 import type { FromWorker, ToWorker } from './messages.js';
 import type { ProxyWorkerData } from '../../workers/proxy-worker.js';
+import type { WorkerLatency } from '../metrics/latency-merge.js';
 
 const WORKER_URL = new URL('../../workers/proxy-worker.js', import.meta.url);
 /** Delay before replacing a dead worker; doubles while workers keep dying (a crash loop), up to 5 s. */
@@ -17,7 +18,7 @@ const RESTART_BASE_MS = 100;
 const RESTART_MAX_MS = 5000;
 
 export class Supervisor {
-  readonly #config: Config;
+  #config: Config;
   readonly #table: SharedTable;
   readonly #log: Logger;
   readonly #testHooks: boolean;
@@ -26,6 +27,9 @@ export class Supervisor {
   #draining = false;
   #restartDelay = RESTART_BASE_MS;
   #lastCrash = 0;
+  /** Latency collections in progress, by request id: the replies so far and who still owes one. */
+  readonly #latencyRounds = new Map<number, { replies: WorkerLatency[]; waiting: Set<number>; done: () => void }>();
+  #latencyId = 0;
 
   constructor(config: Config, table: SharedTable, backends: Backend[], log: Logger, testHooks = false) {
     this.#config = config;
@@ -46,6 +50,53 @@ export class Supervisor {
   setBackends(backends: Backend[]): void {
     this.#backends = backends;
     for (const w of this.#workers) w?.postMessage({ type: 'backends', backends, seed: seed() } satisfies ToWorker);
+  }
+
+  /**
+   * Reload: publish new settings with a membership to every worker, and keep them for workers
+   * started later (a restart after a crash must not bring the old configuration back).
+   */
+  setConfig(config: Config, backends: Backend[]): void {
+    this.#config = config;
+    this.#backends = backends;
+    for (const w of this.#workers) w?.postMessage({ type: 'config', config, backends, seed: seed() } satisfies ToWorker);
+  }
+
+  /** The membership last published to the workers. */
+  get backends(): readonly Backend[] {
+    return this.#backends;
+  }
+
+  /** Thread ids of the workers running now (a restarted worker has a new one). */
+  liveThreadIds(): Set<number> {
+    const ids = new Set<number>();
+    for (const w of this.#workers) if (w) ids.add(w.threadId);
+    return ids;
+  }
+
+  /**
+   * Ask every running worker for its latency histograms (a 'latency' message pair). Resolves with
+   * the replies that came within `timeoutMs`; a worker too busy to answer is left out this time.
+   */
+  latencySnapshots(timeoutMs: number): Promise<WorkerLatency[]> {
+    const id = ++this.#latencyId;
+    const waiting = new Set<number>();
+    return new Promise((resolve) => {
+      const replies: WorkerLatency[] = [];
+      const done = (): void => {
+        clearTimeout(timer);
+        this.#latencyRounds.delete(id);
+        resolve(replies);
+      };
+      const timer = setTimeout(done, timeoutMs);
+      this.#latencyRounds.set(id, { replies, waiting, done });
+      for (const w of this.#workers) {
+        if (!w) continue;
+        waiting.add(w.threadId);
+        w.postMessage({ type: 'latency', id } satisfies ToWorker);
+      }
+      if (waiting.size === 0) done();
+    });
   }
 
   /** Test hook: make worker `index` throw. */
@@ -84,6 +135,12 @@ export class Supervisor {
         if (msg.type === 'ready') {
           up = true;
           resolve();
+        } else if (msg.type === 'latency') {
+          const round = this.#latencyRounds.get(msg.id);
+          if (!round) return; // answered after its round timed out
+          round.replies.push({ worker: index, threadId: worker.threadId, snapshot: msg.snapshot });
+          round.waiting.delete(worker.threadId);
+          if (round.waiting.size === 0) round.done();
         } else if (msg.type === 'fatal') {
           this.#log.fatal({ worker: index, err: msg.message }, 'worker failed to start');
           reject(new Error(msg.message));

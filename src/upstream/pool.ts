@@ -27,11 +27,11 @@ export class Pool implements ConnectionOwner {
   readonly port: number;
   readonly slot: number;
   readonly tls: tls.ConnectionOptions | null;
-  readonly connectTimeoutMs: number;
-  readonly requestTimeoutMs: number;
+  connectTimeoutMs: number;
+  requestTimeoutMs: number;
   readonly #table: SharedTable;
   readonly #max: number;
-  readonly #idleTimeoutMs: number;
+  #idleTimeoutMs: number;
   readonly #maxWaiting: number;
   readonly #idle: Connection[] = [];
   /** Every live connection, for the deadline sweep and for close(). */
@@ -51,6 +51,13 @@ export class Pool implements ConnectionOwner {
     this.#maxWaiting = options.maxWaiting;
     this.connectTimeoutMs = options.connectTimeoutMs;
     this.requestTimeoutMs = options.requestTimeoutMs;
+  }
+
+  /** Reload: new timeouts apply from the next deadline each connection sets. */
+  configure(connectTimeoutMs: number, requestTimeoutMs: number, idleTimeoutMs: number): void {
+    this.connectTimeoutMs = connectTimeoutMs;
+    this.requestTimeoutMs = requestTimeoutMs;
+    this.#idleTimeoutMs = idleTimeoutMs;
   }
 
   now(): number {

@@ -28,8 +28,11 @@ export interface HttpBackend {
   connections: number;
   /** Requests whose connection closed before the response finished (aborted upstream). */
   aborted: number;
-  /** Resolves with the next request whose head arrives. */
-  nextRequest(timeoutMs?: number): Promise<SeenRequest>;
+  /**
+   * Resolves with requests[index] once its head has arrived. Take `requests.length` before
+   * sending and wait on that: no waiter can be handed another test's request.
+   */
+  request(index: number, timeoutMs?: number): Promise<SeenRequest>;
   close(): Promise<void>;
 }
 
@@ -48,7 +51,7 @@ export const echo: Handler = (req, res) => {
 
 export async function startBackend(t: Teardown, handler: Handler = echo): Promise<HttpBackend> {
   const requests: SeenRequest[] = [];
-  const waiting: ((r: SeenRequest) => void)[] = [];
+  const arrived = new Set<() => void>();
   const server = http.createServer({ keepAliveTimeout: 30_000 }, (req, res) => {
     const headers = new Map<string, string[]>();
     for (let i = 0; i < req.rawHeaders.length; i += 2) {
@@ -62,7 +65,7 @@ export async function startBackend(t: Teardown, handler: Handler = echo): Promis
     res.on('close', () => {
       if (!res.writableFinished) backend.aborted++;
     });
-    waiting.shift()?.(seen);
+    for (const wake of arrived) wake();
     handler(req, res, seen);
   });
   // Node's default (headersTimeout, requestTimeout) would cut long test transfers.
@@ -83,13 +86,21 @@ export async function startBackend(t: Teardown, handler: Handler = echo): Promis
     requests,
     connections: 0,
     aborted: 0,
-    nextRequest: (timeoutMs = 5000) =>
+    request: (index, timeoutMs = 5000) =>
       new Promise((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`no request reached the backend within ${timeoutMs} ms`)), timeoutMs);
-        waiting.push((r) => {
+        const check = (): void => {
+          const r = requests[index];
+          if (r === undefined) return;
           clearTimeout(timer);
+          arrived.delete(check);
           resolve(r);
-        });
+        };
+        const timer = setTimeout(() => {
+          arrived.delete(check);
+          reject(new Error(`request #${index} did not reach the backend within ${timeoutMs} ms`));
+        }, timeoutMs);
+        arrived.add(check);
+        check();
       }),
     close,
   };

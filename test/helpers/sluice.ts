@@ -19,11 +19,16 @@ export interface Teardown {
 export interface SluiceOptions {
   /** Backend URLs for SLUICE_UPSTREAMS. */
   upstreams: readonly string[];
+  /** Address to listen on; default 127.0.0.1 ('::' listens dual-stack). Clients use 127.0.0.1. */
+  listenHost?: string;
   /** SLUICE_WORKERS; default 1 (one worker keeps per-worker pools deterministic). */
   workers?: number;
   /** SLUICE_TEST_HOOKS=1: SIGUSR1 logs a table snapshot, SIGUSR2 crashes worker 0. */
   testHooks?: boolean;
-  /** More SLUICE_* variables (they override the ones above). */
+  /**
+   * More SLUICE_* variables (they override the ones above and the helper's own defaults: admin
+   * listener and active health checks off).
+   */
   env?: Record<string, string>;
   /** How long to wait for the ready line; default 10 s. */
   readyTimeoutMs?: number;
@@ -147,13 +152,18 @@ function newestSource(): number {
  * ready line does not come in time. The child is SIGKILLed at `t`'s teardown if still running.
  */
 export async function startSluice(t: Teardown, options: SluiceOptions): Promise<Sluice> {
-  const port = await freePort();
+  const host = options.listenHost ?? '127.0.0.1';
+  const port = await freePort(host);
   const env: NodeJS.ProcessEnv = {
     PATH: process.env.PATH,
-    SLUICE_LISTEN: `127.0.0.1:${port}`,
+    SLUICE_LISTEN: host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`,
     SLUICE_UPSTREAMS: options.upstreams.join(','),
     SLUICE_WORKERS: String(options.workers ?? 1),
     SLUICE_LOG_LEVEL: 'info',
+    // Parallel test files each start Sluice: the admin listener's fixed default port would clash.
+    SLUICE_ADMIN_LISTEN: 'off',
+    // Probes would add requests the tests count, and mark deliberately broken backends down.
+    SLUICE_HEALTH_CHECK: 'off',
     ...(options.testHooks ? { SLUICE_TEST_HOOKS: '1' } : {}),
     ...options.env,
   };

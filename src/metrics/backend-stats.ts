@@ -1,0 +1,116 @@
+// One consistent read of every backend's row in the shared table (Atomics loads, no worker round
+// trip), joined with the merged latency histograms: what /metrics, /api/backends and the status
+// page all show, so they never disagree on a name or a derivation.
+
+import { currentEwmaUs } from '../balancer/ewma.js';
+import type { Backend } from '../http/context.js';
+import { Admin, C, Health, WEIGHT_SCALE } from '../state/layout.js';
+import type { SharedTable } from '../state/table.js';
+import { EMPTY_SUMMARY, type SlotLatencySummary } from './latency-merge.js';
+
+export type HealthName = 'unknown' | 'healthy' | 'unhealthy';
+export type AdminName = 'enabled' | 'draining' | 'disabled';
+/**
+ * One word for operators, first match wins: disabled, draining (operator), off (weight 0),
+ * down (failed active checks), ejected (outlier detection), up (takes traffic).
+ */
+export type StateName = 'disabled' | 'draining' | 'off' | 'down' | 'ejected' | 'up';
+
+export const CODE_CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx'] as const;
+export const ERROR_KINDS = ['connect', 'timeout', 'reset', 'protocol'] as const;
+export type CodeClass = (typeof CODE_CLASSES)[number];
+export type ErrorKind = (typeof ERROR_KINDS)[number];
+
+const CODE_COLUMNS = [C.RESP_1XX, C.RESP_2XX, C.RESP_3XX, C.RESP_4XX, C.RESP_5XX];
+const ERROR_COLUMNS = [C.ERR_CONNECT, C.ERR_TIMEOUT, C.ERR_RESET, C.ERR_PROTOCOL];
+
+export interface BackendStats {
+  slot: number;
+  /** "host:port", the `backend` label and the admin API's id. */
+  id: string;
+  url: string;
+  state: StateName;
+  /** Whether the balancer may pick it now (the same test as SharedTable.available). */
+  available: boolean;
+  health: HealthName;
+  admin: AdminName;
+  /** Live weight (operators may have changed it) and the configured one. */
+  weight: number;
+  configuredWeight: number;
+  ejected: boolean;
+  /** Milliseconds of ejection left; 0 when not ejected. */
+  ejectedForMs: number;
+  ejections: number;
+  inFlight: number;
+  openConnections: number;
+  /** Peak-EWMA latency now (decayed since its last sample); null before the first sample. */
+  ewmaMs: number | null;
+  /** Requests started (counted when a backend is picked, so includes those still in flight). */
+  requests: number;
+  responses: Record<CodeClass, number>;
+  errors: Record<ErrorKind, number>;
+  retries: number;
+  latency: SlotLatencySummary;
+}
+
+const NO_LATENCY: SlotLatencySummary = Object.freeze({ total: EMPTY_SUMMARY, upstream: EMPTY_SUMMARY });
+
+export function collectBackendStats(
+  table: SharedTable,
+  backends: readonly Backend[],
+  latency: ReadonlyMap<number, SlotLatencySummary>,
+  ewmaDecayMs: number,
+): BackendStats[] {
+  const now = table.now();
+  return backends.map((b) => {
+    const slot = b.slot;
+    const health = healthName(table.get(C.HEALTH, slot));
+    const admin = adminName(table.get(C.ADMIN, slot));
+    const weightScaled = table.get(C.WEIGHT, slot);
+    const ejectedUntil = table.get(C.EJECTED_UNTIL, slot);
+    const ejected = ejectedUntil > now;
+    const available = table.available(slot, now);
+    const ewmaUs = currentEwmaUs(table, slot, now, ewmaDecayMs, -1);
+    const responses = {} as Record<CodeClass, number>;
+    CODE_CLASSES.forEach((name, i) => (responses[name] = table.get(CODE_COLUMNS[i]!, slot)));
+    const errors = {} as Record<ErrorKind, number>;
+    ERROR_KINDS.forEach((name, i) => (errors[name] = table.get(ERROR_COLUMNS[i]!, slot)));
+    return {
+      slot,
+      id: b.id,
+      url: b.upstream.url,
+      state: stateName(admin, weightScaled, health, ejected),
+      available,
+      health,
+      admin,
+      weight: weightScaled / WEIGHT_SCALE,
+      configuredWeight: b.weight,
+      ejected,
+      ejectedForMs: ejected ? ejectedUntil - now : 0,
+      ejections: table.get(C.EJECTIONS, slot),
+      inFlight: table.get(C.IN_FLIGHT, slot),
+      openConnections: table.get(C.OPEN_CONNS, slot),
+      ewmaMs: ewmaUs < 0 ? null : ewmaUs / 1000,
+      requests: table.get(C.REQUESTS, slot),
+      responses,
+      errors,
+      retries: table.get(C.RETRIES, slot),
+      latency: latency.get(slot) ?? NO_LATENCY,
+    };
+  });
+}
+
+function healthName(v: number): HealthName {
+  return v === Health.HEALTHY ? 'healthy' : v === Health.UNHEALTHY ? 'unhealthy' : 'unknown';
+}
+
+function adminName(v: number): AdminName {
+  return v === Admin.DRAINING ? 'draining' : v === Admin.DISABLED ? 'disabled' : 'enabled';
+}
+
+function stateName(admin: AdminName, weightScaled: number, health: HealthName, ejected: boolean): StateName {
+  if (admin !== 'enabled') return admin;
+  if (weightScaled <= 0) return 'off';
+  if (health === 'unhealthy') return 'down';
+  return ejected ? 'ejected' : 'up';
+}
