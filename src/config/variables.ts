@@ -257,9 +257,9 @@ const VARIABLES: { readonly [K in keyof Config]: VariableSpec<K> } = {
   tlsCiphers: {
     name: 'SLUICE_TLS_CIPHERS',
     key: 'tlsCiphers',
-    default: DEFAULT_CIPHERS,
-    doc: 'OpenSSL cipher list for TLS 1.2 (TLS 1.3 suites are fixed; TLS 1.1 and older are refused).',
-    parse: cipherList,
+    default: 'modern',
+    doc: 'OpenSSL cipher list for TLS 1.2; modern = ECDHE with AES-GCM or ChaCha20-Poly1305 only. TLS 1.3 suites are fixed; TLS 1.1 and older are refused.',
+    parse: keywordOr('modern', () => DEFAULT_CIPHERS, cipherList),
   },
   redirectHttps: {
     name: 'SLUICE_REDIRECT_HTTPS',

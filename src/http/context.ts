@@ -15,6 +15,7 @@ import { Pool } from '../upstream/pool.js';
 import type { UpstreamError } from '../upstream/errors.js';
 import { RequestHeadBuilder } from './request-head.js';
 import { LatencyRecorder } from '../metrics/latency.js';
+import { OutlierDetector, outlierOptions } from '../health/outlier.js';
 import { upstreamTls } from '../upstream/tls-options.js';
 
 /** One backend as published to workers: its slot and where it lives. */
@@ -54,6 +55,8 @@ export class ProxyContext {
 
   #config: Config;
   readonly #log: Logger;
+  readonly #outliers: OutlierDetector;
+  readonly #lastErrorLog = new Map<number, { at: number; suppressed: number }>();
   #trusted = new Set<string>();
   readonly #pick: PickContext = { now: 0, exclude: -1, hash: NO_HASH };
   #penaltyUs = 0;
@@ -73,6 +76,7 @@ export class ProxyContext {
     this.#config = config;
     this.table = table;
     this.#log = log;
+    this.#outliers = new OutlierDetector(table, outlierOptions(config));
     this.#apply(config);
     this.#policy = this.#build(backends, seed);
     this.#timer = setInterval(() => this.#sweep(), SWEEP_MS);
@@ -92,6 +96,7 @@ export class ProxyContext {
   setConfig(config: Config, backends: readonly Backend[], seed: number): void {
     this.#config = config;
     this.#apply(config);
+    this.#outliers.setOptions(outlierOptions(config));
     for (const pool of this.pools) pool?.configure(config.connectTimeoutMs, config.requestTimeoutMs, config.idleTimeoutMs);
     this.#policy = this.#build(backends, seed);
   }
@@ -174,19 +179,48 @@ export class ProxyContext {
     this.table.add(C.REQUESTS, to, 1);
   }
 
-  /** Response head arrived after `ms`: one latency sample for peak EWMA (errors are sampled apart). */
+  /**
+   * Response head arrived after `ms` of upstream time: one latency sample for peak EWMA and one
+   * outcome for outlier detection. A 5xx is sampled as a penalty, never as its (fast) latency.
+   */
   onResponseStart(slot: number, ms: number, status: number): void {
-    if (status >= 500) recordFailure(this.table, slot, this.table.now(), this.#config.ewmaDecayMs, this.#penaltyUs);
-    else recordLatency(this.table, slot, ms * 1000, this.table.now(), this.#config.ewmaDecayMs);
+    const now = this.table.now();
+    if (status >= 500) {
+      recordFailure(this.table, slot, now, this.#config.ewmaDecayMs, this.#penaltyUs);
+      if (this.#outliers.onFailure(slot, '5xx', now)) this.#logEjection(slot, '5xx');
+    } else {
+      recordLatency(this.table, slot, ms * 1000, now, this.#config.ewmaDecayMs);
+      this.#outliers.onSuccess(slot);
+    }
   }
 
   onUpstreamError(slot: number, err: UpstreamError): void {
     const column = ERROR_COLUMN[err.kind];
     if (column !== undefined) {
       this.table.add(column, slot, 1);
-      recordFailure(this.table, slot, this.table.now(), this.#config.ewmaDecayMs, this.#penaltyUs);
+      const now = this.table.now();
+      recordFailure(this.table, slot, now, this.#config.ewmaDecayMs, this.#penaltyUs);
+      // Connect failures, resets and timeouts all say "this backend is not answering".
+      if (err.kind !== 'protocol' && this.#outliers.onFailure(slot, 'connect', now)) this.#logEjection(slot, err.kind);
     }
-    this.#log.warn({ backend: this.pools[slot]?.host + ':' + this.pools[slot]?.port, kind: err.kind, err: err.message }, 'upstream error');
+    // At most one line per backend per second: a dead backend under load must not flood the log.
+    const t = Date.now();
+    const last = this.#lastErrorLog.get(slot);
+    if (last === undefined || t - last.at >= 1000) {
+      const pool = this.pools[slot];
+      this.#log.warn(
+        { backend: pool ? `${pool.host}:${pool.port}` : slot, kind: err.kind, err: err.message, suppressed: last?.suppressed ?? 0 },
+        'upstream error',
+      );
+      this.#lastErrorLog.set(slot, { at: t, suppressed: 0 });
+    } else {
+      last.suppressed++;
+    }
+  }
+
+  #logEjection(slot: number, reason: string): void {
+    const pool = this.pools[slot];
+    this.#log.warn({ backend: pool ? `${pool.host}:${pool.port}` : slot, reason, ejections: this.table.get(C.EJECTIONS, slot) }, 'backend ejected');
   }
 
   /** Exactly once per request that took a slot. */
