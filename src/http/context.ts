@@ -56,6 +56,8 @@ export class ProxyContext {
   #config: Config;
   readonly #log: Logger;
   readonly #outliers: OutlierDetector;
+  /** Pools of removed backends with exchanges still running. */
+  readonly #retired = new Set<Pool>();
   readonly #lastErrorLog = new Map<number, { at: number; suppressed: number }>();
   #trusted = new Set<string>();
   readonly #pick: PickContext = { now: 0, exclude: -1, hash: NO_HASH };
@@ -261,7 +263,11 @@ export class ProxyContext {
     }
     for (let slot = 0; slot < this.pools.length; slot++) {
       const old = this.pools[slot];
-      if (old && next[slot] !== old) old.close();
+      if (old && next[slot] !== old) {
+        old.close();
+        // Its busy connections still finish their exchanges: keep sweeping their deadlines.
+        if (old.size > 0) this.#retired.add(old);
+      }
     }
     this.pools = next;
     const options: PolicyOptions = {
@@ -279,6 +285,10 @@ export class ProxyContext {
   #sweep(): void {
     const now = this.table.now();
     for (const pool of this.pools) pool?.sweep(now);
+    for (const pool of this.#retired) {
+      if (pool.size === 0) this.#retired.delete(pool);
+      else pool.sweep(now);
+    }
   }
 }
 

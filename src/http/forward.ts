@@ -242,7 +242,21 @@ export class Exchange implements ExchangeHandler {
   }
 
   onPoolFull(): void {
-    this.#respondError(new UpstreamError('overloaded', 'backend connection pool is full', true));
+    if (this.#aborted) return;
+    const pool = this.#pool;
+    if (pool !== null && pool.closing) {
+      // Its backend left the pool (reload) while this request queued: it never reached the
+      // backend, so it may go to another one whatever its method.
+      const next = this.#ctx.pick(this.#slot, this.#hash);
+      if (next >= 0 && this.#ctx.pools[next] !== pool) {
+        this.#ctx.moveSlot(this.#slot, next);
+        this.#slot = next;
+        this.#pool = this.#ctx.pools[next]!;
+        this.#pool.acquire(this);
+        return;
+      }
+    }
+    this.#res.cork(() => this.#respondError(new UpstreamError('overloaded', 'backend connection pool is full', true)));
   }
 
   onResponseStart(status: number, reason: string, headers: string[], framing: FramingKind, contentLength: number): void {

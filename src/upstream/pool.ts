@@ -64,6 +64,11 @@ export class Pool implements ConnectionOwner {
     return this.#table.now();
   }
 
+  /** Closed by a membership change: queued exchanges should go to another backend. */
+  get closing(): boolean {
+    return this.#closing;
+  }
+
   get size(): number {
     return this.#all.size;
   }

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { parseEnv } from '../../src/config/env.js';
 import type { Config } from '../../src/config/types.js';
 import { checkTls } from '../../src/tls/files.js';
-import { makeCerts } from './fixtures.js';
+import { makeCerts } from './fixtures/tls.js';
 
 const DAY = 86_400_000;
 const certs = await makeCerts(t, ['ca'], {

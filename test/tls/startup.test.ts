@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { run } from '../../src/cli.js';
 import { BUILT_CLI, freePort, runCli, startSluice } from '../helpers/sluice.js';
 import { startBackend } from '../helpers/backends.js';
-import { handshake, httpsRequest, makeCerts } from './fixtures.js';
+import { handshake, httpsRequest, makeCerts } from './fixtures/tls.js';
 
 const DAY = 86_400_000;
 const certs = await makeCerts(t, ['ca'], {

@@ -8,7 +8,7 @@ import { execFile } from 'node:child_process';
 import http from 'node:http';
 import { startBackend } from '../helpers/backends.js';
 import { freePort, startSluice } from '../helpers/sluice.js';
-import { handshake, httpsRequest, makeCerts, rawExchange } from './fixtures.js';
+import { handshake, httpsRequest, makeCerts, rawExchange } from './fixtures/tls.js';
 
 const certs = await makeCerts(t, ['ca'], {
   localhost: { names: ['localhost', '127.0.0.1'] },

@@ -5,7 +5,7 @@
 import t from 'tap';
 import http from 'node:http';
 import { startSluice } from '../helpers/sluice.js';
-import { makeCerts, startHttpsBackend } from './fixtures.js';
+import { makeCerts, startHttpsBackend } from './fixtures/tls.js';
 
 const certs = await makeCerts(t, ['trusted', 'stranger'], {
   backend: { names: ['localhost', '127.0.0.1'], ca: 'trusted' },
