@@ -281,20 +281,19 @@ export class Exchange implements ExchangeHandler {
       if (RESPONSE_DROP.has(name) || (named !== null && named.has(name))) continue;
       res.writeHeader(name, headers[i + 1]!);
     }
+    // Draining: ask the client to close after this response. It has to be a header written now:
+    // this uWS build's end(body, true) after write() puts "Connection: close" inside the chunked
+    // body, and tryEnd() has no way to ask. The drain closes whatever the clients leave open.
+    if (this.#ctx.closeAfter) res.writeHeader('connection', 'close');
     if (framing === Framing.NONE) {
       this.#finished = true;
       // HEAD and 304 report the length the body would have had, as the backend sent it; a 204
       // carries none. Always endWithoutBody() with no arguments: in this uWS build a length
       // argument leaves the response pending (the connection is dropped at the client's next
       // request) and an explicit `undefined` becomes "Content-Length: 9223372036854775808".
-      // So the length goes in as a header, and a close is asked for in a header too (the client
-      // closes; a drain closes whatever is left).
+      // So the length goes in as a header.
       if (contentLength >= 0 && status !== 204) res.writeHeader('content-length', String(contentLength));
-      if (this.#ctx.closeAfter) res.writeHeader('connection', 'close');
       res.endWithoutBody();
-    } else if (this.#ctx.closeAfter && framing === Framing.LENGTH) {
-      // Draining: a streamed (chunked) response can be ended with "close", a tryEnd one cannot.
-      this.#framing = Framing.CHUNKED;
     }
   }
 
@@ -337,11 +336,11 @@ export class Exchange implements ExchangeHandler {
         // piece still waiting for onWritable (that path ends the response itself).
         if (this.#out === null) {
           this.#finished = true;
-          this.#res.end(undefined, this.#ctx.closeAfter);
+          this.#res.end();
         }
       } else {
         this.#finished = true;
-        this.#res.end(undefined, this.#ctx.closeAfter);
+        this.#res.end();
       }
     }
     this.#account(this.#status);

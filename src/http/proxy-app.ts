@@ -9,6 +9,13 @@ import { forward, type Listener } from './forward.js';
 import type { TlsListener } from '../tls/ssl-app.js';
 import { redirectToHttps } from '../tls/redirect.js';
 
+/**
+ * After the last in-flight request of a drain, how long uWS gets to send what it still holds
+ * before every socket is closed. Writes to a reading client finish well within it; a client too
+ * slow for it would hold the worker to the drain timeout anyway.
+ */
+const DRAIN_FLUSH_MS = 100;
+
 /** The plain listener's requests: X-Forwarded-Proto http, no HSTS. */
 const PLAIN: Listener = { proto: 'http', hsts: null };
 
@@ -58,14 +65,22 @@ export class ProxyApp {
       this.#tlsSocket = null;
     }
     return new Promise((resolve) => {
+      let flushTimer: NodeJS.Timeout | undefined;
       const done = (): void => {
         clearTimeout(timer);
+        clearTimeout(flushTimer);
         ctx.onIdle = null;
         this.close();
         resolve();
       };
       const timer = setTimeout(done, timeoutMs);
-      ctx.onIdle = done;
+      // onIdle runs inside the last response's cork: closing every socket there would throw away
+      // the bytes uWS has not sent yet (the client would get nothing). Let uWS write them and let
+      // close-marked connections close themselves, then close the idle keep-alive ones.
+      ctx.onIdle = () => {
+        ctx.onIdle = null;
+        flushTimer = setTimeout(done, DRAIN_FLUSH_MS);
+      };
       if (ctx.inFlight === 0) done();
     });
   }

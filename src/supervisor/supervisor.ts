@@ -13,7 +13,10 @@ import type { ProxyWorkerData } from '../../workers/proxy-worker.js';
 import type { WorkerLatency } from '../metrics/latency-merge.js';
 
 const WORKER_URL = new URL('../../workers/proxy-worker.js', import.meta.url);
-/** Delay before replacing a dead worker; doubles while workers keep dying (a crash loop), up to 5 s. */
+/**
+ * Delay before replacing a worker that died within 10 s of the previous death (a crash loop);
+ * doubles while they keep dying, up to 5 s. A lone crash is replaced at once.
+ */
 const RESTART_BASE_MS = 100;
 const RESTART_MAX_MS = 5000;
 
@@ -25,7 +28,7 @@ export class Supervisor {
   #backends: Backend[];
   readonly #workers: (Worker | null)[] = [];
   #draining = false;
-  #restartDelay = RESTART_BASE_MS;
+  #restartDelay = 0;
   #lastCrash = 0;
   /** Latency collections in progress, by request id: the replies so far and who still owes one. */
   readonly #latencyRounds = new Map<number, { replies: WorkerLatency[]; waiting: Set<number>; done: () => void }>();
@@ -157,7 +160,10 @@ export class Supervisor {
         if (this.#draining) return;
         this.#table.addHeader(H.WORKER_RESTARTS, 1);
         const now = Date.now();
-        this.#restartDelay = now - this.#lastCrash < 10_000 ? Math.min(this.#restartDelay * 2, RESTART_MAX_MS) : RESTART_BASE_MS;
+        // A lone crash is replaced at once (its port share is not served until then); a crash loop
+        // backs off from RESTART_BASE_MS, doubling.
+        this.#restartDelay =
+          now - this.#lastCrash < 10_000 ? Math.min(Math.max(this.#restartDelay * 2, RESTART_BASE_MS), RESTART_MAX_MS) : 0;
         this.#lastCrash = now;
         this.#log.warn({ worker: index, code, restartInMs: this.#restartDelay }, 'worker exited; restarting');
         setTimeout(() => {

@@ -27,7 +27,15 @@ export class CertPool {
 
   /** `threads` defaults to every core: key generation is the whole job. */
   constructor(threads = availableParallelism()) {
-    this.#pool = new Piscina({ filename: taskFile(), minThreads: 0, maxThreads: Math.max(1, threads), idleTimeout: 1000 });
+    this.#pool = new Piscina({
+      filename: taskFile(),
+      minThreads: 0,
+      maxThreads: Math.max(1, threads),
+      idleTimeout: 1000,
+      // The task is built JavaScript: threads need none of the parent's loader flags (a test
+      // runner's TypeScript and coverage hooks would cost each thread seconds to start).
+      execArgv: [],
+    });
   }
 
   ca(request: CaRequest = {}): Promise<KeyPairPem> {

@@ -67,7 +67,7 @@ export function checkTls(config: Config, now = Date.now()): TlsReport {
   }
   let fallback: CertPair | null = null;
   if (config.tlsCert !== '' && config.tlsKey !== '') {
-    fallback = loadPair(config.tlsCert, config.tlsKey, config.tlsKeyPassphrase, now, errors, warnings, 'SLUICE_TLS_CERT');
+    fallback = loadPair(config.tlsCert, config.tlsKey, config.tlsKeyPassphrase, now, errors, warnings, ['SLUICE_TLS_CERT', 'SLUICE_TLS_KEY']);
   }
   const sni = config.tlsCertsDir === '' ? [] : scanDirectory(config.tlsCertsDir, config.tlsKeyPassphrase, now, errors, warnings);
   if (errors.length > 0 || fallback === null) return { errors, warnings, files: null };
@@ -140,7 +140,7 @@ function scanDirectory(dir: string, passphrase: string, now: number, errors: str
       continue;
     }
     if (isCaCertificate(certFile)) continue;
-    const pair = loadPair(certFile, join(dir, `${base}.key`), passphrase, now, errors, warnings, 'SLUICE_TLS_CERTS_DIR');
+    const pair = loadPair(certFile, join(dir, `${base}.key`), passphrase, now, errors, warnings, ['SLUICE_TLS_CERTS_DIR', 'SLUICE_TLS_CERTS_DIR']);
     if (pair === null) continue;
     const names: string[] = [];
     for (const name of pair.names) {
@@ -182,25 +182,25 @@ function loadPair(
   now: number,
   errors: string[],
   warnings: string[],
-  variable: string,
+  [certVariable, keyVariable]: readonly [string, string],
 ): CertPair | null {
-  const certText = readText(certFile, variable, errors);
-  const keyText = readText(keyFile, variable, errors);
+  const certText = readText(certFile, certVariable, errors);
+  const keyText = readText(keyFile, keyVariable, errors);
   if (certText === null || keyText === null) return null;
   // uWS reads PEM only (a DER file would fail inside the worker with no file name).
   if (!certText.includes('-----BEGIN CERTIFICATE-----')) {
-    errors.push(`${variable} ${certFile}: not a PEM certificate (no "-----BEGIN CERTIFICATE-----" line)`);
+    errors.push(`${certVariable} ${certFile}: not a PEM certificate (no "-----BEGIN CERTIFICATE-----" line)`);
     return null;
   }
   let cert: X509Certificate;
   try {
     cert = new X509Certificate(certText);
   } catch (err) {
-    errors.push(`${variable} ${certFile}: unreadable PEM certificate (${(err as Error).message})`);
+    errors.push(`${certVariable} ${certFile}: unreadable PEM certificate (${(err as Error).message})`);
     return null;
   }
   if (!/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(keyText)) {
-    errors.push(`${variable} ${keyFile}: not a PEM private key (no "-----BEGIN ... PRIVATE KEY-----" line)`);
+    errors.push(`${keyVariable} ${keyFile}: not a PEM private key (no "-----BEGIN ... PRIVATE KEY-----" line)`);
     return null;
   }
   let key: KeyObject;
@@ -209,16 +209,16 @@ function loadPair(
   } catch (err) {
     const encrypted = /ENCRYPTED/.test(keyText);
     if (encrypted && passphrase === '') {
-      errors.push(`${variable} ${keyFile}: the key is encrypted; set SLUICE_TLS_KEY_PASSPHRASE`);
+      errors.push(`${keyVariable} ${keyFile}: the key is encrypted; set SLUICE_TLS_KEY_PASSPHRASE`);
     } else if (encrypted) {
-      errors.push(`${variable} ${keyFile}: cannot decrypt the key with SLUICE_TLS_KEY_PASSPHRASE`);
+      errors.push(`${keyVariable} ${keyFile}: cannot decrypt the key with SLUICE_TLS_KEY_PASSPHRASE`);
     } else {
-      errors.push(`${variable} ${keyFile}: unreadable PEM private key (${(err as Error).message})`);
+      errors.push(`${keyVariable} ${keyFile}: unreadable PEM private key (${(err as Error).message})`);
     }
     return null;
   }
   if (!cert.checkPrivateKey(key)) {
-    errors.push(`${variable} ${keyFile}: this key does not match the certificate ${certFile}`);
+    errors.push(`${keyVariable} ${keyFile}: this key does not match the certificate ${certFile}`);
     return null;
   }
   const notBefore = Date.parse(cert.validFrom);

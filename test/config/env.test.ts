@@ -37,6 +37,8 @@ function rejects(t: Test, variable: string, values: string[], fragment?: RegExp)
   }
 }
 
+import { DEFAULT_CIPHERS } from '../../src/tls/ciphers.js';
+
 const DEFAULTS: Config = {
   listen: { host: '0.0.0.0', port: 8080 },
   upstreams: [],
@@ -50,6 +52,9 @@ const DEFAULTS: Config = {
   upstreamConnections: 128,
   drainTimeoutMs: 30000,
   logLevel: 'info',
+  accessLog: 0,
+  adminListen: { host: '127.0.0.1', port: 9901 },
+  adminToken: '',
   trustedProxies: [],
   leastRequestBias: 1,
   ewmaDecayMs: 10000,
@@ -58,6 +63,32 @@ const DEFAULTS: Config = {
   slowStartMs: 0,
   hashKey: { kind: 'ip' },
   maglevTableSize: 65537,
+  tlsListen: null,
+  tlsCert: '',
+  tlsKey: '',
+  tlsKeyPassphrase: '',
+  tlsCertsDir: '',
+  tlsCiphers: DEFAULT_CIPHERS,
+  redirectHttps: false,
+  hstsMaxAge: 0,
+  upstreamCa: '',
+  upstreamInsecure: false,
+  healthCheck: 'on',
+  healthPath: '',
+  healthExpect: [{ from: 200, to: 299 }],
+  healthIntervalMs: 2000,
+  healthTimeoutMs: 1000,
+  healthyThreshold: 2,
+  unhealthyThreshold: 3,
+  outlierConsecutive5xx: 5,
+  outlierConsecutiveFailures: 5,
+  outlierBaseEjectionMs: 30000,
+  outlierMaxEjectionMs: 300000,
+  outlierMaxEjectionPercent: 10,
+  retries: 1,
+  retryBudgetPercent: 20,
+  maxRequestsPerBackend: 0,
+  envFile: '',
 };
 
 t.test('an empty environment gives every default', async (t) => {

@@ -2,7 +2,7 @@
 // connection; none may reach the backend, least of all a request smuggled in behind it; and Sluice
 // must go on serving. The backend counts every request it sees.
 
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { ensureBuilt, startSluice, type Sluice } from '../helpers/sluice.js';
 import { startBackend, type HttpBackend } from '../helpers/backends.js';
 import { RawClient, rawConnect } from '../helpers/raw-client.js';
@@ -31,7 +31,7 @@ function statusOf(text: string): number {
  * Send `bytes` (a string, or pieces written 30 ms apart); expect a refusal (400/431 and a close,
  * or a close with no answer) and nothing at the backend.
  */
-async function refused(tt: Parameters<typeof rawConnect>[0], name: string, bytes: string | string[], statuses = [400]): Promise<void> {
+async function refused(tt: Test, name: string, bytes: string | string[], statuses = [400]): Promise<void> {
   const before = backend.requests.length;
   const client = await rawConnect(tt, sluice.port);
   for (const piece of Array.isArray(bytes) ? bytes : [bytes]) {

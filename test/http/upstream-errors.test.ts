@@ -118,3 +118,22 @@ t.test('a client that disconnects mid-request aborts the upstream request and fr
   t.equal(after.slots[0]!.inFlight, 0, 'in-flight back to 0');
   t.equal(after.slots[0]!.requests, 2);
 });
+
+t.test('503 only when no backend can take the request (the only one is at its request cap)', async (t) => {
+  const backend = await startBackend(t, (req, res) => {
+    if (req.url === '/hold') setTimeout(() => res.end('held'), 400);
+    else res.end('ok');
+  });
+  const sluice = await startSluice(t, { upstreams: [backend.url], env: { SLUICE_MAX_REQUESTS_PER_BACKEND: '1' } });
+  const held = request(`${sluice.url}/hold`);
+  await backend.request(0);
+  const res = await request(`${sluice.url}/x`);
+  await res.body.text();
+  t.equal(res.statusCode, 503, 'none available: 503');
+  t.equal(res.headers['x-sluice-error'], 'overloaded');
+  t.equal(res.headers['retry-after'], '1');
+  t.equal(await (await held).body.text(), 'held', 'the request in flight was not disturbed');
+  const after = await request(`${sluice.url}/x`);
+  t.equal(after.statusCode, 200, 'served again once the backend has room');
+  await after.body.text();
+});

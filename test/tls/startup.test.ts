@@ -49,6 +49,7 @@ const serving = (cert: string, key: string, port: number): Record<string, string
   SLUICE_TLS_CERT: cert,
   SLUICE_TLS_KEY: key,
   SLUICE_ADMIN_LISTEN: 'off',
+  SLUICE_HEALTH_CHECK: 'off',
 });
 
 async function check(env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {

@@ -12,9 +12,9 @@ const certs = await makeCerts(t, ['trusted', 'stranger'], {
   impostor: { names: ['localhost', '127.0.0.1'], ca: 'stranger' },
 });
 
-// Health checks are TCP connects here (no SLUICE_HEALTH_PATH), so they pass whatever the TLS
-// outcome; retries are off so the first TLS failure is the answer.
-const common = { SLUICE_ADMIN_LISTEN: 'off', SLUICE_RETRIES: '0' };
+// Active health checks are off so every backend takes traffic at once (these tests are about
+// TLS, not about when a check first passes); retries are off so the first TLS failure is the answer.
+const common = { SLUICE_ADMIN_LISTEN: 'off', SLUICE_HEALTH_CHECK: 'off', SLUICE_RETRIES: '0' };
 
 function get(port: number, path: string): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
   return new Promise((resolve, reject) => {
