@@ -11,6 +11,7 @@ import { tlsListener } from '../src/tls/ssl-app.js';
 import { configureUpstreamTls } from '../src/upstream/tls-options.js';
 import type { ToWorker, FromWorker } from '../src/supervisor/messages.js';
 import { LatencyRecorder } from '../src/metrics/latency.js';
+import { accessLog } from '../src/http/access-log.js';
 
 export interface ProxyWorkerData {
   index: number;
@@ -31,6 +32,8 @@ const table = new SharedTable(data.buffer, data.index);
 const latency = new LatencyRecorder();
 configureUpstreamTls(data.config);
 const ctx = new ProxyContext(data.config, table, data.backends, log, data.seed, latency);
+let accessRate = data.config.accessLog;
+ctx.accessLog = accessLog(accessRate, data.index);
 const app = new ProxyApp(ctx, tlsListener(data.config));
 
 // An uncaught exception would end this thread with uWS's sockets still open, and Node aborts the
@@ -86,6 +89,10 @@ function reconfigure(config: Config, backends: Backend[], seed: number): void {
     log.error({ err: (err as Error).message }, 'reload: upstream TLS settings not applied');
   }
   ctx.setConfig(config, backends, seed);
+  if (config.accessLog !== accessRate) {
+    accessRate = config.accessLog;
+    ctx.accessLog = accessLog(accessRate, data.index);
+  }
 }
 
 try {

@@ -16,6 +16,7 @@ import type { UpstreamError } from '../upstream/errors.js';
 import { RequestHeadBuilder } from './request-head.js';
 import { LatencyRecorder } from '../metrics/latency.js';
 import { OutlierDetector, outlierOptions } from '../health/outlier.js';
+import type { AccessLog } from './access-log.js';
 import { upstreamTls } from '../upstream/tls-options.js';
 
 /** One backend as published to workers: its slot and where it lives. */
@@ -38,6 +39,8 @@ const ERROR_COLUMN: Record<string, number> = {
 
 export class ProxyContext {
   readonly table: SharedTable;
+  /** Access log, or null when SLUICE_ACCESS_LOG is off. */
+  accessLog: AccessLog | null = null;
   /** This worker's latency histograms (merged by the admin server at scrape time). */
   readonly latency: LatencyRecorder;
   readonly builder = new RequestHeadBuilder();

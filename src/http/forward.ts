@@ -55,7 +55,7 @@ export function forward(ctx: ProxyContext, res: HttpResponse, req: HttpRequest, 
     return;
   }
   if (ctx.draining) ctx.closeAfter = true;
-  const ex = new Exchange(ctx, res, method, b, ctx.needsHash ? ctx.hashOf(req, clientIp) : NO_HASH, listener.hsts);
+  const ex = new Exchange(ctx, res, method, b, ctx.needsHash ? ctx.hashOf(req, clientIp) : NO_HASH, listener.hsts, clientIp);
   ex.start();
 }
 
@@ -117,6 +117,12 @@ export class Exchange implements ExchangeHandler {
   readonly #ctx: ProxyContext;
   readonly #res: HttpResponse;
   readonly #method: string;
+  // For the access log: references to strings the request built anyway.
+  readonly #path: string;
+  readonly #client: string;
+  readonly #requestId: string;
+  readonly #traceId: string;
+  #bytesOut = 0;
   readonly #head: string;
   readonly #isHead: boolean;
   readonly #bodyKind: BodyKindValue;
@@ -156,8 +162,20 @@ export class Exchange implements ExchangeHandler {
   #writableSet = false;
   cancelled = false;
 
-  constructor(ctx: ProxyContext, res: HttpResponse, method: string, b: RequestHeadBuilder, hash: number, hsts: string | null = null) {
+  constructor(
+    ctx: ProxyContext,
+    res: HttpResponse,
+    method: string,
+    b: RequestHeadBuilder,
+    hash: number,
+    hsts: string | null,
+    client: string,
+  ) {
     this.#ctx = ctx;
+    this.#path = b.path;
+    this.#client = client;
+    this.#requestId = b.requestId;
+    this.#traceId = b.traceId;
     this.#hash = hash;
     this.#hsts = hsts;
     this.#res = res;
@@ -298,6 +316,7 @@ export class Exchange implements ExchangeHandler {
   }
 
   onResponseData(chunk: Buffer): boolean {
+    this.#bytesOut += chunk.length;
     if (this.#aborted || this.#finished) return true;
     const res = this.#res;
     if (this.#framing !== Framing.LENGTH) {
@@ -493,7 +512,26 @@ export class Exchange implements ExchangeHandler {
     if (this.#accounted) return;
     this.#accounted = true;
     if (this.#inBudget) this.#ctx.retrying--;
-    if (this.#slot >= 0) this.#ctx.onDone(this.#slot, status, performance.now() - this.#started, this.#upstreamMs);
+    const totalMs = performance.now() - this.#started;
+    if (this.#slot >= 0) this.#ctx.onDone(this.#slot, status, totalMs, this.#upstreamMs);
+    const log = this.#ctx.accessLog;
+    if (log !== null && log.sampled()) {
+      const pool = this.#pool;
+      log.write({
+        requestId: this.#requestId,
+        traceId: this.#traceId,
+        client: this.#client,
+        method: this.#method,
+        path: this.#path,
+        status,
+        bytesIn: this.#bodyReceived,
+        bytesOut: this.#bytesOut,
+        backend: pool === null ? '' : pool.host + ':' + pool.port,
+        upstreamMs: this.#upstreamMs < 0 ? -1 : Math.round(this.#upstreamMs * 1000) / 1000,
+        totalMs: Math.round(totalMs * 1000) / 1000,
+        retries: this.#retries + (this.#retried ? 1 : 0),
+      });
+    }
   }
 
 }

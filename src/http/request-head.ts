@@ -19,6 +19,7 @@ const XF_PROTO = 6;
 const XF_HOST = 7;
 const VIA = 8;
 const REQUEST_ID = 9;
+const TRACEPARENT = 12;
 const TE = 10;
 const UPGRADE = 11;
 
@@ -42,6 +43,7 @@ const RULES = new Map<string, number>([
   ['x-forwarded-host', XF_HOST],
   ['via', VIA],
   ['x-request-id', REQUEST_ID],
+  ['traceparent', TRACEPARENT],
 ]);
 
 export const BodyKind = { NONE: 0, LENGTH: 1, CHUNKED: 2 } as const;
@@ -50,6 +52,7 @@ export type BodyKindValue = (typeof BodyKind)[keyof typeof BodyKind];
 /** Why a request was refused before it reached a backend. */
 export const Refusal = { NONE: 0, DUPLICATE_HOST: 1, CONFLICTING_LENGTH: 2, BAD_LENGTH: 3, BAD_TRANSFER_ENCODING: 4, HEAD_TOO_LARGE: 5 } as const;
 
+const TRACEPARENT_RE = /^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
 const LENGTH = /^[0-9]{1,15}$/;
 
 export class RequestHeadBuilder {
@@ -59,6 +62,10 @@ export class RequestHeadBuilder {
   contentLength = 0;
   refusal = 0;
   requestId = '';
+  /** Path and query as forwarded (for the access log). */
+  path = '';
+  /** W3C trace context: the trace id (32 hex) the request travels under. */
+  traceId = '';
   host = '';
   /**
    * SLUICE_MAX_HEADER_BYTES, set once by the owner. uWS only bounds a head that arrives in several
@@ -69,6 +76,7 @@ export class RequestHeadBuilder {
   readonly #via: string;
   readonly #idPrefix: string;
   #idCounter = 0;
+  #traceparent = '';
   #proto = 'http';
   #trusted = false;
   #hostCount = 0;
@@ -87,7 +95,9 @@ export class RequestHeadBuilder {
   constructor(viaName = 'sluice') {
     this.#via = `1.1 ${viaName}`;
     // Request ids: a random per-worker prefix and a counter: unique without a syscall per request.
-    this.#idPrefix = randomBytes(6).toString('hex') + '-';
+    // Trace and request ids: 16 random hex digits per worker, then a 16-digit counter. Unique
+    // without a random draw per request; the random half keeps workers and hosts apart.
+    this.#idPrefix = randomBytes(8).toString('hex');
     this.#visit = (key, value) => this.#header(key, value);
   }
 
@@ -120,12 +130,24 @@ export class RequestHeadBuilder {
       this.bodyKind = BodyKind.LENGTH;
     }
 
-    let head = method + ' ' + url + (query ? '?' + query : '') + ' HTTP/1.1\r\nhost: ' + this.host + '\r\n' + this.#lines;
+    this.path = query ? url + '?' + query : url;
+    let head = method + ' ' + this.path + ' HTTP/1.1\r\nhost: ' + this.host + '\r\n' + this.#lines;
     head += 'x-forwarded-for: ' + (this.#xff === '' ? clientIp : this.#xff + ', ' + clientIp) + '\r\n';
     head += 'x-forwarded-proto: ' + (this.#trusted && this.#xfProto !== '' ? this.#xfProto : this.#proto) + '\r\n';
     head += 'x-forwarded-host: ' + (this.#trusted && this.#xfHost !== '' ? this.#xfHost : this.host) + '\r\n';
     head += 'via: ' + (this.#viaIn === '' ? this.#via : this.#viaIn + ', ' + this.#via) + '\r\n';
-    if (this.requestId === '') this.requestId = this.#idPrefix + (this.#idCounter++).toString(36);
+    // W3C Trace Context: a valid traceparent passes through unchanged; without one, Sluice starts
+    // the trace. The request id is tied to it: absent an X-Request-Id, it is the trace id.
+    if (this.#traceparent !== '') {
+      this.traceId = this.#traceparent.slice(3, 35);
+      head += 'traceparent: ' + this.#traceparent + '\r\n';
+    } else {
+      const n = (this.#idCounter++).toString(16);
+      const counter = '0000000000000000'.slice(n.length) + n;
+      this.traceId = this.#idPrefix + counter;
+      head += 'traceparent: 00-' + this.traceId + '-' + counter + '-01\r\n';
+    }
+    if (this.requestId === '') this.requestId = this.traceId;
     head += 'x-request-id: ' + this.requestId + '\r\n';
     if (this.bodyKind === BodyKind.LENGTH) head += 'content-length: ' + this.contentLength + '\r\n';
     else if (this.bodyKind === BodyKind.CHUNKED) head += 'transfer-encoding: chunked\r\n';
@@ -139,6 +161,8 @@ export class RequestHeadBuilder {
     this.contentLength = 0;
     this.refusal = 0;
     this.requestId = '';
+    this.traceId = '';
+    this.#traceparent = '';
     this.host = '';
     this.#proto = proto;
     this.#trusted = trusted;
@@ -192,6 +216,13 @@ export class RequestHeadBuilder {
         return;
       case VIA:
         this.#viaIn = this.#viaIn === '' ? value : this.#viaIn + ', ' + value;
+        return;
+      case TRACEPARENT:
+        // version 00: "00-" 32 hex trace id "-" 16 hex parent id "-" 2 hex flags; an all-zero id
+        // is invalid. Anything else is dropped and a new trace started (W3C Trace Context §4.3).
+        if (TRACEPARENT_RE.test(value) && !value.startsWith('00-00000000000000000000000000000000') && !value.includes('-0000000000000000-')) {
+          this.#traceparent = value;
+        }
         return;
       case REQUEST_ID:
         if (value.length <= 200) this.requestId = value;

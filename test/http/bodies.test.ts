@@ -18,6 +18,7 @@ const SLOW_EVERY_MS = 20;
 
 let sluice: Sluice;
 let agent: Agent;
+let backendUrl = '';
 let slowFinishedAt = 0;
 
 function sha256(b: Buffer): string {
@@ -86,6 +87,7 @@ t.before(async () => {
       res.end();
     }
   });
+  backendUrl = backend.url;
   sluice = await startSluice(t, { upstreams: [backend.url] });
   agent = new Agent({ connections: 4 });
   t.teardown(() => agent.close());
@@ -200,4 +202,25 @@ t.test('Expect: 100-continue: the body is sent after the interim 100', async (t)
   t.equal(seen.bytes, 11);
   t.equal(seen.sha, sha256(Buffer.from('hello world')));
   t.equal(seen.expect, null, 'the expectation was met here, not passed on');
+});
+
+t.test('a body over SLUICE_MAX_BODY_BYTES gets 413 and a closed connection', async (t) => {
+  const limited = await startSluice(t, { upstreams: [backendUrl], env: { SLUICE_MAX_BODY_BYTES: '1000' } });
+  // Declared too large: refused before anything is forwarded.
+  const declared = await rawConnect(t, limited.port);
+  await declared.write('POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 5000\r\n\r\n' + 'x'.repeat(5000));
+  const tooLarge = await declared.response();
+  t.equal(tooLarge.status, 413);
+  t.ok(await declared.waitClosed(2000), 'closed after the 413');
+  // Chunked, found too large on the way: the upstream request is abandoned.
+  const chunked = await rawConnect(t, limited.port);
+  await chunked.write('POST /upload HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n');
+  await chunked.write('400\r\n' + 'y'.repeat(1024) + '\r\n');
+  const refused = await chunked.response();
+  t.equal(refused.status, 413);
+  t.ok(await chunked.waitClosed(2000), 'closed after the 413');
+  // Under the limit is fine.
+  const res = await request(`${limited.url}/upload`, { method: 'POST', body: 'z'.repeat(1000), dispatcher: agent });
+  t.equal(res.statusCode, 200);
+  t.equal(((await res.body.json()) as { bytes: number }).bytes, 1000);
 });
