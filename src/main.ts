@@ -133,7 +133,7 @@ function tableSnapshot(table: SharedTable, workers: number): Record<string, unkn
   const slots = [];
   for (let slot = 0; slot < table.header(H.SLOTS_USED); slot++) {
     const perWorker: number[] = [];
-    for (let w = 0; w < workers; w++) perWorker.push(Atomics.load(table.words, workerCell(w, slot)));
+    for (let w = 0; w <= workers; w++) perWorker.push(Atomics.load(table.words, workerCell(w, slot)));
     slots.push({
       slot,
       inFlight: table.get(C.IN_FLIGHT, slot),

@@ -20,6 +20,8 @@ export interface ProxyWorkerData {
   backends: Backend[];
   seed: number;
   testHooks: boolean;
+  /** Warm spare: load everything, but listen only when the supervisor sends 'activate'. */
+  standby: boolean;
 }
 
 const data = workerData as ProxyWorkerData;
@@ -47,6 +49,7 @@ process.on('uncaughtException', (err) => {
   process.exitCode = 1;
   if (crashed) return;
   crashed = true;
+  send({ type: 'crashing' });
   setImmediate(() => {
     app.close();
     port.close();
@@ -69,6 +72,9 @@ port.on('message', (msg: ToWorker) => {
       return;
     case 'latency':
       send({ type: 'latency', id: msg.id, snapshot: latency.snapshot() });
+      return;
+    case 'activate':
+      void listen();
       return;
     case 'crash':
       // Test-only hook (SLUICE_TEST_HOOKS=1): an uncaught exception, as a bug would throw one.
@@ -95,11 +101,16 @@ function reconfigure(config: Config, backends: Backend[], seed: number): void {
   }
 }
 
-try {
-  await app.listen(data.config.listen.host, data.config.listen.port);
-  send({ type: 'ready' });
-} catch (err) {
-  send({ type: 'fatal', message: (err as Error).message });
-  app.close();
-  port.close();
+async function listen(): Promise<void> {
+  try {
+    await app.listen(data.config.listen.host, data.config.listen.port);
+    send({ type: 'ready' });
+  } catch (err) {
+    send({ type: 'fatal', message: (err as Error).message });
+    app.close();
+    port.close();
+  }
 }
+
+if (data.standby) send({ type: 'standby' });
+else await listen();

@@ -3,7 +3,7 @@
 // Keyed by Config field so the compiler rejects a Config field without a variable, or the reverse.
 
 import { availableParallelism } from 'node:os';
-import { CAPACITY, MAX_WORKERS } from '../state/layout.js';
+import { CAPACITY, MAX_SERVING_WORKERS } from '../state/layout.js';
 import type { BalancerName, Config, LogLevel } from './types.js';
 import { decimal, integer, keywordOr, listOf, oneOf, prime, type Parser } from './parsers.js';
 import { hashKey, ipAddress, listenAddress, upstream } from './value-parsers.js';
@@ -71,9 +71,9 @@ const VARIABLES: { readonly [K in keyof Config]: VariableSpec<K> } = {
     name: 'SLUICE_WORKERS',
     key: 'workers',
     default: 'auto',
-    doc: `Worker threads serving traffic, 1 to ${MAX_WORKERS}; auto = available CPUs, at most ${MAX_WORKERS}.`,
-    // MAX_WORKERS bounds the per-worker counters in the shared table (state/layout.ts).
-    parse: keywordOr('auto', () => Math.min(availableParallelism(), MAX_WORKERS), integer(1, MAX_WORKERS)),
+    doc: `Worker threads serving traffic, 1 to ${MAX_SERVING_WORKERS}; auto = available CPUs, at most ${MAX_SERVING_WORKERS}.`,
+    // Bounded by the per-worker counters in the shared table (state/layout.ts), less the spare.
+    parse: keywordOr('auto', () => Math.min(availableParallelism(), MAX_SERVING_WORKERS), integer(1, MAX_SERVING_WORKERS)),
   },
   balancer: {
     name: 'SLUICE_BALANCER',

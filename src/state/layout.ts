@@ -11,8 +11,13 @@
 
 /** Backend slots in one table. Fixed so the buffer never moves; 1024 × 4 B × ~24 columns ≈ 100 KiB. */
 export const CAPACITY = 1024;
-/** Worker threads whose per-worker in-flight counts are tracked (crash recovery needs them). */
-export const MAX_WORKERS = 64;
+/**
+ * Worker threads whose per-worker in-flight counts are tracked (crash recovery needs them): up to
+ * 64 serving workers plus the supervisor's warm spare.
+ */
+export const MAX_WORKERS = 65;
+/** Serving workers (SLUICE_WORKERS at most). */
+export const MAX_SERVING_WORKERS = MAX_WORKERS - 1;
 
 /** Header words (Int32 index into the header region). */
 export const H = {

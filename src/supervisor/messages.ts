@@ -10,11 +10,17 @@ export type ToWorker =
   | { type: 'config'; config: Config; backends: Backend[]; seed: number }
   | { type: 'drain'; timeoutMs: number }
   | { type: 'crash' }
+  /** The warm spare takes a dead worker's place: start listening. */
+  | { type: 'activate' }
   /** Admin scrape: reply with this worker's latency histograms under the same id. */
   | { type: 'latency'; id: number };
 
 export type FromWorker =
   | { type: 'ready' }
+  /** A spare is loaded and waits for 'activate'. */
+  | { type: 'standby' }
+  /** An uncaught exception: the worker is closing its sockets and will exit. */
+  | { type: 'crashing' }
   | { type: 'drained' }
   | { type: 'fatal'; message: string }
   | { type: 'latency'; id: number; snapshot: LatencySnapshot };

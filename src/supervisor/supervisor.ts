@@ -20,13 +20,37 @@ const WORKER_URL = new URL('../../workers/proxy-worker.js', import.meta.url);
 const RESTART_BASE_MS = 100;
 const RESTART_MAX_MS = 5000;
 
+/** One running worker thread and the per-worker column it owns in the shared table. */
+interface Running {
+  readonly worker: Worker;
+  readonly tableIndex: number;
+  /** Listening (false while a warm spare stands by). */
+  active: boolean;
+  /** Its position among the serving workers (-1 for the spare). */
+  position: number;
+}
+
 export class Supervisor {
   #config: Config;
   readonly #table: SharedTable;
   readonly #log: Logger;
   readonly #testHooks: boolean;
   #backends: Backend[];
-  readonly #workers: (Worker | null)[] = [];
+  /** Serving workers by position. */
+  readonly #workers: (Running | null)[] = [];
+  /**
+   * A warm spare: a worker that has loaded everything but does not listen yet. A crashed worker is
+   * replaced by activating it (a few milliseconds) instead of starting a thread from nothing
+   * (hundreds of milliseconds on a loaded 2-core host), and a new spare is then started at leisure.
+   */
+  #spare: Running | null = null;
+  #spareStanding = false;
+  /** Table worker columns not owned by a live thread. */
+  readonly #freeIndices: number[] = [];
+  /** Positions whose worker died and is not replaced yet. */
+  readonly #vacant: number[] = [];
+  #spawnDelay = 0;
+  #started = false;
   #draining = false;
   #restartDelay = 0;
   #lastCrash = 0;
@@ -44,15 +68,20 @@ export class Supervisor {
 
   /** Start every worker; resolves when all listen, rejects with the first listen failure. */
   async start(): Promise<void> {
+    const n = this.#config.workers;
+    this.#freeIndices.push(n);
     const ready: Promise<void>[] = [];
-    for (let i = 0; i < this.#config.workers; i++) ready.push(this.#spawn(i));
+    for (let i = 0; i < n; i++) ready.push(this.#launch(i, i));
+    // The spare starts with the others, so a crash right after start-up is covered too.
+    ready.push(this.#launch(-1, this.#freeIndices.pop()!));
     await Promise.all(ready);
+    this.#started = true;
   }
 
   /** Publish a new membership to every worker. */
   setBackends(backends: Backend[]): void {
     this.#backends = backends;
-    for (const w of this.#workers) w?.postMessage({ type: 'backends', backends, seed: seed() } satisfies ToWorker);
+    this.#broadcast({ type: 'backends', backends, seed: seed() });
   }
 
   /**
@@ -62,7 +91,7 @@ export class Supervisor {
   setConfig(config: Config, backends: Backend[]): void {
     this.#config = config;
     this.#backends = backends;
-    for (const w of this.#workers) w?.postMessage({ type: 'config', config, backends, seed: seed() } satisfies ToWorker);
+    this.#broadcast({ type: 'config', config, backends, seed: seed() });
   }
 
   /** The membership last published to the workers. */
@@ -70,15 +99,15 @@ export class Supervisor {
     return this.#backends;
   }
 
-  /** Thread ids of the workers running now (a restarted worker has a new one). */
+  /** Thread ids of the workers serving now (a restarted worker has a new one). */
   liveThreadIds(): Set<number> {
     const ids = new Set<number>();
-    for (const w of this.#workers) if (w) ids.add(w.threadId);
+    for (const r of this.#workers) if (r) ids.add(r.worker.threadId);
     return ids;
   }
 
   /**
-   * Ask every running worker for its latency histograms (a 'latency' message pair). Resolves with
+   * Ask every serving worker for its latency histograms (a 'latency' message pair). Resolves with
    * the replies that came within `timeoutMs`; a worker too busy to answer is left out this time.
    */
   latencySnapshots(timeoutMs: number): Promise<WorkerLatency[]> {
@@ -93,10 +122,10 @@ export class Supervisor {
       };
       const timer = setTimeout(done, timeoutMs);
       this.#latencyRounds.set(id, { replies, waiting, done });
-      for (const w of this.#workers) {
-        if (!w) continue;
-        waiting.add(w.threadId);
-        w.postMessage({ type: 'latency', id } satisfies ToWorker);
+      for (const r of this.#workers) {
+        if (!r) continue;
+        waiting.add(r.worker.threadId);
+        r.worker.postMessage({ type: 'latency', id } satisfies ToWorker);
       }
       if (waiting.size === 0) done();
     });
@@ -104,77 +133,182 @@ export class Supervisor {
 
   /** Test hook: make worker `index` throw. */
   crash(index: number): void {
-    this.#workers[index]?.postMessage({ type: 'crash' } satisfies ToWorker);
+    this.#workers[index]?.worker.postMessage({ type: 'crash' } satisfies ToWorker);
   }
 
-  /** Drain all workers; resolves when every thread has exited. */
+  /** Drain all workers (and the spare); resolves when every thread has exited. */
   async drain(timeoutMs: number): Promise<void> {
     this.#draining = true;
-    const exits = this.#workers.map(
-      (w) =>
+    const all = [...this.#workers, this.#spare];
+    const exits = all.map(
+      (r) =>
         new Promise<void>((resolve) => {
-          if (!w) return resolve();
-          w.once('exit', () => resolve());
-          w.postMessage({ type: 'drain', timeoutMs } satisfies ToWorker);
+          if (!r) return resolve();
+          r.worker.once('exit', () => resolve());
+          r.worker.postMessage({ type: 'drain', timeoutMs } satisfies ToWorker);
         }),
     );
     await Promise.all(exits);
   }
 
-  #spawn(index: number): Promise<void> {
+  #broadcast(msg: ToWorker): void {
+    for (const r of this.#workers) r?.worker.postMessage(msg);
+    this.#spare?.worker.postMessage(msg);
+  }
+
+  #startSpare(delayMs: number): void {
+    setTimeout(() => {
+      if (this.#draining || this.#spare !== null) return;
+      const tableIndex = this.#freeIndices.pop();
+      if (tableIndex === undefined) return;
+      this.#launch(-1, tableIndex).catch((err: Error) => this.#log.error({ err: err.message }, 'spare worker failed to start'));
+    }, delayMs);
+  }
+
+  /**
+   * Start a thread. `position` >= 0: it listens at once and serves there; -1: it becomes the warm
+   * spare. Resolves when it listens (or stands by), rejects if it fails first.
+   */
+  #launch(position: number, tableIndex: number): Promise<void> {
+    const standby = position < 0;
     const data: ProxyWorkerData = {
-      index,
+      index: tableIndex,
       buffer: this.#table.buffer,
       config: this.#config,
       backends: this.#backends,
       seed: seed(),
       testHooks: this.#testHooks,
+      standby,
     };
-    const worker = new Worker(WORKER_URL, { workerData: data, name: `sluice-proxy-${index}` });
-    this.#workers[index] = worker;
+    const worker = new Worker(WORKER_URL, { workerData: data, name: `sluice-proxy-${tableIndex}` });
+    const run: Running = { worker, tableIndex, active: !standby, position };
+    if (standby) this.#spare = run;
+    else this.#workers[position] = run;
     return new Promise((resolve, reject) => {
       let up = false;
       worker.on('message', (msg: FromWorker) => {
-        if (msg.type === 'ready') {
-          up = true;
-          resolve();
-        } else if (msg.type === 'latency') {
-          const round = this.#latencyRounds.get(msg.id);
-          if (!round) return; // answered after its round timed out
-          round.replies.push({ worker: index, threadId: worker.threadId, snapshot: msg.snapshot });
-          round.waiting.delete(worker.threadId);
-          if (round.waiting.size === 0) round.done();
-        } else if (msg.type === 'fatal') {
-          this.#log.fatal({ worker: index, err: msg.message }, 'worker failed to start');
-          reject(new Error(msg.message));
+        switch (msg.type) {
+          case 'ready':
+            if (!up) {
+              up = true;
+              resolve();
+            } else {
+              // A spare that was standing by now listens in a dead worker's place.
+              this.#log.info({ worker: tableIndex, position: run.position }, 'worker restarted');
+            }
+            return;
+          case 'standby':
+            this.#spareStanding = true;
+            up = true;
+            resolve();
+            this.#fill();
+            return;
+          case 'crashing':
+            // Its sockets are closing: put the spare in its place now, not when the thread is gone.
+            this.#replace(run);
+            return;
+          case 'latency': {
+            const round = this.#latencyRounds.get(msg.id);
+            if (!round) return; // answered after its round timed out
+            round.replies.push({ worker: run.position, threadId: worker.threadId, snapshot: msg.snapshot });
+            round.waiting.delete(worker.threadId);
+            if (round.waiting.size === 0) round.done();
+            return;
+          }
+          case 'fatal':
+            this.#log.fatal({ worker: tableIndex, err: msg.message }, 'worker failed to start');
+            reject(new Error(msg.message));
+            return;
         }
       });
       worker.on('error', (err) => {
-        this.#log.error({ worker: index, err: err.message, stack: err.stack }, 'worker crashed');
+        this.#log.error({ worker: tableIndex, err: err.message, stack: err.stack }, 'worker crashed');
       });
       worker.on('exit', (code) => {
-        this.#workers[index] = null;
         // Requests it had in flight will never release their slots: take them off the table.
-        this.#table.forgetWorker(index);
-        if (!up) return reject(new Error(`worker ${index} exited (code ${code}) before listening`));
-        if (this.#draining) return;
-        this.#table.addHeader(H.WORKER_RESTARTS, 1);
-        const now = Date.now();
-        // A lone crash is replaced at once (its port share is not served until then); a crash loop
-        // backs off from RESTART_BASE_MS, doubling.
-        this.#restartDelay =
-          now - this.#lastCrash < 10_000 ? Math.min(Math.max(this.#restartDelay * 2, RESTART_BASE_MS), RESTART_MAX_MS) : 0;
-        this.#lastCrash = now;
-        this.#log.warn({ worker: index, code, restartInMs: this.#restartDelay }, 'worker exited; restarting');
-        setTimeout(() => {
-          if (this.#draining) return;
-          this.#spawn(index).then(
-            () => this.#log.info({ worker: index }, 'worker restarted'),
-            (err: Error) => this.#log.error({ worker: index, err: err.message }, 'worker restart failed'),
-          );
-        }, this.#restartDelay);
+        this.#table.forgetWorker(tableIndex);
+        this.#freeIndices.push(tableIndex);
+        if (!up) {
+          if (this.#spare === run) {
+            this.#spare = null;
+            if (!this.#draining) this.#startSpare(this.#crashLoopDelay());
+          } else if (this.#workers[position] === run) {
+            this.#workers[position] = null;
+            // A replacement that died starting: its position stays vacant for the next try.
+            if (this.#started && !this.#draining) {
+              this.#vacant.push(position);
+              this.#spawnDelay = this.#crashLoopDelay();
+              this.#fill();
+            }
+          }
+          return reject(new Error(`worker ${tableIndex} exited (code ${code}) before listening`));
+        }
+        if (this.#spare === run) {
+          this.#spare = null;
+          this.#spareStanding = false;
+          if (!this.#draining) this.#startSpare(this.#crashLoopDelay());
+          return;
+        }
+        this.#replace(run, code);
+        this.#fill(); // its column is free now
       });
     });
+  }
+
+  /** A serving worker is going away: its position is filled by the spare, or by a new thread. */
+  #replace(run: Running, code?: number): void {
+    if (this.#draining || run.position < 0 || this.#workers[run.position] !== run) return;
+    this.#workers[run.position] = null;
+    this.#vacant.push(run.position);
+    this.#table.addHeader(H.WORKER_RESTARTS, 1);
+    this.#spawnDelay = this.#crashLoopDelay();
+    this.#log.warn({ worker: run.tableIndex, code, restartInMs: this.#spawnDelay }, 'worker exited; restarting');
+    this.#fill();
+  }
+
+  /**
+   * Fill vacant positions: a standing spare is activated at once; without one, wait for the spare
+   * that is starting, or start a thread when a table column is free (a crashed worker's column is
+   * freed when its thread is gone). New threads wait out the crash-loop delay.
+   */
+  #fill(): void {
+    while (!this.#draining && this.#vacant.length > 0) {
+      const spare = this.#spare;
+      if (spare !== null && this.#spareStanding) {
+        const position = this.#vacant.shift()!;
+        this.#spare = null;
+        this.#spareStanding = false;
+        spare.position = position;
+        spare.active = true;
+        this.#workers[position] = spare;
+        spare.worker.postMessage({ type: 'activate' } satisfies ToWorker);
+        this.#startSpare(this.#spawnDelay);
+        continue;
+      }
+      if (spare !== null) return; // it will stand by soon, and fill then
+      if (this.#freeIndices.length === 0) return; // a dying thread still owns its column
+      const position = this.#vacant.shift()!;
+      const tableIndex = this.#freeIndices.pop()!;
+      setTimeout(() => {
+        if (this.#draining) return;
+        this.#launch(position, tableIndex).then(
+          () => this.#log.info({ worker: tableIndex, position }, 'worker restarted'),
+          (err: Error) => this.#log.error({ worker: tableIndex, err: err.message }, 'worker restart failed'),
+        );
+      }, this.#spawnDelay);
+    }
+  }
+
+  /**
+   * 0 for a lone crash; while workers keep dying (within 10 s of each other) a delay that starts at
+   * RESTART_BASE_MS and doubles up to RESTART_MAX_MS, so a crash loop does not spin the CPU.
+   */
+  #crashLoopDelay(): number {
+    const now = Date.now();
+    this.#restartDelay =
+      now - this.#lastCrash < 10_000 ? Math.min(Math.max(this.#restartDelay * 2, RESTART_BASE_MS), RESTART_MAX_MS) : 0;
+    this.#lastCrash = now;
+    return this.#restartDelay;
   }
 }
 

@@ -129,8 +129,10 @@ t.test('a crashed worker is replaced within 1 s while the other one serves', asy
   running = false;
   await traffic;
 
-  const window = results.filter((r) => r.at >= (crashed.time as number) && r.at <= (restarted.time as number));
-  t.ok(window.filter((r) => r.status === 200).length > 0, `served during the gap (${window.length} requests)`);
+  // With the warm spare the gap is a few ms, shorter than the traffic's pacing: look at the
+  // requests around it instead.
+  const window = results.filter((r) => r.at >= (crashed.time as number) - 100 && r.at <= (restarted.time as number) + 200);
+  t.ok(window.filter((r) => r.status === 200).length > 0, `served around the crash (${window.length} requests)`);
   const failed = results.filter((r) => r.status !== 200).length;
   // Only connections already queued on the dying worker's listen socket can fail.
   t.ok(failed <= 3, `${failed} of ${results.length} fresh-connection requests failed around the crash`);
@@ -149,7 +151,11 @@ t.test('a crashed worker is replaced within 1 s while the other one serves', asy
   // Both workers serve again.
   const again = await park(16);
   const both = await sluice.snapshot();
-  t.ok(both.slots[0]!.workers[0]! > 0 && both.slots[0]!.workers[1]! > 0, `the new worker 0 serves beside worker 1 (${both.slots[0]!.workers})`);
+  // The replacement (the warm spare) owns its own table column, not the dead worker's: count the
+  // columns that serve.
+  const serving = both.slots[0]!.workers.filter((n) => n > 0).length;
+  t.equal(serving, 2, `the replacement serves beside worker 1 (${both.slots[0]!.workers})`);
+  t.equal(both.slots[0]!.workers[0], 0, "the dead worker's column stays at 0");
   release();
   for (const c of again) t.ok(await c.waitFor((text) => text.includes('released'), 3000), 'completed');
   await sleep(50);
