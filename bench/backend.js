@@ -1,23 +1,37 @@
 // Benchmark backend: one uWebSockets.js app answering "hello, world\n" (13 bytes, 200) on every
 // method and path. Runs as its own process so it never shares an event loop with the harness.
 //
-//   node bench/backend.js <port> [--delay <ms>]
+//   node bench/backend.js <port> [--delay <ms>] [--count]
 //
 // Port 0 picks a free port. Prints one line "backend ready port=<n> pid=<pid>" once listening;
 // harnesses wait for it. --delay answers each request after <ms> milliseconds (slow-backend scenarios).
+// --count counts the requests answered and serves the count as JSON on GET /__count
+// ({"count":n,"delayMs":d,"pid":p}); GET /__count?reset also sets it back to 0 after answering.
+// /__count requests are not counted themselves. Without --count no route but the catch-all exists.
 import uWS from 'uWebSockets.js';
 
 const args = process.argv.slice(2);
 const port = Number(args[0] ?? 0);
 const delayAt = args.indexOf('--delay');
 const delayMs = delayAt >= 0 ? Number(args[delayAt + 1]) : 0;
+const counting = args.includes('--count');
 if (!Number.isInteger(port) || port < 0 || port > 65535 || !(delayMs >= 0)) {
-  console.error('usage: node bench/backend.js <port> [--delay <ms>]');
+  console.error('usage: node bench/backend.js <port> [--delay <ms>] [--count]');
   process.exit(2);
 }
 
 const BODY = Buffer.from('hello, world\n');
 const app = uWS.App();
+let served = 0;
+
+if (counting) {
+  app.get('/__count', (res, req) => {
+    const reset = /(^|&)reset(=|&|$)/.test(req.getQuery() ?? '');
+    const body = JSON.stringify({ count: served, delayMs, pid: process.pid });
+    if (reset) served = 0;
+    res.cork(() => res.writeHeader('content-type', 'application/json').end(body));
+  });
+}
 
 if (delayMs > 0) {
   app.any('/*', (res) => {
@@ -25,9 +39,12 @@ if (delayMs > 0) {
     res.onAborted(() => { aborted = true; });
     setTimeout(() => {
       if (aborted) return;
+      if (counting) served++;
       res.cork(() => res.end(BODY));
     }, delayMs);
   });
+} else if (counting) {
+  app.any('/*', (res) => { served++; res.end(BODY); });
 } else {
   app.any('/*', (res) => { res.end(BODY); });
 }

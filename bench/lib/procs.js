@@ -4,6 +4,7 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -92,16 +93,26 @@ export function which(name) {
 /**
  * Spawn a tracked child. Output is kept (last ~64 KiB of each stream) for error messages and
  * readiness lines; pass `echo: true` to also forward it to the harness's stderr.
+ * `stdout` set to a file path (such as '/dev/null') sends the child's stdout straight to that file
+ * (appended) instead of through the harness; output() then holds stderr only.
  * Returns a handle: { name, child, pid, output(), exited (promise of {code, signal}) }.
  */
-export function startProcess(name, command, args = [], { env, cwd, echo = false } = {}) {
+export function startProcess(name, command, args = [], { env, cwd, echo = false, stdout } = {}) {
   installCleanup();
-  const child = spawn(command, args, {
-    cwd,
-    env: env ? { ...process.env, ...env } : process.env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    detached: true,
-  });
+  let stdoutFd = null;
+  if (stdout !== undefined && stdout !== 'pipe') stdoutFd = fs.openSync(stdout, 'a');
+  let child;
+  try {
+    child = spawn(command, args, {
+      cwd,
+      env: env ? { ...process.env, ...env } : process.env,
+      stdio: ['ignore', stdoutFd ?? 'pipe', 'pipe'],
+      detached: true,
+    });
+  } finally {
+    // The child has its own copy of the descriptor.
+    if (stdoutFd !== null) fs.closeSync(stdoutFd);
+  }
   live.add(child);
   if (child.pid) leaders.add(child);
   let out = '';
@@ -110,7 +121,7 @@ export function startProcess(name, command, args = [], { env, cwd, echo = false 
     if (out.length > 65536) out = out.slice(-65536);
     if (echo) process.stderr.write(`[${name}] ${chunk}`);
   };
-  child.stdout.on('data', keep);
+  child.stdout?.on('data', keep);
   child.stderr.on('data', keep);
   const handle = {
     name,
@@ -161,7 +172,7 @@ export function lastLines(text, n = 3) {
   return text.split('\n').map((l) => l.trim()).filter(Boolean).slice(-n).join(' | ');
 }
 
-function sleep(ms) {
+export function sleep(ms) {
   return new Promise((r) => setTimeout(r, ms));
 }
 
@@ -185,10 +196,15 @@ export function waitForOutput(handle, pattern, timeoutMs = 10_000) {
   });
 }
 
-/** One GET with a fresh connection. Resolves { status, body } or rejects on a socket error. */
+/**
+ * One GET with a fresh connection. Resolves { status, body } or rejects on a socket error.
+ * https:// URLs are fetched without verifying the certificate (benchmarks use throwaway ones).
+ */
 export function httpGet(url, timeoutMs = 2000) {
   return new Promise((resolve, reject) => {
-    const req = http.get(url, { agent: false, timeout: timeoutMs }, (res) => {
+    const tls = url.startsWith('https:');
+    const opts = tls ? { agent: false, timeout: timeoutMs, rejectUnauthorized: false } : { agent: false, timeout: timeoutMs };
+    const req = (tls ? https : http).get(url, opts, (res) => {
       const chunks = [];
       res.on('data', (c) => chunks.push(c));
       res.on('end', () => resolve({ status: res.statusCode, body: Buffer.concat(chunks).toString() }));
@@ -241,14 +257,29 @@ export async function stopProcess(handle, { signal = 'SIGTERM', timeoutMs = 5000
   return { ...after, forced: true };
 }
 
-/** Start bench/backend.js on a free port and wait for its ready line. Resolves { handle, port, url }. */
-export async function startBackend(benchDir, { port = 0, delayMs = 0, timeoutMs = 10_000 } = {}) {
+/**
+ * Start bench/backend.js on a free port and wait for its ready line. Resolves { handle, port, url }.
+ * `count: true` starts it with --count (see backendCount()).
+ */
+export async function startBackend(benchDir, { port = 0, delayMs = 0, count = false, timeoutMs = 10_000 } = {}) {
   const args = [path.join(benchDir, 'backend.js'), String(port)];
   if (delayMs > 0) args.push('--delay', String(delayMs));
+  if (count) args.push('--count');
   const handle = startProcess(`backend:${port}`, process.execPath, args);
   const m = await waitForOutput(handle, /backend ready port=(\d+)/, timeoutMs);
   const actual = Number(m[1]);
-  return { handle, port: actual, url: `http://127.0.0.1:${actual}` };
+  return { handle, port: actual, url: `http://127.0.0.1:${actual}`, delayMs, counting: count };
+}
+
+/**
+ * Requests answered by a backend started with `count: true` (asked directly, not through a proxy).
+ * `reset: true` sets its counter back to 0 after reading it. Resolves a number; rejects when the
+ * backend does not answer.
+ */
+export async function backendCount(backend, { reset = false } = {}) {
+  const res = await httpGet(`${backend.url}/__count${reset ? '?reset' : ''}`);
+  if (res.status !== 200) throw new Error(`${backend.url}/__count answered ${res.status}`);
+  return JSON.parse(res.body).count;
 }
 
 /** Replace @NAME@ placeholders; throws if one is left unfilled. */

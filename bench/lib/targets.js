@@ -33,12 +33,15 @@ async function ready(handle, url, timeoutMs) {
 
 /**
  * Sluice from dist/ (run `npm run build` first). `env` adds or overrides SLUICE_* variables.
+ * `stdout` (a file path such as '/dev/null') sends Sluice's stdout, where its logs and access log go,
+ * to that file instead of through the harness.
  */
-export async function startSluice({ repoRoot, port, upstreams, workers, env = {}, timeoutMs = 10_000 }) {
+export async function startSluice({ repoRoot, port, upstreams, workers, env = {}, stdout, timeoutMs = 10_000 }) {
   const cli = path.join(repoRoot, 'dist', 'src', 'cli.js');
   if (!fs.existsSync(cli)) throw new Error('dist/src/cli.js not found (run npm run build)');
   const handle = startProcess(`sluice:${workers}`, process.execPath, [cli], {
     cwd: repoRoot,
+    stdout,
     env: {
       SLUICE_LISTEN: `127.0.0.1:${port}`,
       SLUICE_UPSTREAMS: upstreams.join(','),
@@ -52,17 +55,28 @@ export async function startSluice({ repoRoot, port, upstreams, workers, env = {}
   return { handle, url, firstResponse: res };
 }
 
-/** nginx in the foreground (daemon off) with `workers` worker processes. */
-export async function startNginx({ repoRoot, scratchDir, port, upstreams, workers, timeoutMs = 10_000 }) {
+/**
+ * nginx in the foreground (daemon off) with `workers` worker processes.
+ * Scenarios that need another config pass `template` (a file name: ../shared/bench, then
+ * bench/peers), `serverOptions` (appended to every upstream "server host:port" line, such as
+ * "max_fails=1 fail_timeout=5s"), `values` (extra @PLACEHOLDER@ values) and `scheme` ('https' when
+ * the template listens with ssl; readiness is then checked over TLS).
+ */
+export async function startNginx({
+  repoRoot, scratchDir, port, upstreams, workers, template: templateName = 'nginx.conf.template',
+  serverOptions = '', values = {}, scheme = 'http', timeoutMs = 10_000,
+}) {
   const bin = which('nginx');
   if (!bin) throw new SkipError('not installed');
   const dir = fs.mkdtempSync(path.join(scratchDir, `nginx-${workers}-`));
-  const template = findTemplate(repoRoot, 'nginx.conf.template');
+  const template = findTemplate(repoRoot, templateName);
+  const opts = serverOptions ? ` ${serverOptions}` : '';
   const conf = renderTemplate(fs.readFileSync(template, 'utf8'), {
     WORKERS: workers,
     DIR: dir,
     LISTEN_PORT: port,
-    BACKENDS: upstreams.map((u) => `server ${hostPort(u)};`).join(' '),
+    BACKENDS: upstreams.map((u) => `server ${hostPort(u)}${opts};`).join(' '),
+    ...values,
   });
   const confPath = path.join(dir, 'nginx.conf');
   fs.writeFileSync(confPath, conf);
@@ -70,22 +84,30 @@ export async function startNginx({ repoRoot, scratchDir, port, upstreams, worker
   const handle = startProcess(`nginx:${workers}`, bin, [
     '-p', dir, '-c', confPath, '-e', path.join(dir, 'nginx.error.log'), '-g', 'daemon off;',
   ]);
-  const url = `http://127.0.0.1:${port}`;
+  const url = `${scheme}://127.0.0.1:${port}`;
   const res = await ready(handle, url, timeoutMs);
   return { handle, url, firstResponse: res, info: { template } };
 }
 
-/** HAProxy in the foreground (-db) with `threads` threads. */
-export async function startHaproxy({ repoRoot, scratchDir, port, upstreams, threads, timeoutMs = 10_000 }) {
+/**
+ * HAProxy in the foreground (-db) with `threads` threads. `template`, `serverOptions` and `values`
+ * as for startNginx (server lines are "server sN host:port maxconn 1000" + serverOptions).
+ */
+export async function startHaproxy({
+  repoRoot, scratchDir, port, upstreams, threads, template: templateName = 'haproxy.cfg.template',
+  serverOptions = '', values = {}, timeoutMs = 10_000,
+}) {
   const bin = which('haproxy');
   if (!bin) throw new SkipError('not installed');
   const dir = fs.mkdtempSync(path.join(scratchDir, `haproxy-${threads}-`));
-  const template = findTemplate(repoRoot, 'haproxy.cfg.template');
+  const template = findTemplate(repoRoot, templateName);
+  const opts = serverOptions ? ` ${serverOptions}` : '';
   const cfg = renderTemplate(fs.readFileSync(template, 'utf8'), {
     THREADS: threads,
     DIR: dir,
     LISTEN_PORT: port,
-    BACKENDS: upstreams.map((u, i) => `server s${i + 1} ${hostPort(u)} maxconn 1000`).join('\n  '),
+    BACKENDS: upstreams.map((u, i) => `server s${i + 1} ${hostPort(u)} maxconn 1000${opts}`).join('\n  '),
+    ...values,
   });
   const cfgPath = path.join(dir, 'haproxy.cfg');
   fs.writeFileSync(cfgPath, cfg);
