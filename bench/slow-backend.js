@@ -204,6 +204,12 @@ function chart(rows, meta) {
   return barChartSvg({
     title: `Slow backend: one of four backends answers ${meta.delayMs} ms later`,
     subtitle: `${meta.generator}, ${meta.connections} connections, ${meta.durationS} s per target, ${meta.workers} worker(s); ${meta.startedAt}`,
+    legend: [
+      { color: '#f28e2b', label: 'Sluice peak-ewma' },
+      { color: '#4e79a7', label: 'Sluice, other policies' },
+      { color: '#59a14f', label: 'nginx / HAProxy' },
+      { color: '#9c9c9c', label: 'Sluice, 4 fast backends (baseline)' },
+    ],
     panels: [
       {
         title: 'p99 latency (ms), lower is better',

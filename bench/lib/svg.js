@@ -14,10 +14,11 @@ function niceMax(v) {
 /**
  * panels: [{ title, format: (v) => string, rows: [{ label, value (number|null), color?, text? }],
  *            refs?: [{ value, label }] }]
+ * legend: [{ color, label }] drawn under the subtitle.
  * Rows with value null are drawn as "n/a" (text overrides the printed value).
  * Returns the SVG document as a string.
  */
-export function barChartSvg({ title, subtitle = '', panels, width = 920 }) {
+export function barChartSvg({ title, subtitle = '', panels, legend = [], width = 920 }) {
   const labelW = 250;
   const valueW = 90;
   const barX = labelW + 10;
@@ -29,6 +30,15 @@ export function barChartSvg({ title, subtitle = '', panels, width = 920 }) {
   if (subtitle) {
     y += 20;
     out.push(`<text x="12" y="${y}" font-size="12" fill="#555">${esc(subtitle)}</text>`);
+  }
+  if (legend.length > 0) {
+    y += 20;
+    let x = 12;
+    for (const item of legend) {
+      out.push(`<rect x="${x}" y="${y - 10}" width="12" height="12" fill="${item.color}"/>`);
+      out.push(`<text x="${x + 17}" y="${y}" font-size="12">${esc(item.label)}</text>`);
+      x += 30 + item.label.length * 6.5;
+    }
   }
   y += 16;
   for (const panel of panels) {
