@@ -44,6 +44,8 @@ const USAGE = `usage: node bench/killed-backend.js [options]
   --connections <n>   concurrent keep-alive connections (default 50)
   --workers <n>       Sluice workers / nginx workers / HAProxy threads (default 1)
   --only <list>       comma-separated targets: ${GROUPS.join(', ')} (default all)
+  --sluice-env <list> extra or overriding SLUICE_* settings for the Sluice row, comma-separated
+                      NAME=VALUE (e.g. SLUICE_OUTLIER_BASE_EJECTION_MS=2000)
 ${COMMON_USAGE}`;
 
 function options() {
@@ -53,8 +55,19 @@ function options() {
     'restart-at': { type: 'string' },
     workers: { type: 'string' },
     only: { type: 'string' },
+    'sluice-env': { type: 'string' },
   }, USAGE);
+  const sluiceEnv = { ...SLUICE_ENV };
+  for (const item of (o.values['sluice-env'] ?? '').split(',').map((x) => x.trim()).filter(Boolean)) {
+    const m = /^(SLUICE_[A-Z0-9_]+)=(.*)$/.exec(item);
+    if (!m) {
+      console.error(`--sluice-env: expected SLUICE_NAME=VALUE, got "${item}"`);
+      o.usage(2);
+    }
+    sluiceEnv[m[1]] = m[2];
+  }
   const opts = {
+    sluiceEnv,
     durationS: o.int('duration', 1, 10),
     warmupS: o.int('warmup', 0, 1),
     killAtS: o.num('kill-at', 0, 3),
@@ -77,8 +90,9 @@ function plan(ctx) {
   const common = { repoRoot, scratchDir: ctx.scratchDir };
   const all = {
     sluice: {
-      target: 'sluice', config: 'health checks 500 ms, SLUICE_RETRIES=1',
-      start: async (urls) => startSluice({ ...common, port: await freePort(), upstreams: urls, workers: ctx.workers, env: SLUICE_ENV }),
+      target: 'sluice',
+      config: Object.entries(ctx.sluiceEnv).filter(([k]) => k !== 'SLUICE_ADMIN_LISTEN').map(([k, v]) => `${k}=${v}`).join(' '),
+      start: async (urls) => startSluice({ ...common, port: await freePort(), upstreams: urls, workers: ctx.workers, env: ctx.sluiceEnv }),
     },
     nginx: {
       target: 'nginx', config: `${NGINX_SERVER_OPTIONS}, proxy_next_upstream error timeout`,
@@ -99,8 +113,9 @@ function plan(ctx) {
 }
 
 /**
- * Backends on fixed free ports: a backend started on port 0 listens without SO_REUSEADDR, and its
- * closed connections (TIME_WAIT) would then keep the restarted one from binding the same port.
+ * Backends on fixed free ports: a backend that listened on port 0 cannot be started again on its
+ * port while its closed connections sit in TIME_WAIT (uSockets appears to set SO_REUSEADDR only
+ * for an explicit port); one started on an explicit port can.
  */
 async function startBackends(n) {
   const out = [];
@@ -336,7 +351,7 @@ async function main() {
     killAtSeconds: opts.killAtS,
     restartAtSeconds: opts.restartAtS,
     workers: opts.workers,
-    sluiceEnv: SLUICE_ENV,
+    sluiceEnv: opts.sluiceEnv,
     nginxServerOptions: NGINX_SERVER_OPTIONS,
     haproxyServerOptions: HAPROXY_SERVER_OPTIONS,
     timelineSampleMs: SAMPLE_MS,

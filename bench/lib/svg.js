@@ -37,7 +37,7 @@ export function barChartSvg({ title, subtitle = '', panels, legend = [], width =
     for (const item of legend) {
       out.push(`<rect x="${x}" y="${y - 10}" width="12" height="12" fill="${item.color}"/>`);
       out.push(`<text x="${x + 17}" y="${y}" font-size="12">${esc(item.label)}</text>`);
-      x += 30 + item.label.length * 6.5;
+      x += 30 + item.label.length * 6.1;
     }
   }
   y += 16;
