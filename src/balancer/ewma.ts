@@ -76,3 +76,12 @@ export function currentEwmaUs(table: SharedTable, slot: number, now: number, dec
   if (value <= 0) return defaultUs;
   return value * decayWeight(now - table.ewmaStamp(slot), decayMs);
 }
+
+/**
+ * Forget a backend's latency estimate (control plane, on recovery: a passing health check after
+ * failures, or an outlier ejection). Its next pick treats it as unsampled instead of judging it by
+ * the penalties it collected while down, which would keep it out long after it came back.
+ */
+export function resetLatency(table: SharedTable, slot: number): void {
+  Atomics.store(table.words, cell(C.EWMA_US, slot), 0);
+}

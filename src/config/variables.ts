@@ -388,7 +388,7 @@ const VARIABLES: { readonly [K in keyof Config]: VariableSpec<K> } = {
     name: 'SLUICE_RETRY_BUDGET_PERCENT',
     key: 'retryBudgetPercent',
     default: '20',
-    doc: 'Retries in flight may be at most this percent of requests in flight (and always 3), so retries cannot storm.',
+    doc: 'Retry budget: retries may be at most this percent of requests (each request adds a fraction of a retry token), plus 3 a second per worker always, so retries cannot storm.',
     parse: decimal(0, 100),
   },
   maxRequestsPerBackend: {

@@ -22,6 +22,7 @@ import type { Logger } from 'pino';
 import type { Config, StatusRange } from '../config/types.js';
 import type { Backend } from '../http/context.js';
 import { C, Health, cell } from '../state/layout.js';
+import { resetLatency } from '../balancer/ewma.js';
 import type { SharedTable } from '../state/table.js';
 import { ejectionMs, outlierOptions, type OutlierOptions } from './outlier.js';
 import type { Probe, ProbeResult } from './probe.js';
@@ -294,6 +295,8 @@ export class ActiveChecker {
         this.#release(entry);
         // Slow start for a backend that was getting no traffic; one that was serving carries on.
         if (from !== 'unknown') this.#table.set(C.SLOW_START_AT, slot, Math.max(1, this.#table.now()));
+        // Its latency estimate is made of failure penalties from while it was down: start afresh.
+        if (from === 'unhealthy') resetLatency(this.#table, slot);
         if (from === 'pending') this.#log.info(where, 'new backend passed its first health check');
         else if (from === 'unhealthy') this.#log.info({ ...where, passes: entry.successes }, 'backend is healthy again');
       }
@@ -339,6 +342,7 @@ export class ActiveChecker {
     t.set(C.CONSEC_FAIL, slot, 0);
     if (o.mode === 'http') t.set(C.CONSEC_5XX, slot, 0);
     t.set(C.SLOW_START_AT, slot, Math.max(1, now));
+    resetLatency(t, slot);
     this.#log.info({ backend: entry.backend.id, url: entry.backend.upstream.url }, 'ejection ended by a passing health check');
   }
 

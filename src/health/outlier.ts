@@ -146,6 +146,8 @@ export class OutlierDetector {
     Atomics.store(w, this.#ejections + slot, k);
     // Slow start (when configured) begins when the ejection ends, not when it starts.
     Atomics.store(w, this.#slowStart + slot, until);
+    // When it comes back it is judged afresh, not by the failure penalties that got it ejected.
+    Atomics.store(w, cell(C.EWMA_US, slot), 0);
     return true;
   }
 

@@ -26,6 +26,12 @@ export interface Backend extends Member {
 
 /** Pooled requests allowed to queue per backend per worker before fast 503s. */
 const MAX_WAITING = 4096;
+/** Retries a second always allowed per worker, whatever the budget (Linkerd's min retries/s). */
+const RETRY_FLOOR_PER_SEC = 3;
+/** Retry tokens a worker may bank: a long quiet spell must not fund an unbounded burst. */
+const RETRY_TOKEN_CAP = 1000;
+/** Largest latency penalty a failure records for peak EWMA. */
+const FAILURE_PENALTY_MAX_MS = 1000;
 /** How often connection deadlines are checked: timeouts fire within this much of their value. */
 const SWEEP_MS = 50;
 
@@ -49,8 +55,6 @@ export class ProxyContext {
   pools: (Pool | undefined)[] = [];
   /** Requests this worker has in flight (all backends). */
   inFlight = 0;
-  /** Retries in flight in this worker (see takeRetry). */
-  retrying = 0;
   /** Draining: finish what is in flight, close client connections after their response. */
   draining = false;
   closeAfter = false;
@@ -65,6 +69,10 @@ export class ProxyContext {
   #trusted = new Set<string>();
   readonly #pick: PickContext = { now: 0, exclude: -1, hash: NO_HASH };
   #penaltyUs = 0;
+  #retryRatio = 0;
+  #retryTokens = 0;
+  #floor = 0;
+  #floorAt = 0;
   readonly #timer: NodeJS.Timeout;
   #policy: Policy;
   #needsHash = false;
@@ -111,8 +119,11 @@ export class ProxyContext {
     this.maxBodyBytes = config.maxBodyBytes;
     this.builder.maxHeadBytes = config.maxHeaderBytes;
     this.#trusted = new Set(config.trustedProxies);
-    // A failure counts as a sample as slow as the request timeout: errors must never look fast.
-    this.#penaltyUs = config.requestTimeoutMs * 1000;
+    // A failure counts as a slow sample so errors never look fast, but capped: peak EWMA decays a
+    // sample over SLUICE_EWMA_DECAY_MS, and a 15 s penalty would keep a recovered backend out for
+    // minutes. Recovery events (health check passes, ejection) also reset the estimate.
+    this.#penaltyUs = Math.min(config.requestTimeoutMs, FAILURE_PENALTY_MAX_MS) * 1000;
+    this.#retryRatio = config.retryBudgetPercent / 100;
     this.#needsHash = config.balancer === 'ring-hash' || config.balancer === 'maglev';
   }
 
@@ -156,15 +167,29 @@ export class ProxyContext {
   }
 
   /**
-   * Retry budget: retries in flight may be at most SLUICE_RETRY_BUDGET_PERCENT of requests in
-   * flight in this worker (minimum 3), so a failing backend cannot turn into a retry storm.
+   * Retry budget (the token-bucket form Finagle and Linkerd use): every request deposits
+   * SLUICE_RETRY_BUDGET_PERCENT/100 of a retry, every retry withdraws a whole one, and a floor of
+   * RETRY_FLOOR_PER_SEC retries a second is always allowed. So retries stay a bounded share of
+   * traffic however many fail at once, yet the burst when a backend dies under load (all its
+   * in-flight requests at once) is paid for by the traffic before it.
    */
   takeRetry(): boolean {
-    const budget = Math.max(3, (this.inFlight * this.#config.retryBudgetPercent) / 100);
-    if (this.retrying >= budget) return false;
-    this.retrying++;
-    return true;
+    const now = Date.now();
+    if (now - this.#floorAt >= 1000) {
+      this.#floorAt = now;
+      this.#floor = RETRY_FLOOR_PER_SEC;
+    }
+    if (this.#floor > 0) {
+      this.#floor--;
+      return true;
+    }
+    if (this.#retryTokens >= 1) {
+      this.#retryTokens -= 1;
+      return true;
+    }
+    return false;
   }
+
 
   get retries(): number {
     return this.#config.retries;
@@ -172,6 +197,7 @@ export class ProxyContext {
 
   onStart(slot: number): void {
     this.inFlight++;
+    if (this.#retryTokens < RETRY_TOKEN_CAP) this.#retryTokens += this.#retryRatio;
     this.table.acquire(slot);
     this.table.add(C.REQUESTS, slot, 1);
   }

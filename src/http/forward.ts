@@ -150,9 +150,8 @@ export class Exchange implements ExchangeHandler {
   #reused = false;
   readonly #hash: number;
   readonly #hsts: string | null;
-  /** Retries to another backend so far, and whether one is counted against the retry budget. */
+  /** Retries to another backend so far. */
   #retries = 0;
-  #inBudget = false;
   #status = 0;
   #framing: FramingKind = Framing.NONE;
   #total = 0;
@@ -211,13 +210,12 @@ export class Exchange implements ExchangeHandler {
       this.#idempotent &&
       !this.#bodySent &&
       this.#retries < this.#ctx.retries &&
-      (this.#inBudget || this.#ctx.takeRetry())
+      this.#ctx.takeRetry()
     );
   }
 
   #retryElsewhere(): void {
     const ctx = this.#ctx;
-    this.#inBudget = true;
     this.#retries++;
     const next = ctx.pick(this.#slot, this.#hash);
     if (next < 0) {
@@ -511,7 +509,6 @@ export class Exchange implements ExchangeHandler {
   #account(status: number): void {
     if (this.#accounted) return;
     this.#accounted = true;
-    if (this.#inBudget) this.#ctx.retrying--;
     const totalMs = performance.now() - this.#started;
     if (this.#slot >= 0) this.#ctx.onDone(this.#slot, status, totalMs, this.#upstreamMs);
     const log = this.#ctx.accessLog;
