@@ -64,7 +64,9 @@ t.test('access log: one line per request with every field, flushed by shutdown',
     t.equal(l.retries, 0);
     t.match(l.requestId, /^[0-9a-f]{32}$/);
     t.equal(l.requestId, l.traceId);
-    t.type(l.time, 'string');
+    t.type(l.time, 'number');
+    t.equal(l.level, 30);
+    t.equal(l.msg, 'access');
   }
 });
 
