@@ -50,7 +50,18 @@ export class PeakEwma implements Policy {
     const a = rng.below(n);
     let b = rng.below(n - 1);
     if (b >= a) b++;
+    // Probe: a drawn backend with no sample and nothing in flight takes this request, so a new,
+    // re-enabled or recovered backend is measured at once instead of waiting for the default RTT
+    // to decay below its peers' real latency (tens of seconds under light load). One probe at a
+    // time: while it is in flight the default-RTT cost below applies.
+    if (this.#unprobed(a)) return c.slots[a]!;
+    if (this.#unprobed(b)) return c.slots[b]!;
     return this.#cost(b, ctx.now) < this.#cost(a, ctx.now) ? c.slots[b]! : c.slots[a]!;
+  }
+
+  #unprobed(k: number): boolean {
+    const slot = this.#candidates.slots[k]!;
+    return this.#table.ewmaUs(slot) === 0 && this.#table.inFlight(slot) === 0;
   }
 
   #cost(k: number, now: number): number {

@@ -77,24 +77,34 @@ t.test('in-flight counts raise the cost', async (t) => {
   t.equal(counts.get(1), 100);
 });
 
-t.test('a backend with no sample costs the default RTT', async (t) => {
+t.test('a backend with no sample costs the default RTT while its probe is in flight', async (t) => {
   const { table, members } = pool([1, 1]);
-  recordLatency(table, 0, 20_000, 1, TAU); // 20 ms measured vs 10 ms default
-  const p = new PeakEwma(table, members, options({ ewmaDecayMs: TAU, ewmaDefaultRttMs: 10 }));
+  recordLatency(table, 0, 20_000, 1, TAU); // 20 ms measured
+  table.acquire(1); // backend 1: unsampled, its probe request still out
+  // cost 1 = default × (1 + 1): 5 ms → 10 < 20, 30 ms → 60 > 20
+  const p = new PeakEwma(table, members, options({ ewmaDecayMs: TAU, ewmaDefaultRttMs: 5 }));
   t.equal(p.pick(ctx(2)), 1);
   const q = new PeakEwma(table, members, options({ ewmaDecayMs: TAU, ewmaDefaultRttMs: 30 }));
   t.equal(q.pick(ctx(2)), 0);
 });
 
-t.test('an unprobed backend with a pessimistic default still enters contention (Linkerd: the default decays)', async (t) => {
+t.test('an unprobed backend is probed at once, then judged by its own samples', async (t) => {
   const { table, members } = pool([1, 1]);
+  recordLatency(table, 0, 1000, 0, TAU); // backend 0 known at 1 ms; backend 1 never sampled
+  // Even with a pessimistic default, the first draw of backend 1 (idle, unsampled) probes it.
   const p = new PeakEwma(table, members, options({ ewmaDecayMs: TAU, ewmaDefaultRttMs: 100 }));
-  const clock = { now: 0 };
+  const clock = { now: 1 };
   const first = drive(p, table, clock, 100, 10, () => 1000);
-  t.ok(first[0] === 100 || first[1] === 100, 'at first only the probed backend (1 ms) is used');
-  drive(p, table, clock, 5000, 10, () => 1000); // 50 s > τ·ln(100) ≈ 46 s
+  t.ok(first[1]! > 0, `backend 1 was probed (${first.slice(0, 2)})`);
+  t.ok(table.ewmaUs(1) > 0, 'and now has a sample');
   const later = drive(p, table, clock, 2000, 10, () => 1000);
-  t.ok(later[0] > 500 && later[1] > 500, `both in use now (${later.slice(0, 2)})`);
+  t.ok(later[0]! > 500 && later[1]! > 500, `equal latency: both in use (${later.slice(0, 2)})`);
+  // A slow backend's probe counts: once measured at 50 ms it is avoided.
+  const slow = pool([1, 1]);
+  recordLatency(slow.table, 0, 1000, 0, TAU);
+  const r = new PeakEwma(slow.table, slow.members, options({ ewmaDecayMs: TAU }));
+  const after = drive(r, slow.table, { now: 1 }, 1000, 10, (s) => (s === 1 ? 50_000 : 1000));
+  t.ok(after[1]! < 50, `the slow one is avoided after its probe (${after.slice(0, 2)})`);
 });
 
 t.test('an idle backend decays back into contention', async (t) => {
