@@ -10,19 +10,17 @@
 //
 // Prints a table and the issue's target, writes bench/results/access-log-<time>.json.
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { chooseGenerator } from './lib/load.js';
-import { backendCount, freePort, killAll, sampleCpuBusy, startBackend, stopProcess } from './lib/procs.js';
-import { formatMs, formatRatio, formatRps, ratio, renderTable, writeResults } from './lib/report.js';
+import { backendCount, freePort, startBackend, stopProcess } from './lib/procs.js';
 import {
-  COMMON_OPTIONS, COMMON_USAGE, busyWarning, machineInfo, measureLoad, parseOptions, renderChecks, stopTarget, versions,
+  formatMs, formatRatio, formatRps, notesColumn, p50Column, p99Column, ratio, renderTable, valueColumn,
+} from './lib/report.js';
+import {
+  BENCH_DIR, COMMON_OPTIONS, COMMON_USAGE, REPO_ROOT, applyLoad, beginRun, check, loadRow, machineAndVersions, measureLoad,
+  measureStarted, parseOptions, renderChecks, resultHead, rowLine, runScenario, runSummaryLine, saveResults, warnIfBusy,
 } from './lib/scenario.js';
 import { startSluice } from './lib/targets.js';
 
-const benchDir = path.dirname(fileURLToPath(import.meta.url));
-const repoRoot = path.resolve(benchDir, '..');
 const SINKS = ['devnull', 'file'];
 
 const USAGE = `usage: node bench/access-log.js [options]
@@ -88,17 +86,14 @@ function countAccessLines(file) {
 }
 
 async function measureRun(cfg, round, ctx) {
-  const run = {
-    config: cfg.id, round, status: 'ok', reason: null, rps: null, p50Ms: null, p99Ms: null, requests: null,
-    non2xx: null, errors: null, otherCpu: null, notes: [], loggedLines: null, logBytes: null, backendRequests: null,
-  };
+  const run = loadRow({ config: cfg.id, round }, {}, { loggedLines: null, logBytes: null, backendRequests: null });
   const stdout = cfg.stdout === 'file' ? path.join(ctx.logDir, `sluice-access-${process.pid}-${round}.log`) : cfg.stdout;
   if (cfg.stdout === 'file') fs.rmSync(stdout, { force: true });
   await backendCount(ctx.backend, { reset: true });
   let started;
   try {
     started = await startSluice({
-      repoRoot, port: await freePort(), upstreams: [ctx.backend.url], workers: ctx.workers, stdout,
+      repoRoot: REPO_ROOT, port: await freePort(), upstreams: [ctx.backend.url], workers: ctx.workers, stdout,
       env: { SLUICE_ACCESS_LOG: cfg.accessLog, SLUICE_ADMIN_LISTEN: 'off' },
     });
   } catch (err) {
@@ -106,26 +101,11 @@ async function measureRun(cfg, round, ctx) {
     run.reason = err.message;
     return run;
   }
-  try {
-    const m = await measureLoad({
-      generator: ctx.generator, url: `${started.url}/`, connections: ctx.connections, durationS: ctx.durationS,
-      warmupS: ctx.warmupS, waitQuietS: ctx.waitQuietS, pids: [started.handle.pid, ctx.backend.handle.pid],
-    });
-    const r = m.result;
-    Object.assign(run, { rps: r.rps, p50Ms: r.p50Ms, p99Ms: r.p99Ms, requests: r.requests, non2xx: r.non2xx, errors: r.errors, otherCpu: m.otherCpu });
-    run.notes.push(...m.notes);
-    if (started.handle.exitInfo) {
-      run.status = 'failed';
-      run.reason = 'Sluice exited during the run';
-    }
-  } catch (err) {
-    run.status = 'failed';
-    run.reason = err.message;
-  } finally {
-    // SIGTERM drains and flushes the buffered access log before the count below.
-    const note = await stopTarget(started.handle);
-    if (note) run.notes.push(note);
-  }
+  // The stop afterwards (SIGTERM) drains and flushes the buffered access log before the count below.
+  await measureStarted(run, started.handle, async () => applyLoad(run, await measureLoad({
+    generator: ctx.generator, url: `${started.url}/`, connections: ctx.connections, durationS: ctx.durationS,
+    warmupS: ctx.warmupS, waitQuietS: ctx.waitQuietS, pids: [started.handle.pid, ctx.backend.handle.pid],
+  })), { exitReason: 'Sluice exited during the run' });
   // Every request the backend answered during this Sluice's life (readiness probe, warm-up, run).
   run.backendRequests = await backendCount(ctx.backend);
   if (cfg.stdout === 'file') {
@@ -180,31 +160,26 @@ function summarize(cfgs, runs, logFs) {
   });
 }
 
+const pct = (v) => `${(v * 100).toFixed(1)}%`;
+
 const COLUMNS = [
   { key: 'label', title: 'config', align: 'left' },
   { key: 'stdout', title: 'stdout', align: 'left' },
   { key: 'roundsRps', title: 'req/s per round', align: 'right', format: (v) => v.map((x) => (x === null ? '-' : formatRps(x))).join(' ') },
-  { key: 'rps', title: 'mean req/s', align: 'right', format: (v) => (v === null ? '-' : formatRps(v)) },
-  { key: 'p50Ms', title: 'p50 ms', align: 'right', format: (v) => (v === null ? '-' : formatMs(v)) },
-  { key: 'p99Ms', title: 'p99 ms', align: 'right', format: (v) => (v === null ? '-' : formatMs(v)) },
+  valueColumn('rps', 'mean req/s', formatRps),
+  p50Column,
+  p99Column,
   { key: 'vsOff', title: 'vs off', align: 'right', format: formatRatio },
-  { key: 'cost', title: 'cost', align: 'right', format: (v) => (v === null ? '-' : `${(v * 100).toFixed(1)}%`) },
-  { key: 'logCoverage', title: 'logged', align: 'right', format: (v) => (v === null ? '-' : `${(v * 100).toFixed(1)}%`) },
-  {
-    key: 'notes', title: 'notes', align: 'left',
-    format: (v, r) => [r.status === 'ok' ? null : `${r.status}: ${r.reason}`, ...v].filter(Boolean).join('; '),
-  },
+  valueColumn('cost', 'cost', pct),
+  valueColumn('logCoverage', 'logged', pct),
+  notesColumn,
 ];
 
 async function main() {
   const opts = options();
-  const t0 = Date.now();
-  const startedAt = new Date();
-  const generator = chooseGenerator({ prefer: opts.generator, threads: opts.threads });
-  const scratchDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-bench-accesslog-'));
-  process.on('exit', () => fs.rmSync(scratchDir, { recursive: true, force: true }));
-  const [versionInfo, busyBefore] = await Promise.all([versions(), sampleCpuBusy(300)]);
-  const backend = await startBackend(benchDir, { count: true });
+  const run = await beginRun(opts, 'sluice-bench-accesslog-');
+  const { generator, scratchDir } = run;
+  const backend = await startBackend(BENCH_DIR, { count: true });
   const cfgs = configs(opts);
   const logDir = path.resolve(opts.logDir ?? scratchDir);
   fs.mkdirSync(logDir, { recursive: true });
@@ -214,59 +189,47 @@ async function main() {
   console.log(`access-log bench: ${cfgs.length} configurations x ${opts.rounds} rounds x (${opts.warmupS} s warm-up + ${opts.durationS} s), `
     + `Sluice ${opts.workers} worker(s), ${opts.connections} connections, generator ${generator.label}`);
   console.log(`estimated ~${Math.ceil(cfgs.length * opts.rounds * (opts.warmupS + opts.durationS + 0.8))} s; Sluice's stdout goes to /dev/null or to a file in ${logDir} (${logFs})`);
-  const warning = busyWarning(busyBefore);
-  if (warning) console.log(`WARNING: ${warning}`);
+  const warning = warnIfBusy(run.busyBefore);
   console.log('');
 
   const runs = [];
   for (let round = 1; round <= opts.rounds; round++) {
     for (const cfg of cfgs) {
       process.stdout.write(`  round ${round} ${`${cfg.label} → ${cfg.stdout === 'file' ? 'file' : '/dev/null'}`.padEnd(28)} `);
-      const run = await measureRun(cfg, round, ctx);
-      runs.push(run);
-      console.log(run.status === 'ok'
-        ? `${formatRps(run.rps)} req/s, p99 ${formatMs(run.p99Ms)} ms${run.loggedLines !== null ? `, ${run.loggedLines} lines logged` : ''}${run.notes.length ? ` (${run.notes.join('; ')})` : ''}`
-        : `${run.status}: ${run.reason}`);
+      const r = await measureRun(cfg, round, ctx);
+      runs.push(r);
+      console.log(rowLine(r, `${formatRps(r.rps)} req/s, p99 ${formatMs(r.p99Ms)} ms${r.loggedLines !== null ? `, ${r.loggedLines} lines logged` : ''}`));
     }
   }
   await stopProcess(backend.handle);
 
   const rows = summarize(cfgs, runs, logFs);
-  const checks = rows.filter((r) => r.config !== 'off').map((r) => (r.vsOff === null
-    ? { label: `access log on (stdout ${r.stdout}) costs < 10% of req/s`, pass: null, detail: 'runs missing' }
-    : { label: `access log on (stdout ${r.stdout}) costs < 10% of req/s`, pass: r.cost < 0.1, detail: `${(r.cost * 100).toFixed(1)}% (${formatRatio(r.vsOff)} of off, mean of per-round ratios)` }));
-  const wallS = (Date.now() - t0) / 1000;
+  const checks = rows.filter((r) => r.config !== 'off').map((r) => check(
+    `access log on (stdout ${r.stdout}) costs < 10% of req/s`,
+    r.vsOff !== null,
+    () => ({ pass: r.cost < 0.1, detail: `${(r.cost * 100).toFixed(1)}% (${formatRatio(r.vsOff)} of off, mean of per-round ratios)` }),
+    'runs missing',
+  ));
+  const wallS = run.elapsedS();
   console.log(`\n${renderTable(COLUMNS, rows)}\n`);
   console.log('targets (issue 6):');
   console.log(renderChecks(checks));
   const fileRow = rows.find((r) => r.config === 'on-file');
   if (fileRow?.logBytesPerRequest) console.log(`\naccess log line: ~${fileRow.logBytesPerRequest.toFixed(0)} bytes per request`);
-  console.log(`generator: ${generator.label}, -c ${opts.connections}, ${opts.durationS} s per run after ${opts.warmupS} s warm-up, ${opts.rounds} round(s); wall time ${wallS.toFixed(1)} s`);
+  console.log(runSummaryLine(run, opts, wallS, { per: 'run', extra: `, ${opts.rounds} round(s)` }));
   console.log('"logged" = access-log lines in the file / requests the backend answered while that Sluice ran (probe + warm-up + run)');
   if (warning) console.log(`WARNING: ${warning}`);
 
-  const file = writeResults(path.join(benchDir, 'results'), 'access-log', {
-    scenario: 'access log cost: GET / keep-alive through Sluice, SLUICE_ACCESS_LOG off vs on',
-    startedAt: startedAt.toISOString(),
-    wallSeconds: wallS,
-    generator: { name: generator.name, threads: generator.threads, label: generator.label },
-    connections: opts.connections,
-    durationSeconds: opts.durationS,
-    warmupSeconds: opts.warmupS,
+  saveResults('access-log', run, {
+    ...resultHead('access log cost: GET / keep-alive through Sluice, SLUICE_ACCESS_LOG off vs on', run, opts, wallS),
     rounds: opts.rounds,
     workers: opts.workers,
     fileSink: opts.sinks.includes('file') ? { dir: logDir, fileSystem: logFs } : null,
-    machine: machineInfo(busyBefore),
-    versions: versionInfo,
+    ...machineAndVersions(run),
     summary: rows,
     runs,
     targets: checks,
-  }, startedAt);
-  console.log(`results: ${path.relative(process.cwd(), file)}`);
+  });
 }
 
-main().catch((err) => {
-  console.error(`access-log bench failed: ${err.stack ?? err.message}`);
-  killAll();
-  process.exitCode = 1;
-});
+runScenario('access-log', main);

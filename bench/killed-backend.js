@@ -9,22 +9,16 @@
 //                                [--workers 1] [--only sluice,nginx,haproxy] [--generator wrk|autocannon]
 //
 // Prints a table and the issue's target, writes bench/results/killed-backend-<time>.json.
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { chooseGenerator, runLoad, warmUp } from './lib/load.js';
+import { runLoad, warmUp } from './lib/load.js';
 import {
-  backendCount, freePort, killAll, processGroup, sampleCpuBusy, sleep, startBackend, stopProcess, watchForeignCpu,
+  backendCount, freePort, processGroup, sleep, startBackend, stopProcess, watchForeignCpu,
 } from './lib/procs.js';
-import { formatMs, formatRps, renderTable, writeResults } from './lib/report.js';
+import { formatMs, notesColumn, p99Column, renderTable, rpsColumn, valueColumn } from './lib/report.js';
 import {
-  COMMON_OPTIONS, COMMON_USAGE, busyWarning, machineInfo, parseOptions, renderChecks, stopTarget, versions, waitQuiet,
+  BENCH_DIR, COMMON_OPTIONS, COMMON_USAGE, REPO_ROOT, beginRun, check, loadRow, machineAndVersions, measureStarted,
+  parseOptions, quietNote, renderChecks, resultHead, rowLine, runScenario, runSummaryLine, saveResults, startFailed, warnIfBusy,
 } from './lib/scenario.js';
-import { SkipError, startHaproxy, startNginx, startSluice } from './lib/targets.js';
-
-const benchDir = path.dirname(fileURLToPath(import.meta.url));
-const repoRoot = path.resolve(benchDir, '..');
+import { startHaproxy, startNginx, startSluice } from './lib/targets.js';
 const GROUPS = ['sluice', 'nginx', 'haproxy'];
 const SAMPLE_MS = 500;
 
@@ -87,7 +81,7 @@ function options() {
 }
 
 function plan(ctx) {
-  const common = { repoRoot, scratchDir: ctx.scratchDir };
+  const common = { repoRoot: REPO_ROOT, scratchDir: ctx.scratchDir };
   const all = {
     sluice: {
       target: 'sluice',
@@ -119,7 +113,7 @@ function plan(ctx) {
  */
 async function startBackends(n) {
   const out = [];
-  for (let i = 1; i <= n; i++) out.push({ ...(await startBackend(benchDir, { port: await freePort(), count: true })), label: `b${i}` });
+  for (let i = 1; i <= n; i++) out.push({ ...(await startBackend(BENCH_DIR, { port: await freePort(), count: true })), label: `b${i}` });
   return out;
 }
 
@@ -129,7 +123,7 @@ async function restartBackend(port, label) {
   let lastErr;
   while (Date.now() < until) {
     try {
-      return { ...(await startBackend(benchDir, { port, count: true })), label };
+      return { ...(await startBackend(BENCH_DIR, { port, count: true })), label };
     } catch (err) {
       lastErr = err;
       await sleep(100);
@@ -144,12 +138,10 @@ async function countOrNull(b) {
 }
 
 async function measureTarget(t, ctx) {
-  const row = {
-    group: t.group, target: t.target, workers: ctx.workers, config: t.config,
-    status: 'ok', reason: null, rps: null, p50Ms: null, p99Ms: null, requests: null, non2xx: null, errors: null,
+  const row = loadRow({ group: t.group, target: t.target, workers: ctx.workers, config: t.config }, {
     socketErrors: null, lost: null, killedAtS: null, restartedAtS: null, servedAfterRestart: null,
-    perBackend: null, timeline: [], otherCpu: null, notes: [],
-  };
+    perBackend: null, timeline: [],
+  });
   const backends = await startBackends(3);
   const victimIndex = 1;
   let started;
@@ -157,17 +149,13 @@ async function measureTarget(t, ctx) {
     started = await t.start(backends.map((b) => b.url));
   } catch (err) {
     await Promise.all(backends.map((b) => stopProcess(b.handle)));
-    row.status = err instanceof SkipError ? 'skipped' : 'failed';
-    row.reason = err.message;
-    return row;
+    return startFailed(row, err);
   }
   const timers = [];
   let sampler = null;
-  try {
-    if (ctx.waitQuietS > 0) {
-      const waited = await waitQuiet(ctx.waitQuietS);
-      if (!waited.quiet) row.notes.push(`machine still ${(waited.busy * 100).toFixed(0)}% busy after waiting ${ctx.waitQuietS} s`);
-    }
+  await measureStarted(row, started.handle, async () => {
+    const quiet = await quietNote(ctx.waitQuietS);
+    if (quiet) row.notes.push(quiet);
     const url = `${started.url}/`;
     // The warm-up also lets Sluice's first health checks pass for all three backends.
     await warmUp(ctx.generator, { url, connections: ctx.connections, durationS: ctx.warmupS });
@@ -227,20 +215,13 @@ async function measureTarget(t, ctx) {
     row.servedAfterRestart = counts[victimIndex];
     if (row.otherCpu !== null && row.otherCpu > 0.1) row.notes.push(`other processes used ${(row.otherCpu * 100).toFixed(0)}% of the CPUs before the kill`);
     if (row.servedAfterRestart === 0) row.notes.push('restarted backend got no traffic before the end');
-    if (started.handle.exitInfo) {
-      row.status = 'failed';
-      row.reason = 'target exited during the run';
-    }
-  } catch (err) {
-    row.status = 'failed';
-    row.reason = err.message;
-  } finally {
-    for (const tm of timers) clearTimeout(tm);
-    if (sampler) clearInterval(sampler);
-    const note = await stopTarget(started.handle);
-    if (note) row.notes.push(note);
-    await Promise.all(backends.map((b) => stopProcess(b.handle)));
-  }
+  }, {
+    beforeStop: () => {
+      for (const tm of timers) clearTimeout(tm);
+      if (sampler) clearInterval(sampler);
+    },
+  });
+  await Promise.all(backends.map((b) => stopProcess(b.handle)));
   return row;
 }
 
@@ -269,9 +250,9 @@ function victimShares(row, victimLabel = 'b2') {
 const COLUMNS = [
   { key: 'target', title: 'target', align: 'left' },
   { key: 'workers', title: 'workers', align: 'right' },
-  { key: 'requests', title: 'requests', align: 'right', format: (v) => (v === null ? '-' : String(v)) },
-  { key: 'rps', title: 'req/s', align: 'right', format: (v) => (v === null ? '-' : formatRps(v)) },
-  { key: 'non2xx', title: 'non-2xx', align: 'right', format: (v) => (v === null ? '-' : String(v)) },
+  valueColumn('requests', 'requests', String),
+  rpsColumn,
+  valueColumn('non2xx', 'non-2xx', String),
   {
     key: 'errors', title: 'socket errors', align: 'right',
     format: (v, r) => {
@@ -282,31 +263,23 @@ const COLUMNS = [
       return `${v} (${parts.join(', ')})`;
     },
   },
-  { key: 'lost', title: 'lost', align: 'right', format: (v) => (v === null ? '-' : String(v)) },
-  { key: 'p99Ms', title: 'p99 ms', align: 'right', format: (v) => (v === null ? '-' : formatMs(v)) },
-  { key: 'servedAfterRestart', title: 'after restart', align: 'right', format: (v) => (v === null ? '-' : String(v)) },
-  {
-    key: 'notes', title: 'notes', align: 'left',
-    format: (v, r) => [r.status === 'ok' ? null : `${r.status}: ${r.reason}`, ...v].filter(Boolean).join('; '),
-  },
+  valueColumn('lost', 'lost', String),
+  p99Column,
+  valueColumn('servedAfterRestart', 'after restart', String),
+  notesColumn,
 ];
 
 async function main() {
   const opts = options();
-  const t0 = Date.now();
-  const startedAt = new Date();
-  const generator = chooseGenerator({ prefer: opts.generator, threads: opts.threads });
-  const scratchDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-bench-killed-'));
-  process.on('exit', () => fs.rmSync(scratchDir, { recursive: true, force: true }));
-  const [versionInfo, busyBefore] = await Promise.all([versions(), sampleCpuBusy(300)]);
+  const run = await beginRun(opts, 'sluice-bench-killed-');
+  const { generator, scratchDir } = run;
   const ctx = { ...opts, generator, scratchDir };
   const targets = plan(ctx);
 
   console.log(`killed-backend bench: ${targets.length} targets x (${opts.warmupS} s warm-up + ${opts.durationS} s), `
     + `${opts.connections} connections, generator ${generator.label}; backend b2 of 3 SIGKILLed at ${opts.killAtS} s, restarted at ${opts.restartAtS} s`);
   console.log(`estimated ~${Math.ceil(targets.length * (opts.warmupS + opts.durationS + 1))} s`);
-  const warning = busyWarning(busyBefore);
-  if (warning) console.log(`WARNING: ${warning}`);
+  const warning = warnIfBusy(run.busyBefore);
   if (generator.name !== 'wrk') {
     console.log('WARNING: autocannon reconnects silently when a server closes a connection with a request outstanding; such losses are not counted (wrk counts them as read errors)');
   }
@@ -317,17 +290,14 @@ async function main() {
     process.stdout.write(`  ${t.target.padEnd(10)} `);
     const row = await measureTarget(t, ctx);
     rows.push(row);
-    console.log(row.status === 'ok'
-      ? `${row.requests} requests, ${row.non2xx} non-2xx, ${row.errors} socket errors, p99 ${formatMs(row.p99Ms)} ms${row.notes.length ? ` (${row.notes.join('; ')})` : ''}`
-      : `${row.status}: ${row.reason}`);
+    console.log(rowLine(row, `${row.requests} requests, ${row.non2xx} non-2xx, ${row.errors} socket errors, p99 ${formatMs(row.p99Ms)} ms`));
   }
 
   const sluice = rows.find((r) => r.group === 'sluice');
-  const checks = [sluice && sluice.status === 'ok'
-    ? { label: 'Sluice loses zero requests (no non-2xx, no socket errors)', pass: sluice.lost === 0, detail: `${sluice.non2xx} non-2xx, ${sluice.errors} socket errors` }
-    : { label: 'Sluice loses zero requests (no non-2xx, no socket errors)', pass: null, detail: 'row missing' }];
+  const checks = [check('Sluice loses zero requests (no non-2xx, no socket errors)', sluice && sluice.status === 'ok',
+    () => ({ pass: sluice.lost === 0, detail: `${sluice.non2xx} non-2xx, ${sluice.errors} socket errors` }), 'row missing')];
 
-  const wallS = (Date.now() - t0) / 1000;
+  const wallS = run.elapsedS();
   console.log(`\n${renderTable(COLUMNS, rows)}\n`);
   console.log(`share of traffic on b2 (%) every ${SAMPLE_MS} ms from the start of the run (x = down, - = no traffic):`);
   for (const r of rows.filter((x) => x.timeline.length > 0)) {
@@ -336,18 +306,12 @@ async function main() {
   console.log('\ntarget (issue 4):');
   console.log(renderChecks(checks));
   console.log(`\nconfigs: ${rows.map((r) => `${r.target}: ${r.config}`).join('; ')}`);
-  console.log(`generator: ${generator.label}, -c ${opts.connections}, ${opts.durationS} s per target after ${opts.warmupS} s warm-up; wall time ${wallS.toFixed(1)} s`);
+  console.log(runSummaryLine(run, opts, wallS));
   console.log('"lost" = non-2xx + socket errors; "after restart" = requests the restarted backend answered before the run ended; p99 is over the whole run');
   if (warning) console.log(`WARNING: ${warning}`);
 
-  const file = writeResults(path.join(benchDir, 'results'), 'killed-backend', {
-    scenario: 'killed backend: GET / keep-alive over 3 uWS backends; b2 SIGKILLed and restarted on the same port',
-    startedAt: startedAt.toISOString(),
-    wallSeconds: wallS,
-    generator: { name: generator.name, threads: generator.threads, label: generator.label },
-    connections: opts.connections,
-    durationSeconds: opts.durationS,
-    warmupSeconds: opts.warmupS,
+  saveResults('killed-backend', run, {
+    ...resultHead('killed backend: GET / keep-alive over 3 uWS backends; b2 SIGKILLed and restarted on the same port', run, opts, wallS),
     killAtSeconds: opts.killAtS,
     restartAtSeconds: opts.restartAtS,
     workers: opts.workers,
@@ -355,16 +319,10 @@ async function main() {
     nginxServerOptions: NGINX_SERVER_OPTIONS,
     haproxyServerOptions: HAPROXY_SERVER_OPTIONS,
     timelineSampleMs: SAMPLE_MS,
-    machine: machineInfo(busyBefore),
-    versions: versionInfo,
+    ...machineAndVersions(run),
     rows,
     targets: checks,
-  }, startedAt);
-  console.log(`results: ${path.relative(process.cwd(), file)}`);
+  });
 }
 
-main().catch((err) => {
-  console.error(`killed-backend bench failed: ${err.stack ?? err.message}`);
-  killAll();
-  process.exitCode = 1;
-});
+runScenario('killed-backend', main);

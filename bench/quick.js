@@ -7,28 +7,23 @@
 //                       [--threads n]
 //
 // See bench/README.md for what each row means.
-import fs from 'node:fs';
 import os from 'node:os';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
-import { chooseGenerator, runLoad, warmUp } from './lib/load.js';
+import { describeExit, freePort, httpGet, lastLines, startBackend, stopProcess } from './lib/procs.js';
 import {
-  commandOutput, describeExit, freePort, httpGet, killAll, lastLines, processGroup, sampleCpuBusy, startBackend, stopProcess,
-  watchForeignCpu, which,
-} from './lib/procs.js';
-import { formatMs, formatRatio, formatRps, ratio, renderTable, writeResults } from './lib/report.js';
-import { SkipError, startHaproxy, startNginx, startNodeHttpProxy, startSluice } from './lib/targets.js';
+  formatMs, formatRatio, formatRps, notesColumn, p50Column, p99Column, ratio, renderTable, rpsColumn,
+} from './lib/report.js';
+import {
+  BENCH_DIR, COMMON_OPTIONS, REPO_ROOT, applyLoad, beginRun, loadRow, machineAndVersions, measureLoad, parseOptions,
+  quietNote, resultHead, rowLine, runScenario, runSummaryLine, saveResults, startFailed, warnIfBusy,
+} from './lib/scenario.js';
+import { startHaproxy, startNginx, startNodeHttpProxy, startSluice } from './lib/targets.js';
 
-const benchDir = path.dirname(fileURLToPath(import.meta.url));
-const repoRoot = path.resolve(benchDir, '..');
 const EXPECTED_BODY = 'hello, world\n';
 
 const GROUPS = ['direct', 'sluice', 'nginx', 'haproxy', 'http-proxy'];
 const GROUP_ALIASES = { 'node-http-proxy': 'http-proxy', httpproxy: 'http-proxy', node: 'http-proxy', backend: 'direct' };
 
-function usage(code) {
-  console.log(`usage: node bench/quick.js [options]
+const USAGE = `usage: node bench/quick.js [options]
   --duration <s>      seconds measured per target (default 6 with wrk, 5 with autocannon, whose
                       worker threads take longer to start: either way the run stays under 60 s)
   --warmup <s>        unrecorded seconds before each measurement (default 1, 0 to skip)
@@ -38,38 +33,13 @@ function usage(code) {
   --generator <name>  wrk or autocannon (default: wrk when on PATH)
   --threads <n>       wrk threads (default 1) / autocannon workers (default 2)
   --wait-quiet <s>    before each target, wait up to <s> s for other processes to leave the CPUs
-                      idle (default 0: off; useful while builds or tests run on the machine)`);
-  process.exit(code);
-}
+                      idle (default 0: off; useful while builds or tests run on the machine)`;
 
-function parseOptions() {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      options: {
-        duration: { type: 'string' },
-        warmup: { type: 'string', default: '1' },
-        connections: { type: 'string', default: '100' },
-        only: { type: 'string' },
-        generator: { type: 'string' },
-        threads: { type: 'string' },
-        'wait-quiet': { type: 'string', default: '0' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    }));
-  } catch (err) {
-    console.error(err.message);
-    usage(2);
-  }
-  if (values.help) usage(0);
-  const int = (name, min) => {
-    const n = Number(values[name]);
-    if (!Number.isInteger(n) || n < min) {
-      console.error(`--${name} must be an integer >= ${min}`);
-      usage(2);
-    }
-    return n;
-  };
+function options() {
+  // --only takes aliases and always keeps the direct row; --generator is checked after it, and an
+  // empty --generator= means the default.
+  const o = parseOptions({ ...COMMON_OPTIONS, only: { type: 'string' } }, USAGE, { checkGenerator: false });
+  const { values, usage } = o;
   const only = new Set(['direct']);
   if (values.only) {
     for (const raw of values.only.split(',').map((s) => s.trim().toLowerCase()).filter(Boolean)) {
@@ -88,19 +58,19 @@ function parseOptions() {
     usage(2);
   }
   return {
-    durationS: values.duration === undefined ? undefined : int('duration', 1),
-    warmupS: int('warmup', 0),
-    connections: int('connections', 1),
+    durationS: o.int('duration', 1, undefined),
+    warmupS: o.int('warmup', 0, 1),
+    connections: o.int('connections', 1, 100),
     only,
     generator: values.generator,
-    threads: values.threads === undefined ? undefined : int('threads', 1),
-    waitQuietS: int('wait-quiet', 0),
+    threads: o.int('threads', 1, undefined),
+    waitQuietS: o.int('wait-quiet', 0, 0),
   };
 }
 
 /** Everything measured, in table order. `start` resolves { handle, url, info? } or throws. */
 function plan(ctx) {
-  const common = { repoRoot, scratchDir: ctx.scratchDir, upstreams: [ctx.backend.url] };
+  const common = { repoRoot: REPO_ROOT, scratchDir: ctx.scratchDir, upstreams: [ctx.backend.url] };
   return [
     { group: 'direct', target: 'backend direct', workers: 1, start: async () => ({ handle: null, url: ctx.backend.url }) },
     ...[1, 2].map((n) => ({
@@ -122,19 +92,8 @@ function plan(ctx) {
   ].filter((t) => ctx.only.has(t.group));
 }
 
-function loadNotes(result) {
-  const notes = [];
-  if (result.non2xx > 0) notes.push(`${result.non2xx} non-2xx`);
-  if (result.errors > 0) notes.push(`${result.errors} socket errors`);
-  return notes;
-}
-
 async function measureTarget(t, ctx) {
-  const row = {
-    group: t.group, target: t.target, workers: t.workers,
-    status: 'ok', reason: null, rps: null, p50Ms: null, p99Ms: null, requests: null, non2xx: null, errors: null,
-    otherCpu: null, notes: [], timingsMs: {},
-  };
+  const row = loadRow({ group: t.group, target: t.target, workers: t.workers }, {}, { timingsMs: {} });
   if (ctx.backend.handle.exitInfo) {
     row.status = 'failed';
     row.reason = `backend died (${lastLines(ctx.backend.handle.output(), 2)})`;
@@ -146,30 +105,20 @@ async function measureTarget(t, ctx) {
     started = await t.start();
     row.timingsMs.start = Date.now() - mark;
   } catch (err) {
-    row.status = err instanceof SkipError ? 'skipped' : 'failed';
-    row.reason = err.message;
-    return row;
+    return startFailed(row, err);
   }
   try {
-    if (ctx.waitQuietS > 0) {
-      const waited = await waitQuiet(ctx.waitQuietS);
-      if (!waited.quiet) row.notes.push(`machine still ${(waited.busy * 100).toFixed(0)}% busy after waiting ${ctx.waitQuietS} s`);
-    }
+    const quiet = await quietNote(ctx.waitQuietS);
+    if (quiet) row.notes.push(quiet);
     if (started.firstResponse && started.firstResponse.body !== EXPECTED_BODY) {
       row.notes.push(`unexpected body ${JSON.stringify(started.firstResponse.body.slice(0, 40))}`);
     }
-    await warmUp(ctx.generator, { url: `${started.url}/`, connections: ctx.connections, durationS: ctx.warmupS });
-    // Other processes (builds, tests) on the same cores skew a row: measure how much CPU they took
-    // during the middle of the run, where the generator, backend and target are all alive.
-    const groups = [processGroup(), ctx.backend.handle.pid, started.handle?.pid];
-    const foreign = watchForeignCpu(groups, { startMs: 500, windowMs: Math.max(100, ctx.durationS * 1000 - 1000) });
-    const r = await runLoad(ctx.generator, { url: `${started.url}/`, connections: ctx.connections, durationS: ctx.durationS });
-    Object.assign(row, { rps: r.rps, p50Ms: r.p50Ms, p99Ms: r.p99Ms, requests: r.requests, non2xx: r.non2xx, errors: r.errors });
-    row.otherCpu = await foreign;
-    row.notes.push(...loadNotes(r));
-    if (row.otherCpu !== null && row.otherCpu > 0.1) {
-      row.notes.push(`other processes used ${(row.otherCpu * 100).toFixed(0)}% of the CPUs meanwhile`);
-    }
+    // Other processes (builds, tests) on the same cores skew a row: measureLoad notes how much CPU
+    // they took during the middle of the run, where the generator, backend and target are all alive.
+    applyLoad(row, await measureLoad({
+      generator: ctx.generator, url: `${started.url}/`, connections: ctx.connections, durationS: ctx.durationS,
+      warmupS: ctx.warmupS, pids: [ctx.backend.handle.pid, started.handle?.pid],
+    }));
     if (started.handle?.exitInfo) {
       // Numbers stay in the JSON, but a target that died mid-run gets no ratios.
       row.status = 'failed';
@@ -212,48 +161,22 @@ function addRatios(rows) {
 const COLUMNS = [
   { key: 'target', title: 'target', align: 'left' },
   { key: 'workers', title: 'workers', align: 'right', format: (v, r) => (r.group === 'direct' ? '-' : String(v)) },
-  { key: 'rps', title: 'req/s', align: 'right', format: (v) => (v === null ? '-' : formatRps(v)) },
-  { key: 'p50Ms', title: 'p50 ms', align: 'right', format: (v) => (v === null ? '-' : formatMs(v)) },
-  { key: 'p99Ms', title: 'p99 ms', align: 'right', format: (v) => (v === null ? '-' : formatMs(v)) },
+  rpsColumn,
+  p50Column,
+  p99Column,
   { key: 'vsDirect', title: 'vs direct', align: 'right', format: formatRatio },
   { key: 'vsNginx', title: 'vs nginx(same n)', align: 'right', format: formatRatio },
   { key: 'vsHttpProxy', title: 'vs http-proxy', align: 'right', format: formatRatio },
-  {
-    key: 'notes', title: 'notes', align: 'left',
-    format: (v, r) => [r.status === 'ok' ? null : `${r.status}: ${r.reason}`, ...v].filter(Boolean).join('; '),
-  },
+  notesColumn,
 ];
 
-/** Before the warm-up only idle processes are ours (backend, target), so CPU use now is someone else's. */
-async function waitQuiet(limitS) {
-  const until = Date.now() + limitS * 1000;
-  let busy = await sampleCpuBusy(250);
-  while (busy > 0.15 && Date.now() < until) busy = await sampleCpuBusy(250);
-  return { quiet: busy <= 0.15, busy };
-}
-
-async function versions() {
-  const first = (s) => (s ? s.split('\n')[0] : null);
-  const [nginx, haproxy, wrk] = await Promise.all([
-    which('nginx') ? commandOutput('nginx', ['-v']) : null,
-    which('haproxy') ? commandOutput('haproxy', ['-v']) : null,
-    which('wrk') ? commandOutput('wrk', ['-v']) : null,
-  ]);
-  return { node: process.version, nginx: first(nginx), haproxy: first(haproxy), wrk: first(wrk) };
-}
-
 async function main() {
-  const opts = parseOptions();
-  const t0 = Date.now();
-  const startedAt = new Date();
-  const generator = chooseGenerator({ prefer: opts.generator, threads: opts.threads });
+  const opts = options();
+  const run = await beginRun(opts, 'sluice-bench-');
+  const { generator, scratchDir } = run;
   opts.durationS ??= generator.name === 'wrk' ? 6 : 5;
-  const scratchDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-bench-'));
-  process.on('exit', () => fs.rmSync(scratchDir, { recursive: true, force: true }));
-
-  const [versionInfo, busyBefore] = await Promise.all([versions(), sampleCpuBusy(300)]);
   const loadAvg = os.loadavg();
-  const backend = await startBackend(benchDir);
+  const backend = await startBackend(BENCH_DIR);
   const probe = await httpGet(`${backend.url}/`);
   if (probe.status !== 200 || probe.body !== EXPECTED_BODY) {
     throw new Error(`backend answered ${probe.status} ${JSON.stringify(probe.body)}`);
@@ -266,10 +189,7 @@ async function main() {
     + `${opts.connections} connections, generator ${generator.label}, ${os.cpus().length} CPUs`);
   const estimate = targets.length * perTarget - (targets.length > 1 ? opts.warmupS : 0) + 3;
   console.log(`estimated ~${Math.ceil(estimate)} s; load generator, backend and target share the CPUs`);
-  const busyWarning = busyBefore > 0.15
-    ? `other processes kept ${(busyBefore * 100).toFixed(0)}% of the CPUs busy just before the run (load average ${loadAvg[0].toFixed(2)}): numbers will be low and noisy`
-    : null;
-  if (busyWarning) console.log(`WARNING: ${busyWarning}`);
+  const warning = warnIfBusy(run.busyBefore, loadAvg);
   console.log('');
 
   // The direct row is printed first but measured last: by then every proxy run has pushed load
@@ -285,47 +205,26 @@ async function main() {
     row.warmupS = row.status === 'ok' ? warmupS : null;
     if (row.status === 'ok') loaded = true;
     byTarget.set(t, row);
-    console.log(row.status === 'ok'
-      ? `${formatRps(row.rps)} req/s, p99 ${formatMs(row.p99Ms)} ms${row.notes.length ? ` (${row.notes.join('; ')})` : ''}`
-      : `${row.status}: ${row.reason}`);
+    console.log(rowLine(row, `${formatRps(row.rps)} req/s, p99 ${formatMs(row.p99Ms)} ms`));
   }
   const rows = targets.map((t) => byTarget.get(t));
   await stopProcess(backend.handle);
   addRatios(rows);
 
-  const wallS = (Date.now() - t0) / 1000;
+  const wallS = run.elapsedS();
   console.log(`\n${renderTable(COLUMNS, rows)}\n`);
-  console.log(`generator: ${generator.label}, -c ${opts.connections}, ${opts.durationS} s per target after ${opts.warmupS} s warm-up; `
-    + `wall time ${wallS.toFixed(1)} s`);
+  console.log(runSummaryLine(run, opts, wallS));
   if (generator.name === 'autocannon') {
     console.log('note: autocannon drives far fewer req/s than wrk on the same cores; rows close to the direct row are generator-bound');
   }
-  if (busyWarning) console.log(`WARNING: ${busyWarning}`);
+  if (warning) console.log(`WARNING: ${warning}`);
   console.log('ratios compare rows of this run only; absolute req/s drift between runs on a shared 2-core machine');
 
-  const file = writeResults(path.join(benchDir, 'results'), 'quick', {
-    scenario: 'quick: GET / keep-alive, 13-byte response, one uWS backend',
-    startedAt: startedAt.toISOString(),
-    wallSeconds: wallS,
-    generator: { name: generator.name, threads: generator.threads, label: generator.label },
-    connections: opts.connections,
-    durationSeconds: opts.durationS,
-    warmupSeconds: opts.warmupS,
-    machine: {
-      cpus: os.cpus().length,
-      cpuBusyBeforeRun: Number(busyBefore.toFixed(3)),
-      loadAverage: loadAvg.map((v) => Number(v.toFixed(2))),
-      cpuModel: os.cpus()[0]?.model ?? null,
-      platform: `${os.platform()} ${os.release()}`,
-    },
-    versions: versionInfo,
+  saveResults('quick', run, {
+    ...resultHead('quick: GET / keep-alive, 13-byte response, one uWS backend', run, opts, wallS),
+    ...machineAndVersions(run, loadAvg),
     rows,
-  }, startedAt);
-  console.log(`results: ${path.relative(process.cwd(), file)}`);
+  });
 }
 
-main().catch((err) => {
-  console.error(`quick bench failed: ${err.stack ?? err.message}`);
-  killAll();
-  process.exitCode = 1;
-});
+runScenario('quick', main);

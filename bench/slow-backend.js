@@ -11,20 +11,18 @@
 // Prints a table and the issue's targets (PASS/FAIL), writes bench/results/slow-backend-<time>.json
 // and a bar chart bench/results/slow-backend-<time>.svg. See bench/README.md.
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { chooseGenerator } from './lib/load.js';
-import { backendCount, freePort, killAll, sampleCpuBusy, startBackend, stopProcess } from './lib/procs.js';
-import { formatMs, formatRatio, formatRps, ratio, renderTable, writeResults } from './lib/report.js';
+import { backendCount, freePort, startBackend, stopProcess } from './lib/procs.js';
 import {
-  COMMON_OPTIONS, COMMON_USAGE, busyWarning, machineInfo, measureLoad, parseOptions, renderChecks, stopTarget, versions,
+  formatMs, formatRatio, formatRps, notesColumn, p50Column, p99Column, ratio, renderTable, rpsColumn,
+} from './lib/report.js';
+import {
+  BENCH_DIR, COMMON_OPTIONS, COMMON_USAGE, REPO_ROOT, applyLoad, beginRun, check, loadRow, machineAndVersions, measureLoad,
+  measureStarted, parseOptions, renderChecks, resultHead, rowLine, runScenario, runSummaryLine, saveResults, startFailed,
+  warnIfBusy,
 } from './lib/scenario.js';
 import { barChartSvg } from './lib/svg.js';
-import { SkipError, startHaproxy, startNginx, startSluice } from './lib/targets.js';
-
-const benchDir = path.dirname(fileURLToPath(import.meta.url));
-const repoRoot = path.resolve(benchDir, '..');
+import { startHaproxy, startNginx, startSluice } from './lib/targets.js';
 
 const BALANCERS = ['peak-ewma', 'least-request', 'round-robin', 'random', 'weighted-round-robin', 'least-conn', 'ring-hash', 'maglev'];
 const GROUPS = ['all-fast', 'sluice', 'nginx', 'haproxy'];
@@ -65,7 +63,7 @@ const sluiceEnv = (balancer) => ({ SLUICE_BALANCER: balancer, SLUICE_HEALTH_CHEC
 
 function plan(ctx) {
   const rows = [];
-  const common = { repoRoot, scratchDir: ctx.scratchDir };
+  const common = { repoRoot: REPO_ROOT, scratchDir: ctx.scratchDir };
   if (ctx.only.has('all-fast')) {
     for (const balancer of ['peak-ewma', 'round-robin']) {
       rows.push({
@@ -102,12 +100,10 @@ async function resetCounts(backends) {
 }
 
 async function measureRow(t, ctx) {
-  const row = {
+  const row = loadRow({
     id: t.id, group: t.group, target: t.target, balancer: t.balancer,
     pool: t.pool === ctx.slowPool ? `1 slow (+${ctx.delayMs} ms) + 3 fast` : '4 fast',
-    status: 'ok', reason: null, rps: null, p50Ms: null, p99Ms: null, requests: null, non2xx: null, errors: null,
-    perBackend: null, backendTotal: null, slowShare: null, maxShare: null, otherCpu: null, notes: [],
-  };
+  }, { perBackend: null, backendTotal: null, slowShare: null, maxShare: null });
   const dead = ctx.allBackends.find((b) => b.handle.exitInfo);
   if (dead) {
     row.status = 'failed';
@@ -118,20 +114,15 @@ async function measureRow(t, ctx) {
   try {
     started = await t.start();
   } catch (err) {
-    row.status = err instanceof SkipError ? 'skipped' : 'failed';
-    row.reason = err.message;
-    return row;
+    return startFailed(row, err);
   }
-  try {
-    const m = await measureLoad({
+  return measureStarted(row, started.handle, async () => {
+    applyLoad(row, await measureLoad({
       generator: ctx.generator, url: `${started.url}/`, connections: ctx.connections, durationS: ctx.durationS,
       warmupS: ctx.warmupS, waitQuietS: ctx.waitQuietS, pids: [started.handle.pid, ...ctx.allBackends.map((b) => b.handle.pid)],
       // Warm-up and readiness requests are not counted: counters restart right before the run.
       beforeRun: () => resetCounts(ctx.allBackends),
-    });
-    const r = m.result;
-    Object.assign(row, { rps: r.rps, p50Ms: r.p50Ms, p99Ms: r.p99Ms, requests: r.requests, non2xx: r.non2xx, errors: r.errors, otherCpu: m.otherCpu });
-    row.notes.push(...m.notes);
+    }));
     const counts = await Promise.all(t.pool.map((b) => backendCount(b)));
     row.perBackend = Object.fromEntries(t.pool.map((b, i) => [b.label, counts[i]]));
     row.backendTotal = counts.reduce((a, b) => a + b, 0);
@@ -140,18 +131,7 @@ async function measureRow(t, ctx) {
       row.slowShare = slowIndex >= 0 ? counts[slowIndex] / row.backendTotal : null;
       row.maxShare = Math.max(...counts) / row.backendTotal;
     }
-    if (started.handle.exitInfo) {
-      row.status = 'failed';
-      row.reason = 'target exited during the run';
-    }
-  } catch (err) {
-    row.status = 'failed';
-    row.reason = err.message;
-  } finally {
-    const note = await stopTarget(started.handle);
-    if (note) row.notes.push(note);
-  }
-  return row;
+  });
 }
 
 const pct = (v) => (v === null || v === undefined ? '-' : `${(v * 100).toFixed(1)}%`);
@@ -159,15 +139,12 @@ const pct = (v) => (v === null || v === undefined ? '-' : `${(v * 100).toFixed(1
 const COLUMNS = [
   { key: 'target', title: 'target', align: 'left' },
   { key: 'pool', title: 'backends', align: 'left' },
-  { key: 'rps', title: 'req/s', align: 'right', format: (v) => (v === null ? '-' : formatRps(v)) },
-  { key: 'p50Ms', title: 'p50 ms', align: 'right', format: (v) => (v === null ? '-' : formatMs(v)) },
-  { key: 'p99Ms', title: 'p99 ms', align: 'right', format: (v) => (v === null ? '-' : formatMs(v)) },
+  rpsColumn,
+  p50Column,
+  p99Column,
   { key: 'p99VsAllFast', title: 'p99 vs all-fast', align: 'right', format: formatRatio },
   { key: 'slowShare', title: 'to slow', align: 'right', format: (v, r) => (r.pool === '4 fast' ? `(max ${pct(r.maxShare)})` : pct(v)) },
-  {
-    key: 'notes', title: 'notes', align: 'left',
-    format: (v, r) => [r.status === 'ok' ? null : `${r.status}: ${r.reason}`, ...v].filter(Boolean).join('; '),
-  },
+  notesColumn,
 ];
 
 function checks(rows, delayMs) {
@@ -179,20 +156,16 @@ function checks(rows, delayMs) {
   const haproxy = rows.find((r) => r.id === 'haproxy:leastconn');
   const out = [];
   const f = (v) => formatMs(v);
-  out.push(ok(pe) && ok(base)
-    ? { label: 'peak-ewma p99 <= 1.5x all-fast p99', pass: pe.p99Ms <= 1.5 * base.p99Ms, detail: `${f(pe.p99Ms)} ms vs 1.5 x ${f(base.p99Ms)} = ${f(1.5 * base.p99Ms)} ms` }
-    : { label: 'peak-ewma p99 <= 1.5x all-fast p99', pass: null, detail: 'rows missing' });
-  out.push(ok(pe) && pe.slowShare !== null
-    ? { label: `peak-ewma sends <= 5% to the +${delayMs} ms backend`, pass: pe.slowShare <= 0.05, detail: pct(pe.slowShare) }
-    : { label: `peak-ewma sends <= 5% to the +${delayMs} ms backend`, pass: null, detail: 'row missing' });
+  out.push(check('peak-ewma p99 <= 1.5x all-fast p99', ok(pe) && ok(base),
+    () => ({ pass: pe.p99Ms <= 1.5 * base.p99Ms, detail: `${f(pe.p99Ms)} ms vs 1.5 x ${f(base.p99Ms)} = ${f(1.5 * base.p99Ms)} ms` })));
+  out.push(check(`peak-ewma sends <= 5% to the +${delayMs} ms backend`, ok(pe) && pe.slowShare !== null,
+    () => ({ pass: pe.slowShare <= 0.05, detail: pct(pe.slowShare) }), 'row missing'));
   for (const [peer, name] of [[nginx, 'nginx least_conn'], [haproxy, 'haproxy leastconn']]) {
-    out.push(ok(pe) && ok(peer)
-      ? { label: `peak-ewma p99 < ${name} p99`, pass: pe.p99Ms < peer.p99Ms, detail: `${f(pe.p99Ms)} vs ${f(peer.p99Ms)} ms` }
-      : { label: `peak-ewma p99 < ${name} p99`, pass: null, detail: 'rows missing' });
+    out.push(check(`peak-ewma p99 < ${name} p99`, ok(pe) && ok(peer),
+      () => ({ pass: pe.p99Ms < peer.p99Ms, detail: `${f(pe.p99Ms)} vs ${f(peer.p99Ms)} ms` })));
   }
-  out.push(ok(base) && ok(rrFast)
-    ? { label: 'all fast: peak-ewma req/s within 5% of round-robin', pass: base.rps >= 0.95 * rrFast.rps, detail: `${formatRps(base.rps)} vs ${formatRps(rrFast.rps)} (${formatRatio(ratio(base.rps, rrFast.rps))})` }
-    : { label: 'all fast: peak-ewma req/s within 5% of round-robin', pass: null, detail: 'rows missing' });
+  out.push(check('all fast: peak-ewma req/s within 5% of round-robin', ok(base) && ok(rrFast),
+    () => ({ pass: base.rps >= 0.95 * rrFast.rps, detail: `${formatRps(base.rps)} vs ${formatRps(rrFast.rps)} (${formatRatio(ratio(base.rps, rrFast.rps))})` })));
   return out;
 }
 
@@ -229,18 +202,14 @@ function chart(rows, meta) {
 
 async function main() {
   const opts = options();
-  const t0 = Date.now();
-  const startedAt = new Date();
-  const generator = chooseGenerator({ prefer: opts.generator, threads: opts.threads });
-  const scratchDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-bench-slow-'));
-  process.on('exit', () => fs.rmSync(scratchDir, { recursive: true, force: true }));
-  const [versionInfo, busyBefore] = await Promise.all([versions(), sampleCpuBusy(300)]);
+  const run = await beginRun(opts, 'sluice-bench-slow-');
+  const { generator, scratchDir, startedAt } = run;
 
   // The slow backend is listed first: a policy that breaks ties toward the first backend cannot
   // hide behind the order. fast4 stands in for it in the all-fast pool.
-  const slow = { ...(await startBackend(benchDir, { delayMs: opts.delayMs, count: true })), label: 'slow', slow: true };
+  const slow = { ...(await startBackend(BENCH_DIR, { delayMs: opts.delayMs, count: true })), label: 'slow', slow: true };
   const fast = [];
-  for (let i = 1; i <= 4; i++) fast.push({ ...(await startBackend(benchDir, { count: true })), label: `fast${i}`, slow: false });
+  for (let i = 1; i <= 4; i++) fast.push({ ...(await startBackend(BENCH_DIR, { count: true })), label: `fast${i}`, slow: false });
   const slowPool = [slow, fast[0], fast[1], fast[2]];
   const fastPool = [fast[3], fast[0], fast[1], fast[2]];
   const ctx = { ...opts, generator, scratchDir, slowPool, fastPool, allBackends: [slow, ...fast] };
@@ -250,8 +219,7 @@ async function main() {
   console.log(`slow-backend bench: ${targets.length} targets x (${opts.warmupS} s warm-up + ${opts.durationS} s), `
     + `${opts.connections} connections, generator ${generator.label}, slow backend +${opts.delayMs} ms, ${opts.workers} worker(s)`);
   console.log(`estimated ~${Math.ceil(targets.length * (perTarget + 0.7))} s`);
-  const warning = busyWarning(busyBefore);
-  if (warning) console.log(`WARNING: ${warning}`);
+  const warning = warnIfBusy(run.busyBefore);
   console.log('');
 
   const rows = [];
@@ -259,48 +227,34 @@ async function main() {
     process.stdout.write(`  ${`${t.target}${t.group === 'all-fast' ? ' (4 fast)' : ''}`.padEnd(34)} `);
     const row = await measureRow(t, ctx);
     rows.push(row);
-    console.log(row.status === 'ok'
-      ? `${formatRps(row.rps)} req/s, p99 ${formatMs(row.p99Ms)} ms, to slow ${row.pool === '4 fast' ? '-' : pct(row.slowShare)}${row.notes.length ? ` (${row.notes.join('; ')})` : ''}`
-      : `${row.status}: ${row.reason}`);
+    console.log(rowLine(row, `${formatRps(row.rps)} req/s, p99 ${formatMs(row.p99Ms)} ms, to slow ${row.pool === '4 fast' ? '-' : pct(row.slowShare)}`));
   }
   await Promise.all(ctx.allBackends.map((b) => stopProcess(b.handle)));
 
   const base = rows.find((r) => r.id === 'all-fast:peak-ewma');
   for (const r of rows) r.p99VsAllFast = base && base.status === 'ok' && r.status === 'ok' ? ratio(r.p99Ms, base.p99Ms) : null;
   const results = checks(rows, opts.delayMs);
-  const wallS = (Date.now() - t0) / 1000;
+  const wallS = run.elapsedS();
   console.log(`\n${renderTable(COLUMNS, rows)}\n`);
   console.log('targets (issue 3):');
   console.log(renderChecks(results));
-  console.log(`\ngenerator: ${generator.label}, -c ${opts.connections}, ${opts.durationS} s per target after ${opts.warmupS} s warm-up; wall time ${wallS.toFixed(1)} s`);
+  console.log(`\n${runSummaryLine(run, opts, wallS)}`);
   console.log('"to slow" counts the requests each backend answered during the measured seconds; ring-hash and maglev hash the client address, and every request here comes from 127.0.0.1');
   if (warning) console.log(`WARNING: ${warning}`);
 
   const meta = { delayMs: opts.delayMs, generator: generator.label, connections: opts.connections, durationS: opts.durationS, workers: opts.workers, startedAt: startedAt.toISOString() };
-  const file = writeResults(path.join(benchDir, 'results'), 'slow-backend', {
-    scenario: `slow backend: GET / keep-alive over 4 uWS backends, one +${opts.delayMs} ms`,
-    startedAt: startedAt.toISOString(),
-    wallSeconds: wallS,
-    generator: { name: generator.name, threads: generator.threads, label: generator.label },
-    connections: opts.connections,
-    durationSeconds: opts.durationS,
-    warmupSeconds: opts.warmupS,
+  const file = saveResults('slow-backend', run, {
+    ...resultHead(`slow backend: GET / keep-alive over 4 uWS backends, one +${opts.delayMs} ms`, run, opts, wallS),
     workers: opts.workers,
     slowDelayMs: opts.delayMs,
     sluiceEnv: sluiceEnv('<policy>'),
-    machine: machineInfo(busyBefore),
-    versions: versionInfo,
+    ...machineAndVersions(run),
     rows,
     targets: results,
-  }, startedAt);
+  });
   const svgFile = file.replace(/\.json$/, '.svg');
   fs.writeFileSync(svgFile, chart(rows, meta));
-  console.log(`results: ${path.relative(process.cwd(), file)}`);
   console.log(`chart:   ${path.relative(process.cwd(), svgFile)}`);
 }
 
-main().catch((err) => {
-  console.error(`slow-backend bench failed: ${err.stack ?? err.message}`);
-  killAll();
-  process.exitCode = 1;
-});
+runScenario('slow-backend', main);

@@ -10,20 +10,18 @@
 //
 // Prints two tables and the issue's targets, writes bench/results/tls-<time>.json.
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { pathToFileURL } from 'node:url';
 import { runHandshakes } from './lib/handshakes.js';
-import { chooseGenerator } from './lib/load.js';
-import { freePort, httpGet, killAll, processGroup, sampleCpuBusy, startBackend, stopProcess, waitForHttp, watchForeignCpu } from './lib/procs.js';
-import { formatMs, formatRatio, formatRps, ratio, renderTable, writeResults } from './lib/report.js';
+import { freePort, httpGet, processGroup, startBackend, stopProcess, waitForHttp, watchForeignCpu } from './lib/procs.js';
 import {
-  COMMON_OPTIONS, COMMON_USAGE, busyWarning, machineInfo, measureLoad, parseOptions, renderChecks, stopTarget, versions,
+  formatRatio, formatRps, notesColumn, p50Column, p99Column, ratio, renderTable, rpsColumn, valueColumn,
+} from './lib/report.js';
+import {
+  BENCH_DIR, COMMON_OPTIONS, COMMON_USAGE, REPO_ROOT, applyLoad, beginRun, check, loadRow, machineAndVersions, measureLoad,
+  parseOptions, renderChecks, resultHead, runScenario, saveResults, skipOrFail, stopTarget, warnIfBusy,
 } from './lib/scenario.js';
-import { SkipError, startNginx, startSluice } from './lib/targets.js';
-
-const benchDir = path.dirname(fileURLToPath(import.meta.url));
-const repoRoot = path.resolve(benchDir, '..');
+import { startNginx, startSluice } from './lib/targets.js';
 const GROUPS = ['sluice', 'nginx'];
 
 const USAGE = `usage: node bench/tls.js [options]
@@ -64,7 +62,7 @@ function options() {
 
 /** A CA and a localhost leaf (localhost, 127.0.0.1, ::1) made by the project's generator. */
 async function makeCertificate(dir) {
-  const poolModule = path.join(repoRoot, 'dist', 'src', 'tls', 'cert-pool.js');
+  const poolModule = path.join(REPO_ROOT, 'dist', 'src', 'tls', 'cert-pool.js');
   if (!fs.existsSync(poolModule)) throw new Error('dist/src/tls/cert-pool.js not found (run npm run build)');
   const { CertPool, writeCertSet } = await import(pathToFileURL(poolModule).href);
   const pool = new CertPool(1);
@@ -76,23 +74,16 @@ async function makeCertificate(dir) {
   }
 }
 
-function emptyRow(fields) {
-  return {
-    status: 'ok', reason: null, rps: null, p50Ms: null, p99Ms: null, requests: null, non2xx: null, errors: null,
-    otherCpu: null, notes: [], ...fields,
-  };
-}
+/** A keep-alive row: the load fields first, then `fields` (target, workers, scheme). */
+const emptyRow = (fields) => loadRow({}, {}, fields);
 
 async function keepAliveRow(fields, url, ctx, pids) {
   const row = emptyRow(fields);
   try {
-    const m = await measureLoad({
+    applyLoad(row, await measureLoad({
       generator: ctx.generator, url: `${url}/`, connections: ctx.connections, durationS: ctx.durationS,
       warmupS: ctx.warmupS, waitQuietS: ctx.waitQuietS, pids,
-    });
-    const r = m.result;
-    Object.assign(row, { rps: r.rps, p50Ms: r.p50Ms, p99Ms: r.p99Ms, requests: r.requests, non2xx: r.non2xx, errors: r.errors, otherCpu: m.otherCpu });
-    row.notes.push(...m.notes);
+    }));
   } catch (err) {
     row.status = 'failed';
     row.reason = err.message;
@@ -123,8 +114,13 @@ async function handshakeRow(fields, port, ctx, pids) {
 }
 
 function failedRows(err, kinds, fields) {
-  const status = err instanceof SkipError ? 'skipped' : 'failed';
+  const status = skipOrFail(err);
   return kinds.map((kind) => ({ kind, row: emptyRow({ ...fields(kind), status, reason: err.message }) }));
+}
+
+/** The handshake row of a target that did not start. */
+function failedHandshakeRow(base, err) {
+  return { ...base, status: skipOrFail(err), reason: err.message, notes: [] };
 }
 
 /** Sluice with both listeners: plain row, TLS row, handshake row. */
@@ -134,14 +130,14 @@ async function runSluice(n, ctx, out) {
   const tlsPort = await freePort();
   try {
     started = await startSluice({
-      repoRoot, port: await freePort(), upstreams: [ctx.backend.url], workers: n,
+      repoRoot: REPO_ROOT, port: await freePort(), upstreams: [ctx.backend.url], workers: n,
       env: { SLUICE_TLS_LISTEN: `127.0.0.1:${tlsPort}`, SLUICE_TLS_CERT: ctx.cert.cert, SLUICE_TLS_KEY: ctx.cert.key, SLUICE_ADMIN_LISTEN: 'off' },
     });
     await waitForHttp(started.handle, `https://127.0.0.1:${tlsPort}/`);
   } catch (err) {
     if (started) await stopProcess(started.handle, { signal: 'SIGKILL' });
     for (const { kind, row } of failedRows(err, ['plain', 'tls'], (k) => ({ ...base, scheme: k === 'plain' ? 'http' : 'https' }))) out[kind].push(row);
-    if (ctx.handshakeS > 0) out.handshake.push({ ...base, status: err instanceof SkipError ? 'skipped' : 'failed', reason: err.message, notes: [] });
+    if (ctx.handshakeS > 0) out.handshake.push(failedHandshakeRow(base, err));
     return;
   }
   const pids = [started.handle.pid, ctx.backend.handle.pid];
@@ -161,12 +157,12 @@ async function runNginx(n, ctx, out) {
   let started;
   try {
     started = await startNginx({
-      repoRoot, scratchDir: ctx.scratchDir, port, upstreams: [ctx.backend.url], workers: n,
+      repoRoot: REPO_ROOT, scratchDir: ctx.scratchDir, port, upstreams: [ctx.backend.url], workers: n,
       template: 'nginx-tls.conf.template', scheme: 'https', values: { CERT: ctx.cert.cert, KEY: ctx.cert.key },
     });
   } catch (err) {
     for (const { row } of failedRows(err, ['tls'], () => ({ ...base, scheme: 'https' }))) out.tls.push(row);
-    if (ctx.handshakeS > 0) out.handshake.push({ ...base, status: err instanceof SkipError ? 'skipped' : 'failed', reason: err.message, notes: [] });
+    if (ctx.handshakeS > 0) out.handshake.push(failedHandshakeRow(base, err));
     return;
   }
   const pids = [started.handle.pid, ctx.backend.handle.pid];
@@ -179,18 +175,13 @@ async function runNginx(n, ctx, out) {
   }
 }
 
-const notesColumn = {
-  key: 'notes', title: 'notes', align: 'left',
-  format: (v, r) => [r.status === 'ok' ? null : `${r.status}: ${r.reason}`, ...(v ?? [])].filter(Boolean).join('; '),
-};
-
 const KEEPALIVE_COLUMNS = [
   { key: 'target', title: 'target', align: 'left' },
   { key: 'scheme', title: 'scheme', align: 'left' },
   { key: 'workers', title: 'workers', align: 'right' },
-  { key: 'rps', title: 'req/s', align: 'right', format: (v) => (v === null ? '-' : formatRps(v)) },
-  { key: 'p50Ms', title: 'p50 ms', align: 'right', format: (v) => (v === null ? '-' : formatMs(v)) },
-  { key: 'p99Ms', title: 'p99 ms', align: 'right', format: (v) => (v === null ? '-' : formatMs(v)) },
+  rpsColumn,
+  p50Column,
+  p99Column,
   { key: 'vsSluicePlain', title: 'vs sluice plain(same n)', align: 'right', format: formatRatio },
   { key: 'vsNginxTls', title: 'vs nginx tls(same n)', align: 'right', format: formatRatio },
   notesColumn,
@@ -199,9 +190,10 @@ const KEEPALIVE_COLUMNS = [
 const HANDSHAKE_COLUMNS = [
   { key: 'target', title: 'target', align: 'left' },
   { key: 'workers', title: 'workers', align: 'right' },
-  { key: 'connPerS', title: 'new conn/s', align: 'right', format: (v) => (v === null || v === undefined ? '-' : formatRps(v)) },
-  { key: 'p50Ms', title: 'p50 ms', align: 'right', format: (v) => (v === null || v === undefined ? '-' : formatMs(v)) },
-  { key: 'p99Ms', title: 'p99 ms', align: 'right', format: (v) => (v === null || v === undefined ? '-' : formatMs(v)) },
+  // formatRps / formatMs print "-" for undefined too (rows of a target that did not start).
+  valueColumn('connPerS', 'new conn/s', formatRps),
+  p50Column,
+  p99Column,
   { key: 'vsNginx', title: 'vs nginx(same n)', align: 'right', format: formatRatio },
   { key: 'protocol', title: 'negotiated', align: 'left', format: (v, r) => (v ? `${v} ${r.cipher ?? ''}` : '-') },
   notesColumn,
@@ -209,16 +201,12 @@ const HANDSHAKE_COLUMNS = [
 
 async function main() {
   const opts = options();
-  const t0 = Date.now();
-  const startedAt = new Date();
-  const generator = chooseGenerator({ prefer: opts.generator, threads: opts.threads });
-  const scratchDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sluice-bench-tls-'));
-  process.on('exit', () => fs.rmSync(scratchDir, { recursive: true, force: true }));
-  const [versionInfo, busyBefore] = await Promise.all([versions(), sampleCpuBusy(300)]);
+  const run = await beginRun(opts, 'sluice-bench-tls-');
+  const { generator, scratchDir } = run;
   const certStarted = Date.now();
   const cert = await makeCertificate(path.join(scratchDir, 'certs'));
   const certMs = Date.now() - certStarted;
-  const backend = await startBackend(benchDir);
+  const backend = await startBackend(BENCH_DIR);
   const probe = await httpGet(`${backend.url}/`);
   if (probe.status !== 200) throw new Error(`backend answered ${probe.status}`);
   const ctx = { ...opts, generator, scratchDir, cert, backend };
@@ -229,8 +217,7 @@ async function main() {
   console.log(`tls bench: workers ${opts.workers.join(',')}; keep-alive ${opts.warmupS} s warm-up + ${opts.durationS} s per row, `
     + `${opts.connections} connections, generator ${generator.label}; new connections ${opts.handshakeS} s per target, ${opts.handshakeConcurrency} at once`);
   console.log(`certificate: RSA 2048 from the project's generator (${certMs} ms); estimated ~${Math.ceil(estimate)} s`);
-  const warning = busyWarning(busyBefore);
-  if (warning) console.log(`WARNING: ${warning}`);
+  const warning = warnIfBusy(run.busyBefore);
   console.log('');
 
   const out = { plain: [], tls: [], handshake: [] };
@@ -269,15 +256,13 @@ async function main() {
     const t = out.tls.find((x) => x.target === 'sluice' && x.workers === n);
     const p = out.plain.find((x) => x.workers === n);
     const g = out.tls.find((x) => x.target === 'nginx' && x.workers === n);
-    checks.push(ok(t) && ok(p)
-      ? { label: `${n} worker(s): Sluice TLS keep-alive >= 0.8x Sluice plain`, pass: t.rps >= 0.8 * p.rps, detail: `${formatRps(t.rps)} vs ${formatRps(p.rps)} (${formatRatio(ratio(t.rps, p.rps))})` }
-      : { label: `${n} worker(s): Sluice TLS keep-alive >= 0.8x Sluice plain`, pass: null, detail: 'rows missing' });
-    checks.push(ok(t) && ok(g)
-      ? { label: `${n} worker(s): Sluice TLS keep-alive >= nginx TLS`, pass: t.rps >= g.rps, detail: `${formatRps(t.rps)} vs ${formatRps(g.rps)} (${formatRatio(ratio(t.rps, g.rps))})` }
-      : { label: `${n} worker(s): Sluice TLS keep-alive >= nginx TLS`, pass: null, detail: 'rows missing' });
+    checks.push(check(`${n} worker(s): Sluice TLS keep-alive >= 0.8x Sluice plain`, ok(t) && ok(p),
+      () => ({ pass: t.rps >= 0.8 * p.rps, detail: `${formatRps(t.rps)} vs ${formatRps(p.rps)} (${formatRatio(ratio(t.rps, p.rps))})` })));
+    checks.push(check(`${n} worker(s): Sluice TLS keep-alive >= nginx TLS`, ok(t) && ok(g),
+      () => ({ pass: t.rps >= g.rps, detail: `${formatRps(t.rps)} vs ${formatRps(g.rps)} (${formatRatio(ratio(t.rps, g.rps))})` })));
   }
 
-  const wallS = (Date.now() - t0) / 1000;
+  const wallS = run.elapsedS();
   console.log(`\nkeep-alive GET / (${generator.label}, -c ${opts.connections}, ${opts.durationS} s):`);
   console.log(renderTable(KEEPALIVE_COLUMNS, keepAlive));
   if (opts.handshakeS > 0) {
@@ -289,27 +274,15 @@ async function main() {
   console.log(`\nwall time ${wallS.toFixed(1)} s; ratios compare rows of this run only`);
   if (warning) console.log(`WARNING: ${warning}`);
 
-  const file = writeResults(path.join(benchDir, 'results'), 'tls', {
-    scenario: 'TLS termination: keep-alive GET / over HTTPS (Sluice, nginx) vs Sluice plain HTTP; new TLS connections per second',
-    startedAt: startedAt.toISOString(),
-    wallSeconds: wallS,
-    generator: { name: generator.name, threads: generator.threads, label: generator.label },
-    connections: opts.connections,
-    durationSeconds: opts.durationS,
-    warmupSeconds: opts.warmupS,
+  saveResults('tls', run, {
+    ...resultHead('TLS termination: keep-alive GET / over HTTPS (Sluice, nginx) vs Sluice plain HTTP; new TLS connections per second', run, opts, wallS),
     handshake: { durationSeconds: opts.handshakeS, concurrency: opts.handshakeConcurrency, client: 'node:tls, no resumption, certificate not verified' },
     certificate: 'RSA 2048 leaf for localhost/127.0.0.1/::1 signed by a generated CA (dist/src/tls/cert-pool.js)',
-    machine: machineInfo(busyBefore),
-    versions: versionInfo,
+    ...machineAndVersions(run),
     keepAlive,
     handshakes: out.handshake,
     targets: checks,
-  }, startedAt);
-  console.log(`results: ${path.relative(process.cwd(), file)}`);
+  });
 }
 
-main().catch((err) => {
-  console.error(`tls bench failed: ${err.stack ?? err.message}`);
-  killAll();
-  process.exitCode = 1;
-});
+runScenario('tls', main);

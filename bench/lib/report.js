@@ -53,3 +53,18 @@ export function writeResults(resultsDir, prefix, data, when = new Date()) {
   fs.writeFileSync(file, `${JSON.stringify(data, null, 2)}\n`);
   return file;
 }
+
+/** A right-aligned table column: `format(value)`, or "-" for null. */
+export function valueColumn(key, title, format) {
+  return { key, title, align: 'right', format: (v) => (v === null ? '-' : format(v)) };
+}
+
+export const rpsColumn = valueColumn('rps', 'req/s', formatRps);
+export const p50Column = valueColumn('p50Ms', 'p50 ms', formatMs);
+export const p99Column = valueColumn('p99Ms', 'p99 ms', formatMs);
+
+/** The last column of every table: status and reason of a row that is not ok, then its notes. */
+export const notesColumn = {
+  key: 'notes', title: 'notes', align: 'left',
+  format: (v, r) => [r.status === 'ok' ? null : `${r.status}: ${r.reason}`, ...(v ?? [])].filter(Boolean).join('; '),
+};
