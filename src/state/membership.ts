@@ -21,7 +21,6 @@ export class Membership {
   assign(upstreams: readonly Upstream[]): Backend[] {
     const t = this.#table;
     const backends: Backend[] = [];
-    const live = new Set<number>();
     for (const u of upstreams) {
       let slot = this.#slots.get(u.url);
       if (slot === undefined) {
@@ -33,11 +32,11 @@ export class Membership {
       }
       t.set(C.ADMIN, slot, Admin.ENABLED);
       t.set(C.WEIGHT, slot, Math.max(1, Math.round(u.weight * WEIGHT_SCALE)));
-      live.add(slot);
       backends.push({ slot, weight: u.weight, id: `${u.host}:${u.port}`, upstream: u });
     }
-    // Removed backends: no new traffic; their in-flight requests finish on the old slot.
-    for (const slot of this.#slots.values()) if (!live.has(slot)) t.set(C.WEIGHT, slot, 0);
+    // Removed backends keep their table state: workers stop picking them when the new membership
+    // message arrives. Zeroing their weight here would reach the workers first (shared memory is
+    // instant, messages are not) and leave a worker still on the old set with nothing available.
     t.setHeader(H.SLOTS_USED, this.#next);
     t.addHeader(H.GENERATION, 1);
     return backends;

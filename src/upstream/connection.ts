@@ -78,7 +78,12 @@ export class Connection implements ResponseSink {
     this.#exchange = exchange;
     this.#requestDone = !hasBody;
     this.#responseStarted = false;
-    this.#paused = false;
+    if (this.#paused) {
+      // The previous exchange ended while its client was behind (the last bytes arrived after the
+      // pause): a socket left paused would never deliver this response.
+      this.#paused = false;
+      this.#socket.resume();
+    }
     this.#parser.reset(this, isHead);
     if (this.#connected) this.deadline = this.#owner.now() + this.#owner.requestTimeoutMs;
     this.#socket.write(head, 'latin1');

@@ -796,3 +796,17 @@ t.test('a closed pool lets busy exchanges finish, then closes their sockets', as
   await until(() => be.peers[0]!.closed, 'the socket to close');
   await until(() => table.get(C.OPEN_CONNS, SLOT) === 0, 'the count to drop');
 });
+
+t.test('a response that ends while paused for its client leaves a usable connection', async (t) => {
+  // The last body bytes arrive in the same read as a pause request (the client is behind): the
+  // exchange completes with the socket paused. The next exchange on that socket must still read.
+  const be = await scripted(t, (_peer, i) => OK(i === 0 ? 'first body' : 'second'));
+  const { pool } = makePool(t, be.port);
+  const first = new Exchange(GET('/first'), { onData: () => false });
+  t.equal(await exchange(pool, first), 'end');
+  t.equal(Buffer.concat(first.chunks).toString(), 'first body');
+  const second = new Exchange(GET('/second'));
+  t.equal(await Promise.race([exchange(pool, second), new Promise((r) => setTimeout(() => r('stuck'), 2000))]), 'end');
+  t.equal(second.conn, first.conn, 'the same, reused socket');
+  t.equal(Buffer.concat(second.chunks).toString(), 'second');
+});
