@@ -65,6 +65,7 @@ export class OutlierDetector {
   readonly #slowStart: number;
   readonly #weight: number;
   #options: OutlierOptions;
+  #members: Int32Array | null = null;
 
   constructor(table: SharedTable, options: OutlierOptions) {
     this.#table = table;
@@ -152,21 +153,35 @@ export class OutlierDetector {
   }
 
   /** Slots in the table that take traffic (weight > 0): the pool the cap is a share of. */
-  #live(): number {
-    const w = this.#words;
-    const used = this.#table.header(H.SLOTS_USED);
-    let n = 0;
-    for (let slot = 0; slot < used; slot++) if (Atomics.load(w, this.#weight + slot) > 0) n++;
-    return n;
+  /**
+   * The pool the ejection share is taken of: this worker's current members (set on every
+   * membership change). Until set, every slot in use counts. Members an operator set to weight 0
+   * are not counted either way.
+   */
+  setMembers(slots: readonly number[]): void {
+    this.#members = Int32Array.from(slots);
   }
 
+  #live(): number {
+    const w = this.#words;
+    let n = 0;
+    for (const slot of this.#slotsInPool()) if (Atomics.load(w, this.#weight + slot) > 0) n++;
+    return n;
+  }
   #ejectedCount(now: number): number {
     const w = this.#words;
-    const used = this.#table.header(H.SLOTS_USED);
     let n = 0;
-    for (let slot = 0; slot < used; slot++) {
+    for (const slot of this.#slotsInPool()) {
       if (Atomics.load(w, this.#weight + slot) > 0 && Atomics.load(w, this.#ejected + slot) > now) n++;
     }
     return n;
   }
+  #slotsInPool(): Iterable<number> | Int32Array {
+    if (this.#members !== null) return this.#members;
+    const used = this.#table.header(H.SLOTS_USED);
+    const all = new Int32Array(used);
+    for (let i = 0; i < used; i++) all[i] = i;
+    return all;
+  }
+
 }

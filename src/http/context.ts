@@ -308,6 +308,7 @@ export class ProxyContext {
       maglevTableSize: c.maglevTableSize,
       seed,
     };
+    this.#outliers.setMembers(backends.map((b) => b.slot));
     return createPolicy(c.balancer, this.table, backends, options);
   }
 
