@@ -336,7 +336,8 @@ export class Exchange implements ExchangeHandler {
       return true;
     }
     if (!ok) {
-      this.#out = chunk;
+      // A copy: `chunk` is a view of the connection's read buffer, reused by the next read.
+      this.#out = Buffer.from(chunk);
       this.#outOffset = offset;
       this.#needWritable();
       return false;

@@ -25,6 +25,8 @@ export interface ConnectionOwner {
 }
 
 const CRLF = '\r\n';
+/** The read buffer every plain upstream socket of this thread shares (see the constructor). */
+const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
 const LAST_CHUNK = '0\r\n\r\n';
 
 export class Connection implements ResponseSink {
@@ -45,14 +47,17 @@ export class Connection implements ResponseSink {
 
   constructor(owner: ConnectionOwner) {
     this.#owner = owner;
+    // Plain sockets read into one buffer per worker thread (`onread`): no Buffer per read and no
+    // stream 'data' machinery. Reads are handled one at a time on this thread, and everything
+    // downstream that keeps bytes past the callback copies them (parser, tryEnd backlog).
     const socket = owner.tls
       ? tls.connect({ ...owner.tls, host: owner.host, port: owner.port })
-      : net.connect({ host: owner.host, port: owner.port });
+      : net.connect({ host: owner.host, port: owner.port, onread: { buffer: READ_BUFFER, callback: this.#onRead } });
     this.#socket = socket;
     socket.setNoDelay(true);
     this.deadline = owner.now() + owner.connectTimeoutMs;
     socket.once(owner.tls ? 'secureConnect' : 'connect', this.#onConnect);
-    socket.on('data', this.#onData);
+    if (owner.tls) socket.on('data', this.#onData);
     socket.on('drain', this.#onDrain);
     socket.on('end', this.#onEnd);
     socket.on('error', this.#onError);
@@ -198,6 +203,11 @@ export class Connection implements ResponseSink {
       const message = err instanceof ParseError ? err.message : `internal: ${(err as Error).message}`;
       this.#fail(new UpstreamError('protocol', message, !this.#responseStarted));
     }
+  };
+
+  #onRead = (n: number, buf: Buffer): boolean => {
+    this.#onData(buf.subarray(0, n));
+    return true;
   };
 
   #onData = (chunk: Buffer): void => {
