@@ -7,7 +7,7 @@ import http from 'node:http';
 import https from 'node:https';
 import type { StatusRange, Upstream } from '../config/types.js';
 import { upstreamTls } from '../upstream/tls-options.js';
-import { errorCode, type Probe, type ProbeResult } from './probe.js';
+import { errorCode, settleOnce, type Probe, type ProbeResult } from './probe.js';
 import { statusAccepted } from './value-parsers.js';
 
 const USER_AGENT = 'sluice-health-check';
@@ -25,19 +25,8 @@ export function httpProbe(path: string, expect: readonly StatusRange[]): Probe {
         headers: { host: hostHeader(upstream), 'user-agent': USER_AGENT, accept: '*/*', connection: 'close' },
         ...(tls ?? {}),
       };
-      let done = false;
       const req = (tls ? https : http).request(options);
-      const finish = (ok: boolean, detail: string): void => {
-        if (done) return;
-        done = true;
-        clearTimeout(timer);
-        signal.removeEventListener('abort', onAbort);
-        req.destroy();
-        resolve({ ok, detail });
-      };
-      const onAbort = (): void => finish(false, 'aborted');
-      const timer = setTimeout(() => finish(false, `timeout after ${timeoutMs} ms`), timeoutMs);
-      signal.addEventListener('abort', onAbort, { once: true });
+      const finish = settleOnce(resolve, req, timeoutMs, signal);
       req.on('response', (res) => {
         res.on('error', () => {}); // destroyed below on purpose
         const status = res.statusCode ?? 0;

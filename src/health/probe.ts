@@ -16,3 +16,29 @@ export type Probe = (upstream: Upstream, timeoutMs: number, signal: AbortSignal)
 export function errorCode(err: Error): string {
   return (err as NodeJS.ErrnoException).code ?? err.message;
 }
+
+/**
+ * The settle-once machinery every probe shares: the returned `finish` resolves the probe's promise
+ * the first time it is called (later calls are ignored), stops the timer and the abort listener,
+ * and destroys the probe's connection. The probe fails by itself after `timeoutMs` or on abort.
+ */
+export function settleOnce(
+  resolve: (result: ProbeResult) => void,
+  conn: { destroy(): void },
+  timeoutMs: number,
+  signal: AbortSignal,
+): (ok: boolean, detail: string) => void {
+  let done = false;
+  const finish = (ok: boolean, detail: string): void => {
+    if (done) return;
+    done = true;
+    clearTimeout(timer);
+    signal.removeEventListener('abort', onAbort);
+    conn.destroy();
+    resolve({ ok, detail });
+  };
+  const onAbort = (): void => finish(false, 'aborted');
+  const timer = setTimeout(() => finish(false, `timeout after ${timeoutMs} ms`), timeoutMs);
+  signal.addEventListener('abort', onAbort, { once: true });
+  return finish;
+}

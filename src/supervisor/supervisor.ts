@@ -24,8 +24,6 @@ const RESTART_MAX_MS = 5000;
 interface Running {
   readonly worker: Worker;
   readonly tableIndex: number;
-  /** Listening (false while a warm spare stands by). */
-  active: boolean;
   /** Its position among the serving workers (-1 for the spare). */
   position: number;
 }
@@ -181,7 +179,7 @@ export class Supervisor {
       standby,
     };
     const worker = new Worker(WORKER_URL, { workerData: data, name: `sluice-proxy-${tableIndex}` });
-    const run: Running = { worker, tableIndex, active: !standby, position };
+    const run: Running = { worker, tableIndex, position };
     if (standby) this.#spare = run;
     else this.#workers[position] = run;
     return new Promise((resolve, reject) => {
@@ -279,7 +277,6 @@ export class Supervisor {
         this.#spare = null;
         this.#spareStanding = false;
         spare.position = position;
-        spare.active = true;
         this.#workers[position] = spare;
         spare.worker.postMessage({ type: 'activate' } satisfies ToWorker);
         this.#startSpare(this.#spawnDelay);

@@ -67,9 +67,6 @@ export class Connection implements ResponseSink {
   get connected(): boolean {
     return this.#connected;
   }
-  get busy(): boolean {
-    return this.#exchange !== null;
-  }
   /** Destroyed (idle timeout, backend closed it, bad bytes): its socket may not have closed yet. */
   get destroyed(): boolean {
     return this.#destroyed;

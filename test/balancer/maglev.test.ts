@@ -3,18 +3,9 @@ import { hashString, NO_HASH } from '../../src/balancer/hash.js';
 import { Maglev, isPrime } from '../../src/balancer/maglev.js';
 import { C, Health } from '../../src/state/layout.js';
 import { ctx, options, pool } from './fixtures/pool.js';
+import { KEYS, assign, consistentHashProperties } from './fixtures/consistent-hash.js';
 
-const KEYS = 100_000;
-
-function assign(p: Maglev, now = 1): Int32Array {
-  const out = new Int32Array(KEYS);
-  const c = ctx(now);
-  for (let k = 0; k < KEYS; k++) {
-    c.hash = hashString(`user-${k}`);
-    out[k] = p.pick(c);
-  }
-  return out;
-}
+consistentHashProperties(t, (table, members, opts) => new Maglev(table, members, opts), 0.05);
 
 t.test('table size must be a prime at least the pool size', async (t) => {
   t.ok(isPrime(65537) && isPrime(2) && isPrime(251));
@@ -32,29 +23,6 @@ t.test('every entry is filled and shares are within 1% of even', async (t) => {
   for (const m of p.lookup) counts[m]++;
   t.equal(counts.reduce((a, b) => a + b, 0), 65537);
   for (const c of counts) t.ok(Math.abs(c / (65537 / 7) - 1) < 0.01, `${c} entries`);
-});
-
-t.test('the same key always maps to the same member, on every instance and seed', async (t) => {
-  const { table, members } = pool([1, 1, 1, 1, 1]);
-  const a = assign(new Maglev(table, members, options({ seed: 1 })));
-  const b = assign(new Maglev(table, [...members].reverse(), options({ seed: 2 })));
-  t.same(a, b);
-});
-
-t.test('keys spread within ±10% of even', async (t) => {
-  for (const n of [3, 10]) {
-    const { table, members } = pool(new Array(n).fill(1));
-    const counts = new Array(n).fill(0);
-    for (const s of assign(new Maglev(table, members, options()))) counts[s]++;
-    for (let s = 0; s < n; s++) t.ok(Math.abs(counts[s] / (KEYS / n) - 1) < 0.1, `n=${n} slot ${s}: ${counts[s]}`);
-  }
-});
-
-t.test('weights give proportional key shares', async (t) => {
-  const { table, members } = pool([1, 2, 3]);
-  const counts = [0, 0, 0];
-  for (const s of assign(new Maglev(table, members, options()))) counts[s]!++;
-  for (let s = 0; s < 3; s++) t.ok(Math.abs(counts[s]! / ((KEYS * (s + 1)) / 6) - 1) < 0.05, `slot ${s}: ${counts[s]}`);
 });
 
 t.test('one of N leaving moves ≈ 1/N of the keys (plus a little, per the paper)', async (t) => {

@@ -3,41 +3,9 @@ import { hashString, NO_HASH } from '../../src/balancer/hash.js';
 import { RingHash } from '../../src/balancer/ring-hash.js';
 import { C, Health } from '../../src/state/layout.js';
 import { ctx, options, pool } from './fixtures/pool.js';
+import { KEYS, assign, consistentHashProperties } from './fixtures/consistent-hash.js';
 
-const KEYS = 100_000;
-
-function assign(p: RingHash, now = 1): Int32Array {
-  const out = new Int32Array(KEYS);
-  const c = ctx(now);
-  for (let k = 0; k < KEYS; k++) {
-    c.hash = hashString(`user-${k}`);
-    out[k] = p.pick(c);
-  }
-  return out;
-}
-
-t.test('the same key always maps to the same member, on every instance and seed', async (t) => {
-  const { table, members } = pool([1, 1, 1, 1, 1]);
-  const a = assign(new RingHash(table, members, options({ seed: 1 })));
-  const b = assign(new RingHash(table, [...members].reverse(), options({ seed: 2 })));
-  t.same(a, b, 'member order and seed do not matter');
-});
-
-t.test('keys spread within ±10% of even', async (t) => {
-  for (const n of [3, 10]) {
-    const { table, members } = pool(new Array(n).fill(1));
-    const counts = new Array(n).fill(0);
-    for (const s of assign(new RingHash(table, members, options()))) counts[s]++;
-    for (let s = 0; s < n; s++) t.ok(Math.abs(counts[s] / (KEYS / n) - 1) < 0.1, `n=${n} slot ${s}: ${counts[s]}`);
-  }
-});
-
-t.test('weights give proportional key shares', async (t) => {
-  const { table, members } = pool([1, 2, 3]);
-  const counts = [0, 0, 0];
-  for (const s of assign(new RingHash(table, members, options()))) counts[s]!++;
-  for (let s = 0; s < 3; s++) t.ok(Math.abs(counts[s]! / ((KEYS * (s + 1)) / 6) - 1) < 0.1, `slot ${s}: ${counts[s]}`);
-});
+consistentHashProperties(t, (table, members, opts) => new RingHash(table, members, opts), 0.1);
 
 t.test('one of N leaving moves only its keys (≈ 1/N)', async (t) => {
   const n = 10;
