@@ -481,8 +481,10 @@ export class Exchange implements ExchangeHandler {
   #onAborted(): void {
     this.#aborted = true;
     this.cancelled = true;
-    this.#abandonUpstream();
+    // Account first: once the upstream socket closes, the backend (and anyone watching it) can
+    // see the abort, and the shared counts must already say the request is gone.
     if (!this.#finished) this.#account(499);
+    this.#abandonUpstream();
   }
 
   /** The client is gone or refused: the upstream exchange is void, its socket unusable. */
