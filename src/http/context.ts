@@ -98,7 +98,9 @@ export class ProxyContext {
 
   /** Swap in a new membership: new pools for new backends, old pools closed once idle. */
   setBackends(backends: readonly Backend[], seed: number): void {
+    const old = this.pools;
     this.#policy = this.#build(backends, seed);
+    this.#retire(old);
   }
 
   /**
@@ -111,7 +113,9 @@ export class ProxyContext {
     this.#apply(config);
     this.#outliers.setOptions(outlierOptions(config));
     for (const pool of this.pools) pool?.configure(config.connectTimeoutMs, config.requestTimeoutMs, config.idleTimeoutMs);
+    const old = this.pools;
     this.#policy = this.#build(backends, seed);
+    this.#retire(old);
   }
 
   /** Derive the per-request values from a config once, not per request. */
@@ -290,14 +294,6 @@ export class ProxyContext {
               tls: upstreamTls(b.upstream),
             });
     }
-    for (let slot = 0; slot < this.pools.length; slot++) {
-      const old = this.pools[slot];
-      if (old && next[slot] !== old) {
-        old.close();
-        // Its busy connections still finish their exchanges: keep sweeping their deadlines.
-        if (old.size > 0) this.#retired.add(old);
-      }
-    }
     this.pools = next;
     const options: PolicyOptions = {
       panicThresholdPercent: c.panicThresholdPercent,
@@ -310,6 +306,21 @@ export class ProxyContext {
     };
     this.#outliers.setMembers(backends.map((b) => b.slot));
     return createPolicy(c.balancer, this.table, backends, options);
+  }
+
+  /**
+   * Close the pools of backends that left, once the new pools and policy are installed: requests
+   * queued on a closing pool are re-picked, and must find the new membership, not the old one.
+   * Their busy connections still finish their exchanges, so the sweep keeps watching them.
+   */
+  #retire(old: readonly (Pool | undefined)[]): void {
+    for (let slot = 0; slot < old.length; slot++) {
+      const pool = old[slot];
+      if (pool && this.pools[slot] !== pool) {
+        this.#retired.add(pool);
+        pool.close();
+      }
+    }
   }
 
   #sweep(): void {

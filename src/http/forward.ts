@@ -21,6 +21,13 @@ const RETRY_BACKOFF_MS = 25;
 /** Request body bytes held while waiting for a pooled connection before pausing the client. */
 const PENDING_BODY_LIMIT = 256 * 1024;
 
+/**
+ * Request body bytes still read and thrown away after the exchange ended early (a 502, or a
+ * backend that answered before the upload finished), so the client reads its answer instead of
+ * stalling or being reset mid-upload; past this the connection is closed.
+ */
+const DISCARD_LIMIT = 1024 * 1024;
+
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 
 const statusLines = new Map<number, string>();
@@ -75,6 +82,14 @@ function refusalText(refusal: number): string {
       return 'malformed Content-Length';
     case Refusal.HEAD_TOO_LARGE:
       return 'request head larger than SLUICE_MAX_HEADER_BYTES';
+    case Refusal.BAD_METHOD:
+      return 'malformed method';
+    case Refusal.BAD_TARGET:
+      return 'request target with a control character, space or invalid UTF-8';
+    case Refusal.BAD_HOST:
+      return 'malformed Host';
+    case Refusal.BAD_HEADER:
+      return 'header with a control character or invalid UTF-8';
     default:
       return 'unsupported Transfer-Encoding';
   }
@@ -97,10 +112,24 @@ function refuse(res: HttpResponse, status: number, text: string): void {
 }
 
 /** Write a status Sluice generates itself, and close the connection after it. */
-function reject(res: HttpResponse, status: number, text: string): void {
+export function reject(res: HttpResponse, status: number, text: string): void {
   res.writeStatus(REASONS[status] ?? String(status));
   res.writeHeader('content-type', 'text/plain');
   res.end(text + '\n', true);
+}
+
+/** A response value with an octet over 0x7F (only looked for when the parser saw one). */
+const HIGH_OCTET = /[\x80-\xff]/;
+
+/** "gzip, chunked" → "gzip": the transfer codings a response carries besides chunked. */
+function nonChunkedCodings(value: string): string {
+  let out = '';
+  for (const token of value.split(',')) {
+    const coding = token.trim();
+    if (coding === '' || coding.toLowerCase() === 'chunked') continue;
+    out = out === '' ? coding : out + ', ' + coding;
+  }
+  return out;
 }
 
 /** Adds the header names a Connection value lists, other than the connection options themselves. */
@@ -142,7 +171,16 @@ export class Exchange implements ExchangeHandler {
   #bodyDone = true;
   #bodySent = false;
   #clientPaused = false;
+  /** The client is gone (uWS onAborted): `#res` must not be touched again. */
   #aborted = false;
+  /**
+   * The client side is finished: gone, or answered by Sluice itself (413, 502...). Every callback
+   * that could start upstream work (a retry's timer, a pool handing over a connection, a response
+   * byte) checks this one state first; the pool reads it as `cancelled`.
+   */
+  #over = false;
+  /** Body bytes thrown away after the exchange ended early (see DISCARD_LIMIT). */
+  #discarded = 0;
   #headSent = false;
   #finished = false;
   #accounted = false;
@@ -159,7 +197,6 @@ export class Exchange implements ExchangeHandler {
   #out: Buffer | null = null;
   #outOffset = 0;
   #writableSet = false;
-  cancelled = false;
 
   constructor(
     ctx: ProxyContext,
@@ -188,6 +225,10 @@ export class Exchange implements ExchangeHandler {
       this.#bodyDone = false;
       res.onData((chunk, isLast) => this.#onClientData(chunk, isLast));
     }
+  }
+
+  get cancelled(): boolean {
+    return this.#over;
   }
 
   start(): void {
@@ -229,15 +270,15 @@ export class Exchange implements ExchangeHandler {
     // Jittered exponential backoff: retries of many requests failing together don't land together.
     const delay = RETRY_BACKOFF_MS * 2 ** (this.#retries - 1) * (0.5 + Math.random());
     setTimeout(() => {
-      if (!this.#aborted) this.#pool!.acquire(this);
+      if (!this.#over) this.#pool!.acquire(this);
     }, delay);
   }
 
   // ExchangeHandler
 
   onConnection(conn: Connection): void {
-    if (this.#aborted) {
-      // Gave up while queued: hand the connection straight back.
+    if (this.#over) {
+      // Finished while queued or connecting: hand the connection straight back, unused.
       this.#pool!.release(conn, true);
       return;
     }
@@ -258,7 +299,7 @@ export class Exchange implements ExchangeHandler {
   }
 
   onPoolFull(): void {
-    if (this.#aborted) return;
+    if (this.#over) return;
     const pool = this.#pool;
     if (pool !== null && pool.closing) {
       // Its backend left the pool (reload) while this request queued: it never reached the
@@ -272,11 +313,11 @@ export class Exchange implements ExchangeHandler {
         return;
       }
     }
-    this.#res.cork(() => this.#respondError(new UpstreamError('overloaded', 'backend connection pool is full', true)));
+    this.#res.cork(() => this.#respondError(new UpstreamError('overloaded', 'no backend connection became free (pool full or wait timed out)', true)));
   }
 
-  onResponseStart(status: number, reason: string, headers: string[], framing: FramingKind, contentLength: number): void {
-    if (this.#aborted) return;
+  onResponseStart(status: number, reason: string, headers: string[], framing: FramingKind, contentLength: number, octets: boolean): void {
+    if (this.#over) return;
     this.#status = status;
     this.#framing = framing;
     this.#total = contentLength;
@@ -285,7 +326,9 @@ export class Exchange implements ExchangeHandler {
     this.#ctx.onResponseStart(this.#slot, performance.now() - this.#dispatched, status);
     const res = this.#res;
     this.#headSent = true;
-    res.writeStatus(statusLine(status, reason));
+    // Values are latin1 strings (one character per octet): uWS would encode a string as UTF-8,
+    // so any with an octet over 0x7F goes back as those octets (a Buffer), never re-encoded.
+    res.writeStatus(octets ? Buffer.from(statusLine(status, reason), 'latin1') : statusLine(status, reason));
     if (this.#hsts !== null) res.writeHeader('strict-transport-security', this.#hsts);
     // Headers named by Connection are hop-by-hop too; most backends name none beyond keep-alive.
     let named: Set<string> | null = null;
@@ -294,13 +337,23 @@ export class Exchange implements ExchangeHandler {
     }
     for (let i = 0; i < headers.length; i += 2) {
       const name = headers[i]!;
-      if (RESPONSE_DROP.has(name) || (named !== null && named.has(name))) continue;
-      res.writeHeader(name, headers[i + 1]!);
+      if (RESPONSE_DROP.has(name) || (named !== null && named.has(name))) {
+        // Transfer codings other than chunked (gzip, chunked) are the body's encoding: keep their
+        // label. uWS adds its own "chunked" after it, which lists the codings in order.
+        if (name === 'transfer-encoding') {
+          const codings = nonChunkedCodings(headers[i + 1]!);
+          if (codings !== '' && framing === Framing.CHUNKED) res.writeHeader(name, codings);
+        }
+        continue;
+      }
+      const value = headers[i + 1]!;
+      res.writeHeader(name, octets && HIGH_OCTET.test(value) ? Buffer.from(value, 'latin1') : value);
     }
-    // Draining: ask the client to close after this response. It has to be a header written now:
-    // this uWS build's end(body, true) after write() puts "Connection: close" inside the chunked
-    // body, and tryEnd() has no way to ask. The drain closes whatever the clients leave open.
-    if (this.#ctx.closeAfter) res.writeHeader('connection', 'close');
+    // Ask the client to close after this response when draining, or when the backend answered
+    // before the upload finished (the rest of the body is read and thrown away, within a bound).
+    // It has to be a header written now: this uWS build's end(body, true) after write() puts
+    // "Connection: close" inside the chunked body, and tryEnd() has no way to ask.
+    if (this.#ctx.closeAfter || !this.#bodyDone) res.writeHeader('connection', 'close');
     if (framing === Framing.NONE) {
       this.#finished = true;
       // HEAD and 304 report the length the body would have had, as the backend sent it; a 204
@@ -315,7 +368,7 @@ export class Exchange implements ExchangeHandler {
 
   onResponseData(chunk: Buffer): boolean {
     this.#bytesOut += chunk.length;
-    if (this.#aborted || this.#finished) return true;
+    if (this.#over || this.#finished) return true;
     const res = this.#res;
     if (this.#framing !== Framing.LENGTH) {
       if (!res.write(chunk)) {
@@ -348,7 +401,10 @@ export class Exchange implements ExchangeHandler {
   onResponseEnd(): void {
     this.#conn = null;
     this.#upstreamMs = performance.now() - this.#dispatched;
-    if (!this.#aborted && !this.#finished) {
+    // Answered before the upload finished: let the rest of the body in (and away), so the client
+    // is not left paused on a connection nothing reads.
+    if (!this.#bodyDone && this.#clientPaused && !this.#aborted) this.#resumeClient();
+    if (!this.#over && !this.#finished) {
       if (this.#framing === Framing.LENGTH) {
         // Only a zero-length body reaches here without tryEnd having finished the response, or a
         // piece still waiting for onWritable (that path ends the response itself).
@@ -366,7 +422,7 @@ export class Exchange implements ExchangeHandler {
 
   onResponseError(err: UpstreamError): void {
     this.#conn = null;
-    if (this.#aborted) return;
+    if (this.#over) return;
     if (!this.#headSent) {
       // A reused keep-alive socket the backend had already closed: try once more on a fresh one,
       // when the request is safe to repeat and no body byte has left.
@@ -385,15 +441,17 @@ export class Exchange implements ExchangeHandler {
     this.#ctx.onUpstreamError(this.#slot, err);
     this.#account(502);
     this.#finished = true;
+    this.#over = true;
     this.#res.close();
   }
 
   onRequestDrain(): void {
-    if (this.#clientPaused && !this.#aborted) this.#resumeClient();
+    if (this.#clientPaused && !this.#over) this.#resumeClient();
   }
 
   cork(fn: () => void): void {
-    if (this.#aborted) fn();
+    // Once the client side is over nothing is written to it: never cork a finished response.
+    if (this.#over) fn();
     else this.#res.cork(fn);
   }
 
@@ -403,20 +461,30 @@ export class Exchange implements ExchangeHandler {
     if (this.#aborted) return;
     const n = ab.byteLength;
     this.#bodyReceived += n;
+    if (isLast) this.#bodyDone = true;
+    if (this.#over || this.#finished) {
+      // Answered already: the rest of the body is read and thrown away, within a bound.
+      this.#discarded += n;
+      if (this.#discarded > DISCARD_LIMIT && !isLast) {
+        this.#over = true;
+        this.#res.close();
+      }
+      return;
+    }
     const max = this.#ctx.maxBodyBytes;
     if (max > 0 && this.#bodyReceived > max) {
       // A chunked body has no declared length, so the limit can only be enforced as it arrives.
-      if (!this.#headSent) {
-        this.cancelled = true;
-        this.#abandonUpstream();
-        this.#headSent = true;
-        this.#finished = true;
-        // Not inside this data callback: see refuse() (more of the read may follow it).
-        setImmediate(() => {
-          if (!this.#aborted) this.#res.cork(() => reject(this.#res, 413, 'request body too large'));
-        });
-        this.#account(413);
-      }
+      // Once the backend's answer has started it stands: the excess is only not forwarded.
+      if (this.#headSent) return;
+      this.#over = true;
+      this.#abandonUpstream();
+      this.#headSent = true;
+      this.#finished = true;
+      // Not inside this data callback: see refuse() (more of the read may follow it).
+      setImmediate(() => {
+        if (!this.#aborted) this.#res.cork(() => reject(this.#res, 413, 'request body too large'));
+      });
+      this.#account(413);
       return;
     }
     const chunked = this.#bodyKind === BodyKind.CHUNKED;
@@ -433,10 +501,7 @@ export class Exchange implements ExchangeHandler {
         if (this.#pendingBytes > PENDING_BODY_LIMIT) this.#pauseClient();
       }
     }
-    if (isLast) {
-      this.#bodyDone = true;
-      if (this.#conn !== null && this.#pending === null) this.#conn.endBody(chunked);
-    }
+    if (isLast && this.#conn !== null && this.#pending === null) this.#conn.endBody(chunked);
   }
 
   #pauseClient(): void {
@@ -457,7 +522,7 @@ export class Exchange implements ExchangeHandler {
   }
 
   #onWritable(offset: number): boolean {
-    if (this.#aborted) return true;
+    if (this.#over) return true;
     const out = this.#out;
     if (out === null) {
       // write() mode: uWS holds the bytes; we only waited for it to want more.
@@ -480,7 +545,7 @@ export class Exchange implements ExchangeHandler {
 
   #onAborted(): void {
     this.#aborted = true;
-    this.cancelled = true;
+    this.#over = true;
     // Account first: once the upstream socket closes, the backend (and anyone watching it) can
     // see the abort, and the shared counts must already say the request is gone.
     if (!this.#finished) this.#account(499);
@@ -495,16 +560,21 @@ export class Exchange implements ExchangeHandler {
   }
 
   #respondError(err: UpstreamError): void {
-    if (this.#aborted || this.#headSent) return;
+    if (this.#over || this.#headSent) return;
     this.#headSent = true;
     this.#finished = true;
+    this.#over = true;
     const res = this.#res;
+    // Mid-upload: the connection closes after this answer (the body's end never comes to a
+    // message boundary we could reuse), and a paused client is let go so it can read it.
+    const close = this.#ctx.closeAfter || !this.#bodyDone;
+    if (this.#clientPaused) this.#resumeClient();
     res.writeStatus(REASONS[err.status] ?? String(err.status));
     if (this.#hsts !== null) res.writeHeader('strict-transport-security', this.#hsts);
     res.writeHeader('content-type', 'text/plain');
     res.writeHeader('x-sluice-error', err.kind);
     if (err.status === 503) res.writeHeader('retry-after', '1');
-    res.end(err.message + '\n', this.#ctx.closeAfter);
+    res.end(err.message + '\n', close);
     this.#account(err.status);
   }
 

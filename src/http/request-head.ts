@@ -22,10 +22,11 @@ const REQUEST_ID = 9;
 const TRACEPARENT = 12;
 const TE = 10;
 const UPGRADE = 11;
+const CONNECTION = 13;
 
 const RULES = new Map<string, number>([
   // RFC 9110 §7.6.1 hop-by-hop fields, plus the de-facto ones.
-  ['connection', DROP],
+  ['connection', CONNECTION],
   ['keep-alive', DROP],
   ['proxy-connection', DROP],
   ['proxy-authorization', DROP],
@@ -50,7 +51,38 @@ export const BodyKind = { NONE: 0, LENGTH: 1, CHUNKED: 2 } as const;
 export type BodyKindValue = (typeof BodyKind)[keyof typeof BodyKind];
 
 /** Why a request was refused before it reached a backend. */
-export const Refusal = { NONE: 0, DUPLICATE_HOST: 1, CONFLICTING_LENGTH: 2, BAD_LENGTH: 3, BAD_TRANSFER_ENCODING: 4, HEAD_TOO_LARGE: 5 } as const;
+export const Refusal = {
+  NONE: 0,
+  DUPLICATE_HOST: 1,
+  CONFLICTING_LENGTH: 2,
+  BAD_LENGTH: 3,
+  BAD_TRANSFER_ENCODING: 4,
+  HEAD_TOO_LARGE: 5,
+  BAD_TARGET: 6,
+  BAD_HOST: 7,
+  BAD_HEADER: 8,
+  BAD_METHOD: 9,
+} as const;
+
+// The octet rule (README, "Security"). uWS hands every part of the request over as a string
+// decoded from UTF-8, and the head goes upstream encoded as UTF-8 again, so a part comes out as the
+// octets that went in exactly when it is valid UTF-8 (an invalid sequence decodes to U+FFFD, so a
+// U+FFFD anywhere is refused: it cannot be told from a lost octet). On top of that, nothing may
+// carry a character that could end a line or a field upstream, whatever uWS let through:
+/** Method: an RFC 9110 token. */
+const METHOD_OK = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/** Path and query: no controls, space, DEL or U+FFFD (non-ASCII UTF-8 passes as sent). */
+const TARGET_BAD = /[\x00-\x20\x7f\ufffd]/;
+/** Host: reg-name, IP literal or IPv4, optional port; ASCII only (IDNs travel as punycode). */
+const HOST_OK = /^[A-Za-z0-9\-._~!$&'()*+,;=:%\[\]]*$/;
+/**
+ * The forwarded header lines, checked in one pass: token names, values without controls (HTAB
+ * aside), DEL or U+FFFD. CR and LF are excluded from values, so the CRLFs the builder wrote are
+ * the only line ends there can be.
+ */
+const LINES_OK = /^(?:[!#$%&'*+\-.^_`|~0-9a-z]+: [^\x00-\x08\x0a-\x1f\x7f\ufffd]*\r\n)*$/;
+/** Values Sluice keeps from the client outside the header lines (XFF, Via, X-Forwarded-*...). */
+const VALUE_BAD = /[\x00-\x08\x0a-\x1f\x7f\ufffd]/;
 
 const TRACEPARENT_RE = /^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
 const LENGTH = /^[0-9]{1,15}$/;
@@ -89,6 +121,10 @@ export class RequestHeadBuilder {
   #xfHost = '';
   #viaIn = '';
   #named: Set<string> | null = null;
+  /** A second Connection header named something the first did not: the pass must be redone. */
+  #renamed = false;
+  /** Content-Length: 0 was sent: forwarded as such (strict backends answer 411 without it). */
+  #zeroLength = false;
   #lines = '';
   readonly #visit: (key: string, value: string) => void;
 
@@ -109,8 +145,15 @@ export class RequestHeadBuilder {
   build(req: HttpRequest, method: string, clientIp: string, proto: string, trusted: boolean): boolean {
     this.#reset(proto, trusted);
     const connection = req.getHeader('connection');
-    if (connection !== '') this.#named = namedHeaders(connection);
+    if (connection !== '') this.#named = namedHeaders(connection, null);
     req.forEach(this.#visit);
+    if (this.#renamed) {
+      // Rare: several Connection headers. Now that every name they list is known, go again.
+      const named = this.#named;
+      this.#reset(proto, trusted);
+      this.#named = named;
+      req.forEach(this.#visit);
+    }
     const query = req.getQuery();
     const url = req.getUrl();
     // Request line ("GET /p?q HTTP/1.1\r\n"), header lines, blank line: the head as the client sent it.
@@ -118,6 +161,7 @@ export class RequestHeadBuilder {
       this.refusal = Refusal.HEAD_TOO_LARGE;
     }
     if (this.refusal !== 0) return false;
+    if (!this.#valid(method, url, query)) return false;
 
     if (this.#te !== '') {
       // uWS de-chunks the body; any other coding is one we cannot re-frame faithfully.
@@ -151,8 +195,28 @@ export class RequestHeadBuilder {
     head += 'x-request-id: ' + this.requestId + '\r\n';
     if (this.bodyKind === BodyKind.LENGTH) head += 'content-length: ' + this.contentLength + '\r\n';
     else if (this.bodyKind === BodyKind.CHUNKED) head += 'transfer-encoding: chunked\r\n';
+    else if (this.#zeroLength) head += 'content-length: 0\r\n';
     this.head = head + '\r\n';
     return true;
+  }
+
+  /** The octet rule (see the top of this file); sets `refusal` and returns false on a breach. */
+  #valid(method: string, url: string, query: string): boolean {
+    if (!METHOD_OK.test(method)) this.refusal = Refusal.BAD_METHOD;
+    else if (TARGET_BAD.test(url) || (query !== '' && TARGET_BAD.test(query))) {
+      this.refusal = Refusal.BAD_TARGET;
+    } else if (!HOST_OK.test(this.host)) this.refusal = Refusal.BAD_HOST;
+    else if (
+      !LINES_OK.test(this.#lines) ||
+      VALUE_BAD.test(this.#xff) ||
+      VALUE_BAD.test(this.#xfProto) ||
+      VALUE_BAD.test(this.#xfHost) ||
+      VALUE_BAD.test(this.#viaIn) ||
+      VALUE_BAD.test(this.requestId)
+    ) {
+      this.refusal = Refusal.BAD_HEADER;
+    }
+    return this.refusal === 0;
   }
 
   #reset(proto: string, trusted: boolean): void {
@@ -175,6 +239,8 @@ export class RequestHeadBuilder {
     this.#xfHost = '';
     this.#viaIn = '';
     this.#named = null;
+    this.#renamed = false;
+    this.#zeroLength = false;
     this.#lines = '';
   }
 
@@ -200,6 +266,7 @@ export class RequestHeadBuilder {
         const n = Number(value);
         if (++this.#lengthCount > 1 && n !== this.contentLength) this.refusal = Refusal.CONFLICTING_LENGTH;
         this.contentLength = n;
+        this.#zeroLength = n === 0;
         return;
       }
       case TRANSFER_ENCODING:
@@ -231,6 +298,13 @@ export class RequestHeadBuilder {
         // Only "trailers" means something end to end (RFC 9110 §10.1.4).
         if (value.toLowerCase().includes('trailers')) this.#lines += 'te: trailers\r\n';
         return;
+      case CONNECTION: {
+        // Only the first Connection header was read up front (getHeader returns one).
+        const before = this.#named === null ? 0 : this.#named.size;
+        this.#named = namedHeaders(value, this.#named);
+        if (this.#named.size !== before) this.#renamed = true;
+        return;
+      }
       case UPGRADE: // upgrades are not forwarded by the HTTP path
       case DROP:
         return;
@@ -238,9 +312,9 @@ export class RequestHeadBuilder {
   }
 }
 
-/** The header names listed in a Connection header (they are hop-by-hop too). */
-function namedHeaders(connection: string): Set<string> {
-  const set = new Set<string>();
+/** The header names listed in a Connection header (they are hop-by-hop too), added to `set`. */
+function namedHeaders(connection: string, into: Set<string> | null): Set<string> {
+  const set = into ?? new Set<string>();
   for (const token of connection.split(',')) {
     const name = token.trim().toLowerCase();
     if (name !== '') set.add(name);

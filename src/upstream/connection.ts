@@ -88,12 +88,16 @@ export class Connection implements ResponseSink {
     }
     this.#parser.reset(this, isHead);
     if (this.#connected) this.deadline = this.#owner.now() + this.#owner.requestTimeoutMs;
-    this.#socket.write(head, 'latin1');
+    // UTF-8: the head is made of strings uWS decoded from UTF-8 (request-head.ts states the rule),
+    // so this gives back the client's own octets. 'latin1' would keep each character's low byte
+    // only: U+010D would go out as CR.
+    this.#socket.write(head, 'utf8');
   }
 
   /** Write a request body piece; false means the socket is buffering (wait for onRequestDrain). */
   writeBody(chunk: Buffer, chunked: boolean): boolean {
     if (this.#destroyed) return true;
+    this.#progress();
     // An empty piece has nothing to send, and in chunked framing it would be the last-chunk marker
     // ("0\r\n\r\n"): the backend would take the rest of the body as a new request.
     if (chunk.length === 0) return !this.#socket.writableNeedDrain;
@@ -109,7 +113,20 @@ export class Connection implements ResponseSink {
 
   endBody(chunked: boolean): void {
     this.#requestDone = true;
+    // The wait for the first response byte starts once the whole request is on its way.
+    this.#progress();
     if (chunked && !this.#destroyed) this.#socket.write(LAST_CHUNK, 'latin1');
+  }
+
+  /**
+   * The upload moved (a piece written, the socket drained, the end sent): the request timeout
+   * starts again. While uploading it bounds a stall (neither side moving bytes), so a long upload
+   * to a backend that reads it as it comes is never cut; from the end of the request it bounds
+   * the wait for the response. Connecting keeps its own deadline; a response already arriving
+   * keeps the deadline its reads set.
+   */
+  #progress(): void {
+    if (this.#connected && !this.#responseStarted && !this.#paused) this.deadline = this.#owner.now() + this.#owner.requestTimeoutMs;
   }
 
   pause(): void {
@@ -152,8 +169,8 @@ export class Connection implements ResponseSink {
 
   // ResponseSink (called by the parser, inside the client's cork).
 
-  onHead(status: number, reason: string, headers: string[], framing: FramingKind, contentLength: number): void {
-    this.#exchange?.onResponseStart(status, reason, headers, framing, contentLength);
+  onHead(status: number, reason: string, headers: string[], framing: FramingKind, contentLength: number, octets: boolean): void {
+    this.#exchange?.onResponseStart(status, reason, headers, framing, contentLength, octets);
   }
 
   onBody(chunk: Buffer): boolean {
@@ -221,7 +238,9 @@ export class Connection implements ResponseSink {
   };
 
   #onDrain = (): void => {
-    this.#exchange?.onRequestDrain();
+    if (this.#exchange === null) return;
+    if (!this.#requestDone) this.#progress();
+    this.#exchange.onRequestDrain();
   };
 
   #onEnd = (): void => {

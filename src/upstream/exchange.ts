@@ -10,8 +10,11 @@ export interface ExchangeHandler {
   onConnection(conn: Connection): void;
   /** The pool is at its limit and its wait queue is full. */
   onPoolFull(): void;
-  /** Final response head. Header names are lower-case: [name, value, ...]. */
-  onResponseStart(status: number, reason: string, headers: string[], framing: FramingKind, contentLength: number): void;
+  /**
+   * Final response head. Header names are lower-case: [name, value, ...]; values are latin1 (one
+   * character per octet), and `octets` says some value or the reason has one over 0x7F.
+   */
+  onResponseStart(status: number, reason: string, headers: string[], framing: FramingKind, contentLength: number, octets: boolean): void;
   /** A decoded body piece (a view of the socket's buffer). Return false to pause the upstream. */
   onResponseData(chunk: Buffer): boolean;
   onResponseEnd(): void;

@@ -37,6 +37,8 @@ export class Pool implements ConnectionOwner {
   /** Every live connection, for the deadline sweep and for close(). */
   readonly #all = new Set<Connection>();
   #waiting: ExchangeHandler[] = [];
+  /** Table time each waiter was queued at (parallel to #waiting). */
+  #waitSince: number[] = [];
   #waitHead = 0;
   #closing = false;
 
@@ -78,6 +80,10 @@ export class Pool implements ConnectionOwner {
 
   /** Hand `ex` a connection now, or queue it until one frees up. */
   acquire(ex: ExchangeHandler): void {
+    // Its client side finished while a retry or a wait was pending: nothing to do.
+    if (ex.cancelled) return;
+    // A pool retired by a membership change opens nothing new (nothing would sweep it).
+    if (this.#closing) return ex.onPoolFull();
     let conn = this.#idle.pop();
     // A connection destroyed while idle (idle timeout, backend FIN) stays listed until its socket
     // emits 'close', a loop phase later: never hand one of those out.
@@ -86,6 +92,7 @@ export class Pool implements ConnectionOwner {
     if (this.#all.size < this.#max) return ex.onConnection(this.#open());
     if (this.#waiting.length - this.#waitHead >= this.#maxWaiting) return ex.onPoolFull();
     this.#waiting.push(ex);
+    this.#waitSince.push(this.now());
   }
 
   /** A brand-new connection, for retrying an exchange whose reused socket turned out stale. */
@@ -116,10 +123,18 @@ export class Pool implements ConnectionOwner {
     if (next) next.onConnection(this.#open());
   }
 
-  /** Expire connections past their deadline (called by the worker's coarse timer). */
+  /**
+   * Expire connections past their deadline, and waiters queued longer than the connect timeout
+   * (waiting for a free connection is part of getting one); called by the worker's coarse timer.
+   */
   sweep(now: number): void {
     for (const conn of this.#all) {
       if (conn.deadline !== 0 && conn.deadline <= now) conn.expire();
+    }
+    while (this.#waitHead < this.#waiting.length && this.#waitSince[this.#waitHead]! + this.connectTimeoutMs <= now) {
+      const ex = this.#waiting[this.#waitHead]!;
+      this.#waiting[this.#waitHead++] = undefined as unknown as ExchangeHandler;
+      if (!ex.cancelled) ex.onPoolFull();
     }
   }
 
@@ -127,9 +142,11 @@ export class Pool implements ConnectionOwner {
   close(): void {
     this.#closing = true;
     for (const conn of this.#idle.splice(0)) conn.destroy();
-    for (const ex of this.#waiting.splice(this.#waitHead)) if (!ex.cancelled) ex.onPoolFull();
+    const waiting = this.#waiting.slice(this.#waitHead);
     this.#waiting = [];
+    this.#waitSince = [];
     this.#waitHead = 0;
+    for (const ex of waiting) if (!ex.cancelled) ex.onPoolFull();
   }
 
   #open(): Connection {
@@ -148,6 +165,7 @@ export class Pool implements ConnectionOwner {
       this.#waiting[this.#waitHead++] = undefined as unknown as ExchangeHandler;
       if (this.#waitHead > 1024 && this.#waitHead * 2 > this.#waiting.length) {
         this.#waiting = this.#waiting.slice(this.#waitHead);
+        this.#waitSince = this.#waitSince.slice(this.#waitHead);
         this.#waitHead = 0;
       }
       if (!ex.cancelled) return ex;

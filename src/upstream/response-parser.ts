@@ -10,8 +10,12 @@ export const Framing = { NONE: 0, LENGTH: 1, CHUNKED: 2, CLOSE: 3 } as const;
 export type FramingKind = (typeof Framing)[keyof typeof Framing];
 
 export interface ResponseSink {
-  /** Final (non-1xx) response head. Header names are lower-cased; `headers` is [name, value, ...]. */
-  onHead(status: number, reason: string, headers: string[], framing: FramingKind, contentLength: number): void;
+  /**
+   * Final (non-1xx) response head. Header names are lower-cased; `headers` is [name, value, ...],
+   * each value one character per octet (latin1). `octets`: some value or the reason phrase has an
+   * octet over 0x7F, so they must be written back as those octets, not re-encoded as UTF-8.
+   */
+  onHead(status: number, reason: string, headers: string[], framing: FramingKind, contentLength: number, octets: boolean): void;
   /** A piece of the decoded body. Return false to ask the connection to stop reading for now. */
   onBody(chunk: Buffer): boolean;
   /** The response is complete; `keepAlive` tells whether the connection may carry another exchange. */
@@ -43,6 +47,8 @@ const S_DONE = 7;
 
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const BAD_VALUE = /[\0\r\n]/;
+/** One test per value on the common path: a match is either a bad octet or a non-ASCII one. */
+const SPECIAL = /[\0\r\n\x80-\xff]/;
 const DIGITS = /^[0-9]+$/;
 const HEX = /^[0-9A-Fa-f]+$/;
 const CRLFCRLF = Buffer.from('\r\n\r\n');
@@ -211,7 +217,11 @@ export class ResponseParser {
     const status = Number(code);
     if (status < 100) throw new ParseError(`status code out of range: ${status}`);
     const reason = statusLine.length > 13 ? statusLine.slice(13) : '';
-    if (BAD_VALUE.test(reason)) throw new ParseError('malformed reason phrase');
+    let octets = false;
+    if (SPECIAL.test(reason)) {
+      if (BAD_VALUE.test(reason)) throw new ParseError('malformed reason phrase');
+      octets = true;
+    }
     const http10 = statusLine[7] === '0';
 
     const headers: string[] = [];
@@ -233,7 +243,10 @@ export class ResponseParser {
       // Trim optional whitespace (SP / HTAB) only: trim() would also strip a bare CR or LF at the
       // edges, accepting a line that a lenient reader elsewhere would split differently.
       const value = trimOws(line, colon + 1, line.length);
-      if (BAD_VALUE.test(value)) throw new ParseError(`malformed value in header ${rawName}`);
+      if (SPECIAL.test(value)) {
+        if (BAD_VALUE.test(value)) throw new ParseError(`malformed value in header ${rawName}`);
+        octets = true;
+      }
       const name = rawName.toLowerCase();
       headers.push(name, value);
       // Only the framing headers are interpreted here; the rest is the forwarder's business.
@@ -287,7 +300,7 @@ export class ResponseParser {
       this.#keepAlive = false;
       this.#state = S_CLOSE;
     }
-    this.#sink!.onHead(status, reason, headers, framing, contentLength);
+    this.#sink!.onHead(status, reason, headers, framing, contentLength, octets);
   }
 
   /** Accumulates one CRLF-terminated line into #line; returns the offset after it or -1. */
