@@ -227,7 +227,6 @@ export class AdminServer {
       workersConfigured: config.workers,
       workersRunning: workers.liveThreadIds().size,
       workerRestarts: table.header(H.WORKER_RESTARTS),
-      clientConnections: table.header(H.CLIENT_CONNS),
     };
   }
 
@@ -243,7 +242,6 @@ export class AdminServer {
       startedAt: new Date(this.#startedAt).toISOString(),
       uptimeSeconds: Math.floor((Date.now() - this.#startedAt) / 1000),
       workers: { configured: p.workersConfigured, running: p.workersRunning, restarts: p.workerRestarts },
-      clientConnections: p.clientConnections,
       balancer: config.balancer,
       backends: { total: backends.length, available: backends.filter((b) => table.available(b.slot, now)).length },
       config: configSummary(config),

@@ -177,7 +177,6 @@ async function refresh() {
     $("uptime").textContent = fmtDuration(status.uptimeSeconds);
     $("workers").textContent = status.workers.running + " / " + status.workers.configured;
     $("restarts").textContent = String(status.workers.restarts);
-    $("clients").textContent = String(status.clientConnections);
     $("balancer").textContent = status.balancer;
     render(data.backends, Date.now());
     $("conn").textContent = "live " + new Date().toLocaleTimeString();
@@ -199,7 +198,6 @@ const BODY = `
   <span class="kv">uptime <b id="uptime">?</b></span>
   <span class="kv">workers <b id="workers">?</b></span>
   <span class="kv">restarts <b id="restarts">?</b></span>
-  <span class="kv">client connections <b id="clients">?</b></span>
   <span class="kv">balancer <b id="balancer">?</b></span>
   <span class="kv">backends up <b id="up">?</b></span>
   <span id="conn">connecting…</span>

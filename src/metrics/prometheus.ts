@@ -17,7 +17,6 @@ export interface ProcessStats {
   workersConfigured: number;
   workersRunning: number;
   workerRestarts: number;
-  clientConnections: number;
 }
 
 /** Label values: backslash, double quote and line feed are escaped (exposition format rules). */
@@ -79,9 +78,7 @@ export function renderMetrics(backends: readonly BackendStats[], proc: ProcessSt
     .family('sluice_workers_configured', 'gauge', 'Proxy worker threads configured (SLUICE_WORKERS).')
     .sample('sluice_workers_configured', {}, proc.workersConfigured)
     .family('sluice_worker_restarts_total', 'counter', 'Proxy workers that died and were replaced.')
-    .sample('sluice_worker_restarts_total', {}, proc.workerRestarts)
-    .family('sluice_client_connections', 'gauge', 'Client connections open now, all workers.')
-    .sample('sluice_client_connections', {}, proc.clientConnections);
+    .sample('sluice_worker_restarts_total', {}, proc.workerRestarts);
 
   const perBackend = (
     name: string,

@@ -21,7 +21,7 @@ t.test('413 while a retry waits in its back-off: no crash, the dead request is n
     // A budget that always allows the retry: each request deposits a whole retry token.
     env: { SLUICE_BALANCER: 'round-robin', SLUICE_MAX_BODY_BYTES: '1000', SLUICE_RETRIES: '2', SLUICE_RETRY_BUDGET_PERCENT: '100' },
   });
-  for (let i = 0; i < 6; i++) {
+  for (let i = 0; i < 10; i++) {
     const c = await rawConnect(t, sluice.port);
     await c.write(`PUT /up-${i} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n`);
     // The first try goes to the refused port half of the time; its retry is then in back-off

@@ -20,7 +20,6 @@ const PROC = {
   workersConfigured: 4,
   workersRunning: 3,
   workerRestarts: 2,
-  clientConnections: 17,
 };
 
 t.test('label values are escaped', async (t) => {
@@ -58,7 +57,6 @@ t.test('counters and gauges come from the table', async (t) => {
     'sluice_workers 3',
     'sluice_workers_configured 4',
     'sluice_worker_restarts_total 2',
-    'sluice_client_connections 17',
     'sluice_requests_total{backend="10.0.0.1:80",code_class="2xx"} 40',
     'sluice_requests_total{backend="10.0.0.1:80",code_class="5xx"} 2',
     'sluice_requests_total{backend="10.0.0.2:8080",code_class="4xx"} 7',
