@@ -4,7 +4,7 @@
 import type { Config } from './config/types.js';
 import { createLogger } from './log.js';
 import { SharedTable } from './state/table.js';
-import { C, H, workerCell } from './state/layout.js';
+import { C, H, RETIRE_EVERY_MS, workerCell } from './state/layout.js';
 import { Membership } from './state/membership.js';
 import { Supervisor } from './supervisor/supervisor.js';
 import { startDemoPool, type DemoPool } from './demo/echo-backends.js';
@@ -59,6 +59,10 @@ export async function start(config: Config, warnings: string[]): Promise<Running
   }
 
   const table = new SharedTable();
+  // Time stamps in the table are 32-bit and read relative to now: old ones must be retired before
+  // they could alias (layout.ts, "Time"). Cheap (a scan of three columns), hourly.
+  const retire = setInterval(() => table.retireStaleTimes(), RETIRE_EVERY_MS);
+  retire.unref();
   const membership = new Membership(table);
   const backends = membership.assign(upstreams);
   // HTTP checks of https backends trust what the workers trust.
@@ -80,6 +84,7 @@ export async function start(config: Config, warnings: string[]): Promise<Running
   } catch (err) {
     log.fatal({ err: (err as Error).message }, 'start-up failed');
     checker.stop();
+    clearInterval(retire);
     await supervisor.drain(0);
     await demo?.close();
     process.exitCode = 1;
@@ -102,6 +107,7 @@ export async function start(config: Config, warnings: string[]): Promise<Running
       const { drainTimeoutMs } = reloader.config;
       log.info({ drainTimeoutMs }, 'draining');
       checker.stop();
+      clearInterval(retire);
       await supervisor.drain(drainTimeoutMs);
       await admin?.close();
       await demo?.close();
