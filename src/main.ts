@@ -6,7 +6,7 @@ import { createLogger } from './log.js';
 import { SharedTable } from './state/table.js';
 import { C, H, RETIRE_EVERY_MS, workerCell } from './state/layout.js';
 import { Membership } from './state/membership.js';
-import { Supervisor } from './supervisor/supervisor.js';
+import { Supervisor, type TestHooks } from './supervisor/supervisor.js';
 import { startDemoPool, type DemoPool } from './demo/echo-backends.js';
 import { ActiveChecker, healthOptions } from './health/active-checker.js';
 import { ConfigSource } from './reload/config-source.js';
@@ -71,7 +71,9 @@ export async function start(config: Config, warnings: string[]): Promise<Running
   checker.track(backends);
   // With checks on, a backend gets traffic only after a check passes: let the first round finish.
   await checker.settled(backends.map((b) => b.slot), config.healthTimeoutMs + 250);
-  const supervisor = new Supervisor(config, table, backends, log, process.env.SLUICE_TEST_HOOKS === '1');
+  const hooks = process.env.SLUICE_TEST_HOOKS;
+  const testHooks: TestHooks = hooks === '1' ? 'on' : hooks === 'linger' ? 'linger' : 'off';
+  const supervisor = new Supervisor(config, table, backends, log, testHooks);
   let admin: AdminServer | null = null;
   let adminAt: string | undefined;
   try {
@@ -125,7 +127,7 @@ export async function start(config: Config, warnings: string[]): Promise<Running
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
-  if (process.env.SLUICE_TEST_HOOKS === '1') {
+  if (testHooks !== 'off') {
     // Test-only: SIGUSR2 makes worker 0 throw, to prove crash recovery.
     process.on('SIGUSR2', () => supervisor.crash(0));
     // Test-only: SIGUSR1 logs the shared counters, so tests can prove every slot was released.

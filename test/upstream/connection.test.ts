@@ -796,6 +796,22 @@ t.test('a closed pool lets busy exchanges finish, then closes their sockets', as
   await until(() => table.get(C.OPEN_CONNS, SLOT) === 0, 'the count to drop');
 });
 
+t.test('destroyAll (a crashing worker) closes busy connections too, without a word to their exchanges', async (t) => {
+  const be = await scripted(t, (_peer, _i, req) => (req.startsWith('GET /quick') ? OK('q') : null));
+  const { pool, table } = makePool(t, be.port);
+  const busy = new Exchange(GET('/busy'));
+  pool.acquire(busy);
+  await until(() => be.peers[0]?.data === GET('/busy'), 'the busy request');
+  await exchange(pool, new Exchange(GET('/quick')));
+  t.equal(pool.size, 2);
+  t.equal(pool.idle, 1, 'one idle, one busy');
+  pool.destroyAll();
+  await until(() => be.peers.every((p) => p.closed), 'the backend to see both sockets close');
+  await until(() => pool.size === 0, 'the pool to forget them');
+  t.equal(table.get(C.OPEN_CONNS, SLOT), 0);
+  t.strictSame(busy.events, ['connection'], 'the exchange is not called back: its worker is going away');
+});
+
 t.test('deadlines hold across 2^31 and 2^32 ms of table time', async (t) => {
   for (const boundary of [2 ** 31, 2 ** 32]) {
     let unix = 1_700_000_000_000;
