@@ -4,9 +4,9 @@
 import type { Config } from './config/types.js';
 import { createLogger } from './log.js';
 import { SharedTable } from './state/table.js';
-import { C, H, workerCell } from './state/layout.js';
+import { C, H, RETIRE_EVERY_MS, workerCell } from './state/layout.js';
 import { Membership } from './state/membership.js';
-import { Supervisor } from './supervisor/supervisor.js';
+import { Supervisor, type TestHooks } from './supervisor/supervisor.js';
 import { startDemoPool, type DemoPool } from './demo/echo-backends.js';
 import { ActiveChecker, healthOptions } from './health/active-checker.js';
 import { ConfigSource } from './reload/config-source.js';
@@ -59,6 +59,10 @@ export async function start(config: Config, warnings: string[]): Promise<Running
   }
 
   const table = new SharedTable();
+  // Time stamps in the table are 32-bit and read relative to now: old ones must be retired before
+  // they could alias (layout.ts, "Time"). Cheap (a scan of three columns), hourly.
+  const retire = setInterval(() => table.retireStaleTimes(), RETIRE_EVERY_MS);
+  retire.unref();
   const membership = new Membership(table);
   const backends = membership.assign(upstreams);
   // HTTP checks of https backends trust what the workers trust.
@@ -67,7 +71,9 @@ export async function start(config: Config, warnings: string[]): Promise<Running
   checker.track(backends);
   // With checks on, a backend gets traffic only after a check passes: let the first round finish.
   await checker.settled(backends.map((b) => b.slot), config.healthTimeoutMs + 250);
-  const supervisor = new Supervisor(config, table, backends, log, process.env.SLUICE_TEST_HOOKS === '1');
+  const hooks = process.env.SLUICE_TEST_HOOKS;
+  const testHooks: TestHooks = hooks === '1' ? 'on' : hooks === 'linger' ? 'linger' : 'off';
+  const supervisor = new Supervisor(config, table, backends, log, testHooks);
   let admin: AdminServer | null = null;
   let adminAt: string | undefined;
   try {
@@ -80,6 +86,7 @@ export async function start(config: Config, warnings: string[]): Promise<Running
   } catch (err) {
     log.fatal({ err: (err as Error).message }, 'start-up failed');
     checker.stop();
+    clearInterval(retire);
     await supervisor.drain(0);
     await demo?.close();
     process.exitCode = 1;
@@ -102,6 +109,7 @@ export async function start(config: Config, warnings: string[]): Promise<Running
       const { drainTimeoutMs } = reloader.config;
       log.info({ drainTimeoutMs }, 'draining');
       checker.stop();
+      clearInterval(retire);
       await supervisor.drain(drainTimeoutMs);
       await admin?.close();
       await demo?.close();
@@ -119,7 +127,7 @@ export async function start(config: Config, warnings: string[]): Promise<Running
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
-  if (process.env.SLUICE_TEST_HOOKS === '1') {
+  if (testHooks !== 'off') {
     // Test-only: SIGUSR2 makes worker 0 throw, to prove crash recovery.
     process.on('SIGUSR2', () => supervisor.crash(0));
     // Test-only: SIGUSR1 logs the shared counters, so tests can prove every slot was released.

@@ -20,6 +20,11 @@ export interface ProxyWorkerData {
   backends: Backend[];
   seed: number;
   testHooks: boolean;
+  /**
+   * Test hook: a crash also leaves a timer running that nothing clears (a stand-in for a leaked
+   * handle), so the thread cannot end by itself and the supervisor has to terminate it.
+   */
+  lingerOnCrash: boolean;
   /** Warm spare: load everything, but listen only when the supervisor sends 'activate'. */
   standby: boolean;
 }
@@ -40,9 +45,12 @@ const app = new ProxyApp(ctx, tlsListener(data.config));
 
 // An uncaught exception would end this thread with uWS's sockets still open, and Node aborts the
 // whole process ("uv_loop_close() while having open handles") when a thread's loop closes that
-// way. So: close every socket, then let the thread end by itself. The supervisor sees the exit
-// (code 1), releases the thread's slots in the shared table and starts a replacement. The close
-// waits a turn: the exception may have been thrown from inside a uWS callback.
+// way; worker.terminate() does the same while a uWS socket is open. So: close every client socket
+// and destroy every upstream one, busy ones included (a backend holding a keep-alive connection
+// open must not keep this thread alive), tell the supervisor it is safe to terminate us, and let
+// the thread end by itself. The supervisor sees the exit (code 1), releases the thread's slots in
+// the shared table and replaces it; if the thread has not ended within its bound, it terminates
+// it. The close waits a turn: the exception may have been thrown from inside a uWS callback.
 let crashed = false;
 process.on('uncaughtException', (err) => {
   log.fatal({ err: err.message, stack: err.stack }, 'worker crashed');
@@ -51,8 +59,12 @@ process.on('uncaughtException', (err) => {
   crashed = true;
   send({ type: 'crashing' });
   setImmediate(() => {
-    app.close();
-    port.close();
+    try {
+      app.abort();
+      send({ type: 'closed' });
+    } finally {
+      port.close();
+    }
   });
 });
 
@@ -78,7 +90,12 @@ port.on('message', (msg: ToWorker) => {
       return;
     case 'crash':
       // Test-only hook (SLUICE_TEST_HOOKS=1): an uncaught exception, as a bug would throw one.
-      if (data.testHooks) setImmediate(() => { throw new Error('crash requested by test hook'); });
+      if (data.testHooks) {
+        setImmediate(() => {
+          if (data.lingerOnCrash) setInterval(() => {}, 60_000);
+          throw new Error('crash requested by test hook');
+        });
+      }
       return;
   }
 });

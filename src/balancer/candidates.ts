@@ -8,7 +8,7 @@
 // policies instead of one scan (four Atomics loads per member) per request. Everything is written
 // into typed arrays sized at construction: refresh and pick allocate nothing.
 
-import { Admin, C, CAPACITY, cell } from '../state/layout.js';
+import { Admin, C, CAPACITY, ageOf, cell } from '../state/layout.js';
 import type { SharedTable } from '../state/table.js';
 import type { Member, PolicyOptions } from './policy.js';
 
@@ -22,9 +22,7 @@ export const SLOW_START_FLOOR = 0.1;
 /** Slow-start multiplier for a slot at `now`: SLOW_START_FLOOR → 1 over `windowMs` since SLOW_START_AT. */
 export function slowStartFactor(table: SharedTable, slot: number, now: number, windowMs: number): number {
   if (windowMs <= 0) return 1;
-  const at = table.get(C.SLOW_START_AT, slot);
-  if (at === 0) return 1;
-  const elapsed = now - at;
+  const elapsed = ageOf(table.get(C.SLOW_START_AT, slot), now); // Infinity for 0: none
   if (elapsed >= windowMs) return 1;
   if (elapsed <= 0) return SLOW_START_FLOOR;
   return SLOW_START_FLOOR + (1 - SLOW_START_FLOOR) * (elapsed / windowMs);

@@ -12,9 +12,10 @@
 //
 // EWMA_US = 0 means "no sample yet"; samples are stored as at least 1 µs. Time is table ms, so a
 // lower sample in the same millisecond as the last update (Δt = 0) has no weight: at high rates the
-// estimate moves once per ms, which is what a time-based EWMA asks for anyway.
+// estimate moves once per ms, which is what a time-based EWMA asks for anyway. EWMA_STAMP is a time
+// stamp (layout.ts, "Time"): Δt is ageOf(stamp, now), and a stamp of 0 (retired) is fully decayed.
 
-import { C, cell } from '../state/layout.js';
+import { C, ageOf, cell, toStamp } from '../state/layout.js';
 import type { SharedTable } from '../state/table.js';
 
 /** CAS attempts before a sample is dropped: losing that many races means fresher samples just landed. */
@@ -31,9 +32,10 @@ function decayWeight(dt: number, decayMs: number): number {
 function advanceStamp(table: SharedTable, slot: number, now: number): void {
   const words = table.words;
   const i = cell(C.EWMA_STAMP, slot);
+  const stamp = toStamp(now);
   for (let tries = 0; tries < MAX_TRIES; tries++) {
     const seen = Atomics.load(words, i);
-    if (seen >= now || Atomics.compareExchange(words, i, seen, now) === seen) return;
+    if (ageOf(seen, now) <= 0 || Atomics.compareExchange(words, i, seen, stamp) === seen) return;
   }
 }
 
@@ -48,7 +50,7 @@ export function recordLatency(table: SharedTable, slot: number, latencyUs: numbe
     const current = table.ewmaUs(slot);
     let next = sample;
     if (current > 0 && sample < current) {
-      const w = decayWeight(now - table.ewmaStamp(slot), decayMs);
+      const w = decayWeight(ageOf(table.ewmaStamp(slot), now), decayMs);
       // Floor, not round: the blend lies in [sample, current), and rounding would pin it at
       // current when frequent samples make each step under 0.5 µs (a backend 10 µs above the
       // others would stay there for good). Floor moves at least 1 µs toward the sample.
@@ -74,7 +76,7 @@ export function recordFailure(table: SharedTable, slot: number, now: number, dec
 export function currentEwmaUs(table: SharedTable, slot: number, now: number, decayMs: number, defaultUs: number): number {
   const value = table.ewmaUs(slot);
   if (value <= 0) return defaultUs;
-  return value * decayWeight(now - table.ewmaStamp(slot), decayMs);
+  return value * decayWeight(ageOf(table.ewmaStamp(slot), now), decayMs);
 }
 
 /**

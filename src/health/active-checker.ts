@@ -21,7 +21,7 @@
 import type { Logger } from 'pino';
 import type { Config, StatusRange } from '../config/types.js';
 import type { Backend } from '../http/context.js';
-import { C, Health, cell } from '../state/layout.js';
+import { C, Health, ageOf, cell, toStamp } from '../state/layout.js';
 import { resetLatency } from '../balancer/ewma.js';
 import type { SharedTable } from '../state/table.js';
 import { ejectionMs, outlierOptions, type OutlierOptions } from './outlier.js';
@@ -221,7 +221,8 @@ export class ActiveChecker {
   snapshot(): BackendHealth[] {
     const out: BackendHealth[] = [];
     for (const e of this.#entries.values()) {
-      const until = this.#table.get(C.EJECTED_UNTIL, e.backend.slot);
+      const now = this.#table.now();
+      const ejectedFor = -ageOf(this.#table.get(C.EJECTED_UNTIL, e.backend.slot), now);
       out.push({
         slot: e.backend.slot,
         id: e.backend.id,
@@ -231,7 +232,7 @@ export class ActiveChecker {
         failures: e.failures,
         lastCheck: e.last,
         since: e.since,
-        ejectedUntil: until > this.#table.now() ? this.#table.epoch + until : 0,
+        ejectedUntil: ejectedFor > 0 ? this.#table.epoch + now + ejectedFor : 0,
       });
     }
     return out.sort((a, b) => a.slot - b.slot);
@@ -294,7 +295,7 @@ export class ActiveChecker {
         this.#table.set(C.HEALTH, slot, Health.HEALTHY);
         this.#release(entry);
         // Slow start for a backend that was getting no traffic; one that was serving carries on.
-        if (from !== 'unknown') this.#table.set(C.SLOW_START_AT, slot, Math.max(1, this.#table.now()));
+        if (from !== 'unknown') this.#table.set(C.SLOW_START_AT, slot, toStamp(this.#table.now()));
         // Its latency estimate is made of failure penalties from while it was down: start afresh.
         if (from === 'unhealthy') resetLatency(this.#table, slot);
         if (from === 'pending') this.#log.info(where, 'new backend passed its first health check');
@@ -332,16 +333,18 @@ export class ActiveChecker {
     const slot = entry.backend.slot;
     const until = t.get(C.EJECTED_UNTIL, slot);
     const now = t.now();
-    if (until <= now) return;
+    const left = -ageOf(until, now); // ms until it ends (a time stamp: see layout.ts, "Time")
+    if (left <= 0) return;
     const o = this.#options;
     const for5xx = o.outlier.consecutive5xx > 0 && t.get(C.CONSEC_5XX, slot) >= o.outlier.consecutive5xx;
     if (for5xx && o.mode !== 'http') return;
-    const began = until - ejectionMs(t.get(C.EJECTIONS, slot), o.outlier);
+    const began = now + left - ejectionMs(t.get(C.EJECTIONS, slot), o.outlier);
     if (startedAt < began) return; // in flight when it was ejected: says nothing about after
-    if (Atomics.compareExchange(t.words, cell(C.EJECTED_UNTIL, slot), until, Math.max(1, now)) !== until) return;
+    const stamp = toStamp(now);
+    if (Atomics.compareExchange(t.words, cell(C.EJECTED_UNTIL, slot), until, stamp) !== until) return;
     t.set(C.CONSEC_FAIL, slot, 0);
     if (o.mode === 'http') t.set(C.CONSEC_5XX, slot, 0);
-    t.set(C.SLOW_START_AT, slot, Math.max(1, now));
+    t.set(C.SLOW_START_AT, slot, stamp);
     resetLatency(t, slot);
     this.#log.info({ backend: entry.backend.id, url: entry.backend.upstream.url }, 'ejection ended by a passing health check');
   }

@@ -12,9 +12,10 @@
 // The active checker reads that counter to tell why a backend was ejected (see active-checker.ts).
 //
 // Time is passed in (`now`, table milliseconds), never read here, so tests drive a fake clock.
+// EJECTED_UNTIL and SLOW_START_AT are time stamps, compared with ageOf (layout.ts, "Time").
 
 import type { Config } from '../config/types.js';
-import { C, H, cell } from '../state/layout.js';
+import { C, H, ageOf, cell, toStamp } from '../state/layout.js';
 import type { SharedTable } from '../state/table.js';
 
 /** What went wrong with one request, as far as outlier detection cares. */
@@ -113,7 +114,7 @@ export class OutlierDetector {
 
   /** Whether `slot` is ejected at `now`. */
   ejected(slot: number, now: number): boolean {
-    return Atomics.load(this.#words, this.#ejected + slot) > now;
+    return ageOf(Atomics.load(this.#words, this.#ejected + slot), now) < 0;
   }
 
   /**
@@ -124,7 +125,8 @@ export class OutlierDetector {
     const w = this.#words;
     const o = this.#options;
     const prev = Atomics.load(w, this.#ejected + slot);
-    if (prev > now) return false; // already out: a straggler that was in flight when it was ejected
+    const sincePrev = ageOf(prev, now);
+    if (sincePrev < 0) return false; // already out: a straggler that was in flight when it was ejected
     const live = this.#live();
     const cap = ejectionCap(live, o.maxEjectionPercent);
     if (this.#ejectedCount(now) >= cap) {
@@ -132,10 +134,11 @@ export class OutlierDetector {
       return false;
     }
     // The multiplier grows with ejections in a row and starts over once the backend has stayed in
-    // for a whole maximum ejection time. `prev` is when the last ejection ended (0: never ejected).
-    const quiet = prev === 0 || now - prev >= o.maxEjectionMs;
+    // for a whole maximum ejection time. `prev` is when the last ejection ended (0: never ejected,
+    // or so long ago the stamp was retired: its age is Infinity).
+    const quiet = sincePrev >= o.maxEjectionMs;
     const k = quiet ? 1 : Atomics.load(w, this.#ejections + slot) + 1;
-    const until = now + ejectionMs(k, o);
+    const until = toStamp(now + ejectionMs(k, o));
     if (Atomics.compareExchange(w, this.#ejected + slot, prev, until) !== prev) return false; // another worker won
     // Two workers ejecting two different backends at once can both pass the check above. Count
     // again now that ours is visible; over the cap, back out (both may: never more than the cap).
@@ -172,7 +175,7 @@ export class OutlierDetector {
     const w = this.#words;
     let n = 0;
     for (const slot of this.#slotsInPool()) {
-      if (Atomics.load(w, this.#weight + slot) > 0 && Atomics.load(w, this.#ejected + slot) > now) n++;
+      if (Atomics.load(w, this.#weight + slot) > 0 && ageOf(Atomics.load(w, this.#ejected + slot), now) < 0) n++;
     }
     return n;
   }

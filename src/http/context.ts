@@ -274,6 +274,17 @@ export class ProxyContext {
     for (const pool of this.pools) pool?.close();
   }
 
+  /**
+   * Crash: stop the sweep and destroy every upstream connection, busy ones and those of retired
+   * pools included, so no backend can keep the dying thread alive by keeping a connection open.
+   */
+  abort(): void {
+    clearInterval(this.#timer);
+    for (const pool of this.pools) pool?.destroyAll();
+    for (const pool of this.#retired) pool.destroyAll();
+    this.#retired.clear();
+  }
+
   #build(backends: readonly Backend[], seed: number): Policy {
     const c = this.#config;
     const next: (Pool | undefined)[] = [];

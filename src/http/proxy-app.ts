@@ -85,6 +85,19 @@ export class ProxyApp {
     });
   }
 
+  /**
+   * Crash: close every client socket (uWS reports each request in flight as aborted) and then
+   * destroy every upstream socket, busy or not. Afterwards uWS holds no socket, so the thread
+   * either ends by itself or can be terminated without aborting the process.
+   */
+  abort(): void {
+    try {
+      this.close();
+    } finally {
+      this.#ctx.abort();
+    }
+  }
+
   /** Close all client sockets (aborting anything still in flight) and upstream pools. */
   close(): void {
     if (this.#closed) return;

@@ -4,7 +4,7 @@
 
 import { currentEwmaUs } from '../balancer/ewma.js';
 import type { Backend } from '../http/context.js';
-import { Admin, C, Health, WEIGHT_SCALE } from '../state/layout.js';
+import { Admin, C, Health, WEIGHT_SCALE, ageOf } from '../state/layout.js';
 import type { SharedTable } from '../state/table.js';
 import { EMPTY_SUMMARY, type SlotLatencySummary } from './latency-merge.js';
 
@@ -67,8 +67,9 @@ export function collectBackendStats(
     const health = healthName(table.get(C.HEALTH, slot));
     const admin = adminName(table.get(C.ADMIN, slot));
     const weightScaled = table.get(C.WEIGHT, slot);
-    const ejectedUntil = table.get(C.EJECTED_UNTIL, slot);
-    const ejected = ejectedUntil > now;
+    // ms until the ejection ends (a time stamp: see layout.ts, "Time"); <= 0 when not ejected.
+    const ejectedFor = -ageOf(table.get(C.EJECTED_UNTIL, slot), now);
+    const ejected = ejectedFor > 0;
     const available = table.available(slot, now);
     const ewmaUs = currentEwmaUs(table, slot, now, ewmaDecayMs, -1);
     const responses = {} as Record<CodeClass, number>;
@@ -86,7 +87,7 @@ export function collectBackendStats(
       weight: weightScaled / WEIGHT_SCALE,
       configuredWeight: b.weight,
       ejected,
-      ejectedForMs: ejected ? ejectedUntil - now : 0,
+      ejectedForMs: ejected ? ejectedFor : 0,
       ejections: table.get(C.EJECTIONS, slot),
       inFlight: table.get(C.IN_FLIGHT, slot),
       openConnections: table.get(C.OPEN_CONNS, slot),

@@ -2,13 +2,17 @@
 // One instance per thread, all over the same SharedArrayBuffer. Accessors take a slot index and do
 // one Atomics operation each; they allocate nothing.
 
-import { Admin, BYTES, C, CAPACITY, H, HEADER_WORDS, Health, MAX_WORKERS, cell, workerCell } from './layout.js';
+import { Admin, BYTES, C, CAPACITY, H, HEADER_WORDS, Health, MAX_WORKERS, STALE_MS, TIME_COLUMNS, cell, toStamp, workerCell } from './layout.js';
+
+/** Unix ms; Date.now unless a test injects a clock. */
+export type Clock = () => number;
 
 export class SharedTable {
   readonly buffer: SharedArrayBuffer;
   readonly words: Int32Array;
-  /** Unix ms of the table's epoch; `now()` is relative to it so times fit in Int32 for ~24 days. */
+  /** Unix ms of the table's epoch; `now()` is ms since it (layout.ts, "Time", says how it is stored). */
   readonly epoch: number;
+  readonly #clock: Clock;
   readonly #inFlight: number;
   readonly #health: number;
   readonly #admin: number;
@@ -18,13 +22,17 @@ export class SharedTable {
   readonly #ewmaStamp: number;
   readonly #worker: number;
 
-  /** Wrap an existing buffer (worker side), or create a fresh one (control plane). */
-  constructor(buffer?: SharedArrayBuffer, worker = -1) {
+  /**
+   * Wrap an existing buffer (worker side), or create a fresh one (control plane). `clock` is for
+   * tests: every thread's table must read the same clock, and it should return whole milliseconds.
+   */
+  constructor(buffer?: SharedArrayBuffer, worker = -1, clock: Clock = Date.now) {
     if (buffer && buffer.byteLength !== BYTES) throw new Error(`shared table is ${buffer.byteLength} bytes, expected ${BYTES}`);
     this.buffer = buffer ?? new SharedArrayBuffer(BYTES);
     this.words = new Int32Array(this.buffer);
+    this.#clock = clock;
     if (!buffer) {
-      const now = Date.now();
+      const now = clock();
       Atomics.store(this.words, H.EPOCH_HI, Math.floor(now / 2 ** 31));
       Atomics.store(this.words, H.EPOCH_LO, now % 2 ** 31);
     }
@@ -40,9 +48,12 @@ export class SharedTable {
     this.#worker = worker < 0 ? -1 : workerCell(worker, 0);
   }
 
-  /** Milliseconds since the table epoch (same clock in every thread). */
+  /**
+   * Milliseconds since the table epoch (same clock in every thread). Never wraps; time columns
+   * store it as a stamp (toStamp) and read it back with ageOf.
+   */
   now(): number {
-    return Date.now() - this.epoch;
+    return this.#clock() - this.epoch;
   }
 
   get(column: number, slot: number): number {
@@ -79,8 +90,9 @@ export class SharedTable {
   casEwma(slot: number, expected: number, value: number): boolean {
     return Atomics.compareExchange(this.words, this.#ewma + slot, expected, value) === expected;
   }
+  /** Stamp the EWMA's last update at table time `ms`. */
   stampEwma(slot: number, ms: number): void {
-    Atomics.store(this.words, this.#ewmaStamp + slot, ms);
+    Atomics.store(this.words, this.#ewmaStamp + slot, toStamp(ms));
   }
   weight(slot: number): number {
     return Atomics.load(this.words, this.#weight + slot);
@@ -102,12 +114,30 @@ export class SharedTable {
    */
   available(slot: number, now: number): boolean {
     const w = this.words;
-    return (
-      Atomics.load(w, this.#health + slot) !== Health.UNHEALTHY &&
-      Atomics.load(w, this.#admin + slot) === Admin.ENABLED &&
-      Atomics.load(w, this.#weight + slot) > 0 &&
-      Atomics.load(w, this.#ejected + slot) <= now
-    );
+    if (Atomics.load(w, this.#health + slot) === Health.UNHEALTHY) return false;
+    if (Atomics.load(w, this.#admin + slot) !== Admin.ENABLED) return false;
+    if (Atomics.load(w, this.#weight + slot) <= 0) return false;
+    // Not ejected: never was (0), or the ejection's end is not ahead of now (ageOf, inlined).
+    const until = Atomics.load(w, this.#ejected + slot);
+    return until === 0 || ((now - until) | 0) >= 0;
+  }
+
+  /**
+   * Control plane, every RETIRE_EVERY_MS: set time stamps older than STALE_MS to 0, which reads the
+   * same ("long ago") but can never alias into the future (layout.ts, "Time"). A compareExchange,
+   * so a stamp a worker rewrites meanwhile is left alone. Returns how many were retired.
+   */
+  retireStaleTimes(now = this.now()): number {
+    const used = this.header(H.SLOTS_USED);
+    let retired = 0;
+    for (const column of TIME_COLUMNS) {
+      for (let slot = 0; slot < used; slot++) {
+        const i = cell(column, slot);
+        const stamp = Atomics.load(this.words, i);
+        if (stamp !== 0 && ((now - stamp) | 0) > STALE_MS && Atomics.compareExchange(this.words, i, stamp, 0) === stamp) retired++;
+      }
+    }
+    return retired;
   }
 
   /**

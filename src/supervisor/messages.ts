@@ -21,6 +21,8 @@ export type FromWorker =
   | { type: 'standby' }
   /** An uncaught exception: the worker is closing its sockets and will exit. */
   | { type: 'crashing' }
+  /** After 'crashing': every socket is closed, so terminate() can no longer abort the process. */
+  | { type: 'closed' }
   | { type: 'drained' }
   | { type: 'fatal'; message: string }
   | { type: 'latency'; id: number; snapshot: LatencySnapshot };

@@ -19,6 +19,18 @@ const WORKER_URL = new URL('../../workers/proxy-worker.js', import.meta.url);
  */
 const RESTART_BASE_MS = 100;
 const RESTART_MAX_MS = 5000;
+/**
+ * How long a crashed worker gets to end by itself before it is terminated. Once it has closed its
+ * sockets it only has log lines to flush (milliseconds); until it ends it holds its table column,
+ * which the next warm spare needs.
+ */
+const CRASH_EXIT_MS = 1000;
+
+/**
+ * Test hooks: 'on' (SLUICE_TEST_HOOKS=1) lets tests crash worker 0; 'linger' (=linger) also leaves
+ * the crashed worker a handle it never closes, so tests can see it terminated after CRASH_EXIT_MS.
+ */
+export type TestHooks = 'off' | 'on' | 'linger';
 
 /** One running worker thread and the per-worker column it owns in the shared table. */
 interface Running {
@@ -26,13 +38,19 @@ interface Running {
   readonly tableIndex: number;
   /** Its position among the serving workers (-1 for the spare). */
   position: number;
+  /** Crashed and has closed every socket ('closed'): terminate() can no longer abort the process. */
+  closed: boolean;
+  /** Crashed and still running CRASH_EXIT_MS later: terminate it as soon as that is safe. */
+  overdue: boolean;
+  terminated: boolean;
+  exitTimer: NodeJS.Timeout | null;
 }
 
 export class Supervisor {
   #config: Config;
   readonly #table: SharedTable;
   readonly #log: Logger;
-  readonly #testHooks: boolean;
+  readonly #testHooks: TestHooks;
   #backends: Backend[];
   /** Serving workers by position. */
   readonly #workers: (Running | null)[] = [];
@@ -43,6 +61,9 @@ export class Supervisor {
    */
   #spare: Running | null = null;
   #spareStanding = false;
+  /** A spare is due (its crash-loop delay is over) but waits for a free table column. */
+  #spareWanted = false;
+  #spareTimer: NodeJS.Timeout | null = null;
   /** Table worker columns not owned by a live thread. */
   readonly #freeIndices: number[] = [];
   /** Positions whose worker died and is not replaced yet. */
@@ -56,7 +77,7 @@ export class Supervisor {
   readonly #latencyRounds = new Map<number, { replies: WorkerLatency[]; waiting: Set<number>; done: () => void }>();
   #latencyId = 0;
 
-  constructor(config: Config, table: SharedTable, backends: Backend[], log: Logger, testHooks = false) {
+  constructor(config: Config, table: SharedTable, backends: Backend[], log: Logger, testHooks: TestHooks = 'off') {
     this.#config = config;
     this.#table = table;
     this.#backends = backends;
@@ -154,13 +175,53 @@ export class Supervisor {
     this.#spare?.worker.postMessage(msg);
   }
 
+  /** Start a new spare after `delayMs`, or as soon after it as a table column is free. */
   #startSpare(delayMs: number): void {
-    setTimeout(() => {
-      if (this.#draining || this.#spare !== null) return;
-      const tableIndex = this.#freeIndices.pop();
-      if (tableIndex === undefined) return;
-      this.#launch(-1, tableIndex).catch((err: Error) => this.#log.error({ err: err.message }, 'spare worker failed to start'));
+    if (this.#spareTimer !== null || this.#spareWanted) return; // one is on its way already
+    this.#spareTimer = setTimeout(() => {
+      this.#spareTimer = null;
+      this.#spareWanted = true;
+      this.#launchSpare();
     }, delayMs);
+  }
+
+  /**
+   * Launch the spare that is due, if a column is free. A crashed thread frees its column only when
+   * it has ended, usually after the spare was activated in its place: every exit calls this again.
+   */
+  #launchSpare(): void {
+    if (!this.#spareWanted) return;
+    if (this.#draining || this.#spare !== null) {
+      this.#spareWanted = false;
+      return;
+    }
+    const tableIndex = this.#freeIndices.pop();
+    if (tableIndex === undefined) return; // still wanted: the next exit frees one
+    this.#spareWanted = false;
+    this.#launch(-1, tableIndex).catch((err: Error) => this.#log.error({ err: err.message }, 'spare worker failed to start'));
+  }
+
+  /**
+   * A crashed worker must end within CRASH_EXIT_MS whatever its sockets do. If it has not, it is
+   * terminated, but only once it has reported its uWS sockets closed: terminate() on a thread with
+   * a uWS socket open aborts the whole process (uv_loop_close with open handles), which is worse
+   * than a thread that lingers.
+   */
+  #boundExit(run: Running): void {
+    if (run.exitTimer !== null || run.terminated) return;
+    run.exitTimer = setTimeout(() => {
+      run.exitTimer = null;
+      run.overdue = true;
+      if (run.closed) this.#terminate(run);
+      else this.#log.error({ worker: run.tableIndex }, 'crashed worker has not closed its sockets: it cannot be terminated safely yet');
+    }, CRASH_EXIT_MS);
+  }
+
+  #terminate(run: Running): void {
+    if (run.terminated) return;
+    run.terminated = true;
+    this.#log.warn({ worker: run.tableIndex, boundMs: CRASH_EXIT_MS }, 'crashed worker did not exit; terminating it');
+    void run.worker.terminate();
   }
 
   /**
@@ -175,11 +236,12 @@ export class Supervisor {
       config: this.#config,
       backends: this.#backends,
       seed: seed(),
-      testHooks: this.#testHooks,
+      testHooks: this.#testHooks !== 'off',
+      lingerOnCrash: this.#testHooks === 'linger',
       standby,
     };
     const worker = new Worker(WORKER_URL, { workerData: data, name: `sluice-proxy-${tableIndex}` });
-    const run: Running = { worker, tableIndex, position };
+    const run: Running = { worker, tableIndex, position, closed: false, overdue: false, terminated: false, exitTimer: null };
     if (standby) this.#spare = run;
     else this.#workers[position] = run;
     return new Promise((resolve, reject) => {
@@ -192,18 +254,24 @@ export class Supervisor {
               resolve();
             } else {
               // A spare that was standing by now listens in a dead worker's place.
-              this.#log.info({ worker: tableIndex, position: run.position }, 'worker restarted');
+              this.#log.info({ worker: tableIndex, position: run.position, spare: true }, 'worker restarted');
             }
             return;
           case 'standby':
             this.#spareStanding = true;
             up = true;
+            if (this.#started) this.#log.info({ worker: tableIndex }, 'spare worker ready');
             resolve();
             this.#fill();
             return;
           case 'crashing':
             // Its sockets are closing: put the spare in its place now, not when the thread is gone.
             this.#replace(run);
+            this.#boundExit(run);
+            return;
+          case 'closed':
+            run.closed = true;
+            if (run.overdue) this.#terminate(run);
             return;
           case 'latency': {
             const round = this.#latencyRounds.get(msg.id);
@@ -223,6 +291,8 @@ export class Supervisor {
         this.#log.error({ worker: tableIndex, err: err.message, stack: err.stack }, 'worker crashed');
       });
       worker.on('exit', (code) => {
+        if (run.exitTimer !== null) clearTimeout(run.exitTimer);
+        if (!this.#draining || code !== 0) this.#log.info({ worker: tableIndex, code, terminated: run.terminated }, 'worker thread exited');
         // Requests it had in flight will never release their slots: take them off the table.
         this.#table.forgetWorker(tableIndex);
         this.#freeIndices.push(tableIndex);
@@ -239,6 +309,7 @@ export class Supervisor {
               this.#fill();
             }
           }
+          this.#launchSpare();
           return reject(new Error(`worker ${tableIndex} exited (code ${code}) before listening`));
         }
         if (this.#spare === run) {
@@ -248,7 +319,9 @@ export class Supervisor {
           return;
         }
         this.#replace(run, code);
-        this.#fill(); // its column is free now
+        // Its column is free now: for a vacant position first, then for a spare waiting for one.
+        this.#fill();
+        this.#launchSpare();
       });
     });
   }
@@ -289,7 +362,7 @@ export class Supervisor {
       setTimeout(() => {
         if (this.#draining) return;
         this.#launch(position, tableIndex).then(
-          () => this.#log.info({ worker: tableIndex, position }, 'worker restarted'),
+          () => this.#log.info({ worker: tableIndex, position, spare: false }, 'worker restarted'),
           (err: Error) => this.#log.error({ worker: tableIndex, err: err.message }, 'worker restart failed'),
         );
       }, this.#spawnDelay);

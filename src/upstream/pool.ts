@@ -149,6 +149,16 @@ export class Pool implements ConnectionOwner {
     for (const ex of waiting) if (!ex.cancelled) ex.onPoolFull();
   }
 
+  /**
+   * Crash: close() and destroy every connection, busy ones included, without telling their
+   * exchanges (the worker is going away). A socket left open would keep the dead thread alive.
+   */
+  destroyAll(): void {
+    this.close();
+    // A copy: 'close' events remove connections from #all, though only on a later turn.
+    for (const conn of [...this.#all]) conn.destroy();
+  }
+
   #open(): Connection {
     const conn = new Connection(this);
     this.#all.add(conn);

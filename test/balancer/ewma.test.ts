@@ -22,12 +22,13 @@ t.test('peak: a higher sample replaces the value at once', async (t) => {
 
 t.test('a lower sample blends with weight 1 - exp(-Δt/τ)', async (t) => {
   const { table } = pool([1]);
-  recordLatency(table, 0, 10_000, 0, TAU);
-  recordLatency(table, 0, 1000, TAU, TAU); // Δt = τ: w = 1/e
+  // Not at table time 0: its stamp would be stored as 1 (0 is the "long ago" sentinel).
+  recordLatency(table, 0, 10_000, 5, TAU);
+  recordLatency(table, 0, 1000, 5 + TAU, TAU); // Δt = τ: w = 1/e
   const w = Math.exp(-1);
   t.equal(table.ewmaUs(0), Math.floor(10_000 * w + 1000 * (1 - w)));
   const before = table.ewmaUs(0);
-  recordLatency(table, 0, 1, TAU, TAU); // Δt = 0: no weight for the new sample
+  recordLatency(table, 0, 1, 5 + TAU, TAU); // Δt = 0: no weight for the new sample
   t.equal(table.ewmaUs(0), before);
 });
 

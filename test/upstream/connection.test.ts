@@ -189,8 +189,7 @@ class Exchange implements ExchangeHandler {
   }
 }
 
-function makePool(t: Test, port: number, options: Partial<PoolOptions> = {}): { pool: Pool; table: SharedTable } {
-  const table = new SharedTable();
+function makePool(t: Test, port: number, options: Partial<PoolOptions> = {}, table = new SharedTable()): { pool: Pool; table: SharedTable } {
   const pool = new Pool(table, {
     host: '127.0.0.1',
     port,
@@ -795,6 +794,50 @@ t.test('a closed pool lets busy exchanges finish, then closes their sockets', as
   t.equal(busy.body, 'done');
   await until(() => be.peers[0]!.closed, 'the socket to close');
   await until(() => table.get(C.OPEN_CONNS, SLOT) === 0, 'the count to drop');
+});
+
+t.test('destroyAll (a crashing worker) closes busy connections too, without a word to their exchanges', async (t) => {
+  const be = await scripted(t, (_peer, _i, req) => (req.startsWith('GET /quick') ? OK('q') : null));
+  const { pool, table } = makePool(t, be.port);
+  const busy = new Exchange(GET('/busy'));
+  pool.acquire(busy);
+  await until(() => be.peers[0]?.data === GET('/busy'), 'the busy request');
+  await exchange(pool, new Exchange(GET('/quick')));
+  t.equal(pool.size, 2);
+  t.equal(pool.idle, 1, 'one idle, one busy');
+  pool.destroyAll();
+  await until(() => be.peers.every((p) => p.closed), 'the backend to see both sockets close');
+  await until(() => pool.size === 0, 'the pool to forget them');
+  t.equal(table.get(C.OPEN_CONNS, SLOT), 0);
+  t.strictSame(busy.events, ['connection'], 'the exchange is not called back: its worker is going away');
+});
+
+t.test('deadlines hold across 2^31 and 2^32 ms of table time', async (t) => {
+  for (const boundary of [2 ** 31, 2 ** 32]) {
+    let unix = 1_700_000_000_000;
+    const table = new SharedTable(undefined, -1, () => unix);
+    unix += boundary - 100;
+    const be = await scripted(t, (_peer, _i, req) => (req.startsWith('GET /quick') ? OK('q') : null));
+    const { pool } = makePool(t, be.port, { requestTimeoutMs: 1000, idleTimeoutMs: 1000 }, table);
+
+    // The request deadline: set 100 ms before the boundary, due 900 ms after it.
+    const silent = new Exchange(GET('/silent'));
+    pool.acquire(silent);
+    await until(() => be.peers[0]?.data === GET('/silent'), 'the request');
+    pool.sweep(boundary + 899);
+    t.equal(silent.error, null, `${boundary}: not before the request deadline`);
+    pool.sweep(boundary + 900);
+    t.equal(await silent.done, 'error');
+    t.equal(silent.error!.kind, 'timeout', `${boundary}: a timeout at the request deadline`);
+
+    // The idle deadline, the same way.
+    const quick = new Exchange(GET('/quick'));
+    await exchange(pool, quick);
+    pool.sweep(boundary + 899);
+    t.notOk(quick.conn!.destroyed, `${boundary}: idle connection kept before its deadline`);
+    pool.sweep(boundary + 900);
+    t.ok(quick.conn!.destroyed, `${boundary}: closed at its idle deadline`);
+  }
 });
 
 t.test('a response that ends while paused for its client leaves a usable connection', async (t) => {
