@@ -66,6 +66,7 @@ export class ProxyContext {
   /** Pools of removed backends with exchanges still running. */
   readonly #retired = new Set<Pool>();
   readonly #lastErrorLog = new Map<number, { at: number; suppressed: number }>();
+  #lastInternalLog = 0;
   #trusted = new Set<string>();
   readonly #pick: PickContext = { now: 0, exclude: -1, hash: NO_HASH };
   #penaltyUs = 0;
@@ -251,6 +252,14 @@ export class ProxyContext {
     } else {
       last.suppressed++;
     }
+  }
+
+  /** A bug caught at the request handler (see forward.ts `handle`): logged, at most once a second. */
+  onInternalError(err: Error): void {
+    const t = Date.now();
+    if (t - this.#lastInternalLog < 1000) return;
+    this.#lastInternalLog = t;
+    this.#log.error({ err: err.message, stack: err.stack }, 'internal error in the request path');
   }
 
   #logEjection(slot: number, reason: string): void {

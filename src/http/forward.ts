@@ -48,6 +48,28 @@ export interface Listener {
   readonly hsts: string | null;
 }
 
+/**
+ * The uWS route handler. A throw that escaped a request handler before it had answered or attached
+ * onAborted makes uWS abort the whole process, so a bug here must cost one request, not every
+ * worker: answer 500 (or close, if the answer had begun) and log it.
+ */
+export function handle(ctx: ProxyContext, res: HttpResponse, req: HttpRequest, listener: Listener): void {
+  try {
+    forward(ctx, res, req, listener);
+  } catch (err) {
+    ctx.onInternalError(err as Error);
+    try {
+      res.cork(() => reject(res, 500, 'internal error'));
+    } catch {
+      try {
+        res.close();
+      } catch {
+        /* already gone */
+      }
+    }
+  }
+}
+
 /** Entry point for every proxied request (called from the uWS route handler, corked). */
 export function forward(ctx: ProxyContext, res: HttpResponse, req: HttpRequest, listener: Listener): void {
   const method = req.getCaseSensitiveMethod();

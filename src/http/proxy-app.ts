@@ -5,7 +5,7 @@
 
 import uWS from 'uWebSockets.js';
 import type { ProxyContext } from './context.js';
-import { forward, type Listener } from './forward.js';
+import { handle, type Listener } from './forward.js';
 import type { TlsListener } from '../tls/ssl-app.js';
 import { redirectToHttps } from '../tls/redirect.js';
 
@@ -33,7 +33,7 @@ export class ProxyApp {
     this.#tls = tls;
     this.#app = uWS.App();
     if (tls !== null && tls.redirectHttps) this.#app.any('/*', redirectToHttps(tls.port));
-    else this.#app.any('/*', (res, req) => forward(ctx, res, req, PLAIN));
+    else this.#app.any('/*', (res, req) => handle(ctx, res, req, PLAIN));
   }
 
   /** Listen on the plain port and, with TLS, the TLS port (rejects naming a bad TLS file). */
@@ -42,7 +42,7 @@ export class ProxyApp {
     if (tls !== null) {
       const ctx = this.#ctx;
       const listener = tls.listener;
-      this.#tlsApp = tls.createApp((res, req) => forward(ctx, res, req, listener));
+      this.#tlsApp = tls.createApp((res, req) => handle(ctx, res, req, listener));
       this.#tlsSocket = await listenOn(this.#tlsApp, tls.host, tls.port);
     }
     this.#listenSocket = await listenOn(this.#app, host, port);

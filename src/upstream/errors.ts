@@ -33,6 +33,7 @@ export const REASONS: Record<number, string> = {
   400: '400 Bad Request',
   404: '404 Not Found',
   413: '413 Content Too Large',
+  500: '500 Internal Server Error',
   431: '431 Request Header Fields Too Large',
   501: '501 Not Implemented',
   502: '502 Bad Gateway',
