@@ -184,6 +184,10 @@ export async function startSluice(t: Teardown, options: SluiceOptions): Promise<
     SLUICE_ADMIN_LISTEN: 'off',
     // Probes would add requests the tests count, and mark deliberately broken backends down.
     SLUICE_HEALTH_CHECK: 'off',
+    // Teardown stops Sluice before the test's backends (tap runs teardowns last-in first-out): a
+    // request a test left hanging must not hold the drain past TEARDOWN_KILL_MS, or the SIGKILL
+    // fallback would lose the child's coverage.
+    SLUICE_DRAIN_TIMEOUT_MS: String(TEARDOWN_KILL_MS / 2),
     ...(options.testHooks ? { SLUICE_TEST_HOOKS: '1' } : {}),
     ...options.env,
   };
