@@ -290,13 +290,10 @@ export class ProxyContext {
               tls: upstreamTls(b.upstream),
             });
     }
+    const leaving: Pool[] = [];
     for (let slot = 0; slot < this.pools.length; slot++) {
       const old = this.pools[slot];
-      if (old && next[slot] !== old) {
-        old.close();
-        // Its busy connections still finish their exchanges: keep sweeping their deadlines.
-        if (old.size > 0) this.#retired.add(old);
-      }
+      if (old && next[slot] !== old) leaving.push(old);
     }
     this.pools = next;
     const options: PolicyOptions = {
@@ -309,7 +306,16 @@ export class ProxyContext {
       seed,
     };
     this.#outliers.setMembers(backends.map((b) => b.slot));
-    return createPolicy(c.balancer, this.table, backends, options);
+    const policy = createPolicy(c.balancer, this.table, backends, options);
+    // Close the old pools only now: closing hands their queued exchanges to onPoolFull, which picks
+    // again, and that pick must see the new members and pools, not the ones being left.
+    this.#policy = policy;
+    for (const old of leaving) {
+      old.close();
+      // Its busy connections still finish their exchanges: keep sweeping their deadlines.
+      if (old.size > 0) this.#retired.add(old);
+    }
+    return policy;
   }
 
   #sweep(): void {
