@@ -239,10 +239,9 @@ t.test('refused connections fail at once, with the reason', async (t) => {
   for (const mode of ['tcp', 'http'] as const) {
     const { backends, checker, health } = setup(t, [port], { mode, path: '/', timeoutMs: 5000 });
     checker.track(backends);
-    const started = Date.now();
     await checker.settled([0], 6000);
-    t.ok(Date.now() - started < 1000, `${mode}: well before the timeout`);
-    t.match(health().lastCheck, { ok: false, detail: 'connect ECONNREFUSED' }, mode);
+    // The detail says which it was: a check that waited for its 5 s timeout would say so.
+    t.match(health().lastCheck, { ok: false, detail: 'connect ECONNREFUSED' }, `${mode}: refused, not timed out`);
     checker.stop();
   }
 });

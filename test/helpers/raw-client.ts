@@ -14,8 +14,9 @@ export class RawClient {
   #waiters = new Set<() => void>();
   readonly #opened: Promise<void>;
 
-  constructor(port: number, host = '127.0.0.1') {
-    const socket = net.connect({ port, host });
+  /** `localAddress`: the source address (any 127.0.0.0/8 address works on Linux loopback). */
+  constructor(port: number, host = '127.0.0.1', localAddress?: string) {
+    const socket = net.connect({ port, host, localAddress });
     this.socket = socket;
     socket.setNoDelay(true);
     this.#opened = new Promise((resolve, reject) => {
@@ -109,8 +110,8 @@ export class RawClient {
 }
 
 /** Open a raw connection that is destroyed at `t`'s teardown. */
-export async function rawConnect(t: Teardown, port: number): Promise<RawClient> {
-  const client = new RawClient(port);
+export async function rawConnect(t: Teardown, port: number, localAddress?: string): Promise<RawClient> {
+  const client = new RawClient(port, '127.0.0.1', localAddress);
   t.teardown(() => client.destroy());
   await client.opened();
   return client;

@@ -1,7 +1,9 @@
 // Starts the built CLI (dist/src/cli.js) as a child process on a free loopback port, waits for its
-// "sluice is listening" log line, and collects its output. Every instance is killed at the owning
-// test's teardown, whatever happened in the test. Build first: `npm test` does (pretest), and
-// `ensureBuilt()` rebuilds when dist is older than the sources.
+// "sluice is listening" log line, and collects its output. Every instance is stopped at the owning
+// test's teardown, whatever happened in the test: SIGTERM and a wait for its exit, so that under tap
+// the child's coverage (written by @tapjs/processinfo on a clean exit) is recorded; SIGKILL only if
+// it has not exited within a bound. Build first: `npm test` does (pretest), and `ensureBuilt()`
+// rebuilds when dist is older than the sources.
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
@@ -78,6 +80,22 @@ export interface Sluice {
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
+/** Teardown: how long a SIGTERMed child may take to drain and exit before it is SIGKILLed. */
+const TEARDOWN_KILL_MS = 10_000;
+
+/**
+ * The variables tap's coverage needs in a child (NODE_OPTIONS loads @tapjs/processinfo, which
+ * records what ran and writes it at exit; _TAPJS_PROCESSINFO_* tell it where and for which test).
+ * Everything else in the test runner's environment stays out of the child.
+ */
+function coverageEnv(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [name, value] of Object.entries(process.env)) {
+    if (name === 'NODE_OPTIONS' || name === 'NODE_V8_COVERAGE' || name.startsWith('_TAPJS_PROCESSINFO_')) env[name] = value;
+  }
+  return env;
+}
+
 /** A port that was free a moment ago: bind port 0 and close. */
 export function freePort(host = '127.0.0.1'): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -149,12 +167,14 @@ function newestSource(): number {
 
 /**
  * Start Sluice and wait until it listens. Rejects (with its output) when it exits first or the
- * ready line does not come in time. The child is SIGKILLed at `t`'s teardown if still running.
+ * ready line does not come in time. At `t`'s teardown a child still running gets SIGTERM (it drains
+ * and exits 0), and SIGKILL only after TEARDOWN_KILL_MS.
  */
 export async function startSluice(t: Teardown, options: SluiceOptions): Promise<Sluice> {
   const host = options.listenHost ?? '127.0.0.1';
   const port = await freePort(host);
   const env: NodeJS.ProcessEnv = {
+    ...coverageEnv(),
     PATH: process.env.PATH,
     SLUICE_LISTEN: host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`,
     SLUICE_UPSTREAMS: options.upstreams.join(','),
@@ -164,6 +184,10 @@ export async function startSluice(t: Teardown, options: SluiceOptions): Promise<
     SLUICE_ADMIN_LISTEN: 'off',
     // Probes would add requests the tests count, and mark deliberately broken backends down.
     SLUICE_HEALTH_CHECK: 'off',
+    // Teardown stops Sluice before the test's backends (tap runs teardowns last-in first-out): a
+    // request a test left hanging must not hold the drain past TEARDOWN_KILL_MS, or the SIGKILL
+    // fallback would lose the child's coverage.
+    SLUICE_DRAIN_TIMEOUT_MS: String(TEARDOWN_KILL_MS / 2),
     ...(options.testHooks ? { SLUICE_TEST_HOOKS: '1' } : {}),
     ...options.env,
   };
@@ -194,10 +218,17 @@ export async function startSluice(t: Teardown, options: SluiceOptions): Promise<
   });
   let done = false;
   void exited.then(() => (done = true));
-  t.teardown(() => {
-    if (!done) child.kill('SIGKILL');
-    return exited;
-  });
+  /** SIGTERM, SIGKILL if still running after `killAfterMs`; resolves with the exit code. */
+  const stop = async (killAfterMs: number): Promise<number | null> => {
+    if (!done) child.kill('SIGTERM');
+    const timer = setTimeout(() => {
+      if (!done) child.kill('SIGKILL');
+    }, killAfterMs);
+    const { code } = await exited;
+    clearTimeout(timer);
+    return code;
+  };
+  t.teardown(() => stop(TEARDOWN_KILL_MS));
 
   const logs = (): LogLine[] => {
     const end = out.lastIndexOf('\n') + 1;
@@ -254,13 +285,7 @@ export async function startSluice(t: Teardown, options: SluiceOptions): Promise<
       return (await waitForLog((l) => l.msg === 'table snapshot', timeoutMs, after)) as TableSnapshot;
     },
     rssBytes: () => vmRss(child.pid!),
-    async stop(timeoutMs = 15_000) {
-      if (!done) child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-      const { code } = await exited;
-      clearTimeout(timer);
-      return code;
-    },
+    stop: (timeoutMs = 15_000) => stop(timeoutMs),
   };
   return sluice;
 }

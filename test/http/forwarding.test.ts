@@ -1,5 +1,6 @@
 // What reaches the backend: the request line byte for byte (method, path, query), Host kept, and
-// the X-Forwarded-For / -Proto / -Host, Via and X-Request-Id headers Sluice adds or extends.
+// the X-Forwarded-For / -Proto / -Host, Via and X-Request-Id headers Sluice adds or extends, with
+// X-Forwarded-Proto and -Host kept only from a peer listed in SLUICE_TRUSTED_PROXIES.
 
 import t from 'tap';
 import net from 'node:net';
@@ -7,19 +8,28 @@ import { ensureBuilt, startSluice, type Sluice, type Teardown } from '../helpers
 import { startBackend, type HttpBackend, type SeenRequest } from '../helpers/backends.js';
 import { rawConnect } from '../helpers/raw-client.js';
 
+/**
+ * The trusted proxy in front of Sluice: another loopback address (Linux routes all of 127/8 to
+ * lo), so the same test can connect both as the proxy and as an ordinary client (127.0.0.1).
+ */
+const PROXY = '127.0.0.2';
+
 let backend: HttpBackend;
 let sluice: Sluice;
 
 t.before(async () => {
   await ensureBuilt();
   backend = await startBackend(t);
-  sluice = await startSluice(t, { upstreams: [backend.url] });
+  sluice = await startSluice(t, { upstreams: [backend.url], env: { SLUICE_TRUSTED_PROXIES: `192.0.2.10,${PROXY}` } });
 });
 
-/** Send `head` (+ body) on a fresh raw connection; resolve with what the backend saw and the response. */
-async function send(tt: Teardown, head: string, body = '') {
+/**
+ * Send `head` (+ body) on a fresh raw connection (from `from`, default 127.0.0.1); resolve with
+ * what the backend saw and the response.
+ */
+async function send(tt: Teardown, head: string, body = '', from?: string) {
   const seen = backend.request(backend.requests.length);
-  const client = await rawConnect(tt, sluice.port);
+  const client = await rawConnect(tt, sluice.port, from);
   await client.write(head + body);
   const [req, res] = await Promise.all([seen, client.response()]);
   client.destroy();
@@ -61,9 +71,12 @@ t.test('methods uWS does not route are refused, never forwarded altered', async 
     const before = backend.requests.length;
     const client = await rawConnect(t, sluice.port);
     await client.write(`${method} /m HTTP/1.1\r\nHost: test.local\r\nContent-Length: 2\r\n\r\nhi`);
-    const answered = await client.waitFor((text) => text.includes('\r\n\r\n'), 1000);
-    await new Promise((r) => setTimeout(r, 50));
-    const seen = backend.requests.slice(before).map((r) => r.method);
+    const answered = await client.waitFor((text) => text.includes('\r\n\r\n'));
+    // Whatever Sluice made of it is settled once it answered or closed; a request sent after
+    // that, through the same worker and pool, marks the point where the backend has seen it.
+    const { req: marker } = await send(t, `GET /after-${method} HTTP/1.1\r\nHost: test.local\r\n\r\n`);
+    t.equal(marker.url, `/after-${method}`);
+    const seen = backend.requests.slice(before, -1).map((r) => r.method);
     if (seen.length > 0) t.same(seen, [method], `${method} forwarded with its own token`);
     else t.ok(answered || client.closed, `${method} refused: an answer or a closed connection`);
     client.destroy();
@@ -96,6 +109,33 @@ t.test('an untrusted client cannot set X-Forwarded-Proto or -Host', async (t) =>
   const { req } = await send(t, 'GET /x HTTP/1.1\r\nHost: real.example\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: evil.example\r\n\r\n');
   t.equal(one(req, 'x-forwarded-proto'), 'http');
   t.equal(one(req, 'x-forwarded-host'), 'real.example');
+});
+
+t.test('a peer in SLUICE_TRUSTED_PROXIES keeps its X-Forwarded-Proto and -Host; X-Forwarded-For is extended', async (t) => {
+  const { req, res } = await send(
+    t,
+    'GET /x HTTP/1.1\r\nHost: internal.example\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: shop.example\r\nX-Forwarded-For: 203.0.113.9\r\n\r\n',
+    '',
+    PROXY,
+  );
+  t.equal(res.status, 200);
+  t.equal(one(req, 'x-forwarded-for'), `203.0.113.9, ${PROXY}`, 'the proxy is the peer Sluice saw');
+  t.equal(one(req, 'x-forwarded-proto'), 'https', "the proxy's scheme is kept");
+  t.equal(one(req, 'x-forwarded-host'), 'shop.example', "the proxy's host is kept");
+  t.equal(one(req, 'host'), 'internal.example');
+
+  // Trusted, but saying nothing: Sluice's own values.
+  const { req: plain } = await send(t, 'GET /y HTTP/1.1\r\nHost: internal.example\r\n\r\n', '', PROXY);
+  t.equal(one(plain, 'x-forwarded-proto'), 'http');
+  t.equal(one(plain, 'x-forwarded-host'), 'internal.example');
+
+  // The same headers from 127.0.0.1, which is not in the list (the list is exact addresses).
+  const { req: other } = await send(
+    t,
+    'GET /z HTTP/1.1\r\nHost: internal.example\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: shop.example\r\n\r\n',
+  );
+  t.equal(one(other, 'x-forwarded-proto'), 'http', 'an untrusted peer cannot claim https');
+  t.equal(one(other, 'x-forwarded-host'), 'internal.example', 'nor another host');
 });
 
 t.test('a client X-Request-Id is passed through unchanged', async (t) => {

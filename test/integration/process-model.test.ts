@@ -1,5 +1,5 @@
 // The process around the proxy: SIGTERM drains (the request in flight completes, new connections
-// are refused, exit 0, no native abort), and a crashed worker is replaced within a second while the
+// are refused, exit 0, no native abort), and a crashed worker is replaced at once while the
 // other one keeps serving, with the shared in-flight counts back to 0 afterwards.
 
 import t from 'tap';
@@ -7,6 +7,7 @@ import http from 'node:http';
 import { ensureBuilt, startSluice, type LogLine, type Sluice } from '../helpers/sluice.js';
 import { startBackend, type HttpBackend } from '../helpers/backends.js';
 import { RawClient, rawConnect } from '../helpers/raw-client.js';
+import { until } from '../helpers/wait.js';
 
 t.before(ensureBuilt);
 
@@ -42,11 +43,12 @@ function freshGet(port: number, path: string): Promise<number> {
 }
 
 t.test('SIGTERM: the slow request completes, new connections are refused, exit 0', async (t) => {
-  const SLOW_MS = 1200;
+  let finish = (): void => {};
   const backend = await startBackend(t, (req, res) => {
-    if (req.url === '/slow') setTimeout(() => res.end('finished slowly'), SLOW_MS);
+    if (req.url === '/slow') finish = () => res.end('finished slowly');
     else res.end('ok');
   });
+  t.teardown(() => finish());
   const sluice = await startSluice(t, { upstreams: [backend.url], workers: 2 });
 
   const client = await rawConnect(t, sluice.port);
@@ -55,15 +57,15 @@ t.test('SIGTERM: the slow request completes, new connections are refused, exit 0
   await backend.request(at);
   const exitCode = sluice.stop();
 
-  // The listen sockets close at once; the drain message reaches the workers within a few ms.
-  let nowRefused = false;
-  for (let i = 0; i < 20 && !nowRefused; i++) {
-    await sleep(25);
-    nowRefused = await refused(sluice.port);
-  }
-  t.ok(nowRefused, 'new connections are refused while draining');
+  // The listen sockets close as soon as the drain message reaches the workers.
+  await until('new connections to be refused', () => refused(sluice.port));
+  t.pass('new connections are refused while draining');
+  t.equal(backend.requests.at(-1)?.url, '/slow', 'and the slow request is still the one in flight');
+  t.equal(client.receivedBytes, 0, 'still unanswered while the drain refuses new connections');
 
-  const res = await client.response(0, { timeoutMs: SLOW_MS + 3000 });
+  // The backend answers only now, while Sluice is draining.
+  finish();
+  const res = await client.response();
   t.equal(res.status, 200, 'the request in flight completed');
   t.equal(res.body.toString(), 'finished slowly');
   t.same(res.all('connection'), ['close'], 'and its connection is closed after it');
@@ -72,7 +74,7 @@ t.test('SIGTERM: the slow request completes, new connections are refused, exit 0
   t.ok(sluice.logs().some((l) => l.msg === 'stopped'), 'logged "stopped"');
 });
 
-t.test('a crashed worker is replaced within 1 s while the other one serves', async (t) => {
+t.test('a crashed worker is replaced at once, by the warm spare, while the other one serves', async (t) => {
   let hold: (() => void)[] = [];
   const backend: HttpBackend = await startBackend(t, (req, res) => {
     if (req.url === '/hold') hold.push(() => res.end('released'));
@@ -110,10 +112,10 @@ t.test('a crashed worker is replaced within 1 s while the other one serves', asy
   const traffic = (async () => {
     while (running) {
       results.push({ at: Date.now(), status: await freshGet(sluice.port, '/ok') });
-      await sleep(20);
+      await sleep(20); // pacing, not synchronisation
     }
   })();
-  await sleep(100);
+  await until('traffic to be flowing', () => results.filter((r) => r.status === 200).length >= 3);
 
   const mark = sluice.logs().length;
   sluice.child.kill('SIGUSR2');
@@ -122,10 +124,12 @@ t.test('a crashed worker is replaced within 1 s while the other one serves', asy
   const exited = sluice.logs().find((l, i) => i >= mark && l.msg === 'worker exited; restarting') as LogLine | undefined;
   t.equal(crashed.worker, 0, 'worker 0 crashed');
   t.equal(exited?.worker, 0, 'its exit was seen');
-  const downMs = (restarted.time as number) - (crashed.time as number);
-  const exitMs = (exited?.time as number) - (crashed.time as number);
-  t.ok(downMs < 1000, `replaced ${downMs} ms after the crash (thread gone after ${exitMs} ms)`);
-  await sleep(200);
+  // "Replaced at once" as the supervisor states it, not as a wall clock measures it on a busy
+  // machine: a lone crash is restarted with no delay, by the warm spare.
+  t.equal(exited?.restartInMs, 0, 'a lone crash is replaced with no back-off');
+  t.ok(sluice.logs().indexOf(restarted) > sluice.logs().indexOf(crashed), 'and the replacement listens');
+  const restartedAt = results.length;
+  await until('fresh-connection traffic to be served after the restart', () => results.slice(restartedAt).filter((r) => r.status === 200).length >= 3);
   running = false;
   await traffic;
 
@@ -158,8 +162,10 @@ t.test('a crashed worker is replaced within 1 s while the other one serves', asy
   t.equal(both.slots[0]!.workers[0], 0, "the dead worker's column stays at 0");
   release();
   for (const c of again) t.ok(await c.waitFor((text) => text.includes('released'), 3000), 'completed');
-  await sleep(50);
-  t.equal((await sluice.snapshot()).slots[0]!.inFlight, 0, 'in-flight back to 0 again');
+  // A response reaches the client before its worker has released the slot: poll for it.
+  let last = await sluice.snapshot();
+  await until('in-flight to return to 0', async () => (last = await sluice.snapshot()).slots[0]!.inFlight === 0);
+  t.equal(last.slots[0]!.inFlight, 0, 'in-flight back to 0 again');
 
   t.equal(await sluice.stop(), 0, 'still drains and exits 0');
   t.notOk(nativeTrouble(sluice.stderr()), 'no native assertion or abort');

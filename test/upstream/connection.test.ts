@@ -849,7 +849,8 @@ t.test('a response that ends while paused for its client leaves a usable connect
   t.equal(await exchange(pool, first), 'end');
   t.equal(Buffer.concat(first.chunks).toString(), 'first body');
   const second = new Exchange(GET('/second'));
-  t.equal(await Promise.race([exchange(pool, second), new Promise((r) => setTimeout(() => r('stuck'), 2000))]), 'end');
+  // A socket left paused would never deliver this response: the test would hang and time out.
+  t.equal(await exchange(pool, second), 'end');
   t.equal(second.conn, first.conn, 'the same, reused socket');
   t.equal(Buffer.concat(second.chunks).toString(), 'second');
 });
