@@ -28,7 +28,7 @@ export const EXPLAIN_USAGE = "sluice --explain METHOD URL [-H 'name: value']..."
 const METHOD = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 // Split by hand, not with URL: WHATWG URL resolves "/a/../b" and re-encodes, and the point of
 // --explain is to show how the path *as sent* is routed.
-const ABSOLUTE = /^(https?):\/\/([^/?#]*)([^#]*)$/i;
+const ABSOLUTE = /^(https?):\/\/([^/?#]*)([^#]*)(#.*)?$/i;
 
 export function parseExplainArgs(args: readonly string[]): ExplainRequest {
   const positional: string[] = [];
@@ -59,7 +59,7 @@ export function parseExplainArgs(args: readonly string[]): ExplainRequest {
     // As with curl, an explicit Host header wins over the URL's authority.
     return { method: method.toUpperCase(), scheme: m[1].toLowerCase() as 'http' | 'https', host: hostHeader?.value ?? m[2], target, headers: others };
   }
-  if (url.startsWith('/')) return { method: method.toUpperCase(), scheme: 'http', host: hostHeader?.value ?? '', target: url, headers: others };
+  if (url.startsWith('/')) return { method: method.toUpperCase(), scheme: 'http', host: hostHeader?.value ?? '', target: url.replace(/#.*$/, ''), headers: others };
   throw new ExplainUsageError(`${JSON.stringify(url)} is not an http(s):// URL or a path starting with /`);
 }
 

@@ -177,8 +177,7 @@ function readAction(map: FileMap, label: string, problems: Problems, pools: Read
       return pool === undefined ? undefined : { kind: 'pool', pool };
     }
     case 'split': {
-      const targets = readSplit(map.split, where, problems);
-      targets?.forEach((t, i) => checkPool(t.pool, pools, `${where}[${i}]`, problems));
+      const targets = readSplit(map.split, where, problems, pools);
       const key = map.split_key === undefined ? null : readSplitKey(map.split_key, `${label}: split_key`, problems);
       return targets === undefined || key === undefined ? undefined : { kind: 'split', targets, key };
     }
@@ -193,7 +192,7 @@ function readAction(map: FileMap, label: string, problems: Problems, pools: Read
   }
 }
 
-function readSplit(node: unknown, where: string, problems: Problems): SplitTarget[] | undefined {
+function readSplit(node: unknown, where: string, problems: Problems, pools: ReadonlySet<string>): SplitTarget[] | undefined {
   const list = readList(node, where, problems);
   if (list === undefined) return undefined;
   const targets: SplitTarget[] = [];
@@ -202,6 +201,7 @@ function readSplit(node: unknown, where: string, problems: Problems): SplitTarge
     if (map === undefined) return;
     checkKeys(map, ['pool', 'weight'], at(where, i), problems);
     const pool = readString(map.pool, at(at(where, i), 'pool'), problems);
+    if (pool !== undefined) checkPool(pool, pools, at(where, i), problems);
     const weight = readNumber(map.weight, at(at(where, i), 'weight'), problems);
     if (pool !== undefined && weight !== undefined) targets.push({ pool, weight });
   });

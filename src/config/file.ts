@@ -73,10 +73,10 @@ export function parseConfigFile(text: string, path: string, options: ConfigFileO
   checkKeys(doc, ['pools', 'routes'], '', problems);
   const pools = doc.pools === undefined ? [] : readPools(doc.pools, problems, dirname(resolve(path)));
   const names = new Set([...options.externalPools, ...Object.keys(isMap(doc.pools) ? doc.pools : {})]);
-  const routes = doc.routes === undefined ? null : readRoutes(doc.routes, problems, names);
   if (doc.pools === undefined && !options.externalPools.has(DEFAULT_POOL)) {
     problems.add('', 'no pools: declare them under pools:, or set SLUICE_UPSTREAMS for the pool "default"');
   }
+  const routes = doc.routes === undefined ? null : readRoutes(doc.routes, problems, names);
   if (routes === null && !names.has(DEFAULT_POOL)) {
     problems.add('', 'no routes: and no pool "default" to send every request to');
   }
