@@ -365,3 +365,14 @@ t.test('a generated 1,000-route file loads and compiles in under a second', asyn
   t.equal(n, 1000);
   t.ok(ms < 1000, `loaded and compiled in ${ms.toFixed(0)} ms`);
 });
+
+t.test('docs/routing.md lists every pool key with the variable it defaults from', async (t) => {
+  const { readFileSync } = await import('node:fs');
+  const { POOL_KEYS } = await import('../../src/config/file-pools.js');
+  const { variableFor } = await import('../../src/config/variables.js');
+  const doc = readFileSync(new URL('../../docs/routing.md', import.meta.url), 'utf8');
+  for (const [field, { key }] of Object.entries(POOL_KEYS)) {
+    const variable = variableFor(field as keyof typeof POOL_KEYS).name;
+    t.ok(doc.split('\n').some((line) => line.startsWith(`| \`${key}\` | \`${variable}\``)), `${key} (${variable})`);
+  }
+});
