@@ -32,7 +32,7 @@ export {
   type SplitTarget,
 } from './route.js';
 export { plainRequest, type RequestView } from './request-view.js';
-export { compileRoutes, RouteTable, RouteTableError } from './route-table.js';
+export { compileRoutes, NO_ROUTE, RouteTable, RouteTableError } from './route-table.js';
 export { CompiledRoute, RouteError, type CompiledAction } from './compiled-route.js';
 export { routeProblems } from './validate.js';
 export { findShadowed, type Shadowed } from './shadow.js';

@@ -1,17 +1,18 @@
 // The routes of one host bucket, indexed by path: exact paths in a Map, prefixes in a radix tree
-// walked once along the request path, and the rest (no path matcher, or a regex) in one list
-// checked last. Each structure keeps routes in table order; a search returns the lowest-index route
+// walked once along the request path (path regexes too, under the literal text they start with),
+// and the rest (no path matcher, or a regex with no literal start) in one list checked last. Each structure keeps routes in table order; a search returns the lowest-index route
 // below a limit whose remaining matchers hold, so the caller can combine buckets and still get
 // first-match-in-file-order. Nothing is allocated per search.
 
 import type { CompiledRoute } from './compiled-route.js';
 import { SLASH } from './path.js';
+import { literalPrefix } from './regex.js';
 import type { RequestView } from './request-view.js';
 
 class RadixNode {
   label: string;
   children = new Map<number, RadixNode>();
-  /** Prefixes ending here with "/": any continuation matches. */
+  /** Prefixes ending here with "/", and path regexes starting with this text: any continuation. */
   open: CompiledRoute[] = [];
   /** Prefixes ending here without "/": the path must end here or continue with "/". */
   bounded: CompiledRoute[] = [];
@@ -39,7 +40,15 @@ export class PathIndex {
       (m.pathPrefix.endsWith('/') ? node.open : node.bounded).push(route);
       this.#hasPrefixes = true;
     } else {
-      this.#rest.push(route);
+      // A regex whose matches all start with "/x" can only match paths starting with "/x"; the
+      // regex itself is still checked with the route's other matchers.
+      const literal = m.pathRegex === undefined ? '' : literalPrefix(m.pathRegex);
+      if (literal.length > 1) {
+        this.#insert(literal).open.push(route);
+        this.#hasPrefixes = true;
+      } else {
+        this.#rest.push(route);
+      }
     }
   }
 

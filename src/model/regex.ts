@@ -9,7 +9,7 @@
 // and the patterns regex-safety.ts explains that can backtrack catastrophically.
 // Matching patterns are anchored as ^(?:pattern)$: they must match the whole path or value.
 
-import { parseRegex, RegexSyntaxError, type ParsedRegex } from './regex-parse.js';
+import { parseRegex, RegexSyntaxError, type ParsedRegex, type RegexNode } from './regex-parse.js';
 import { safetyProblem } from './regex-safety.js';
 
 export { MAX_PATTERN_CHARS, MAX_REPEAT } from './regex-parse.js';
@@ -63,4 +63,23 @@ export function compileSearch(pattern: string): RegExp {
 function assertValid(pattern: string): void {
   const problem = regexProblem(pattern);
   if (problem !== null) throw new RegexError(pattern, problem);
+}
+
+/**
+ * The literal text every match of a valid pattern starts with ("/users/" for "/users/[0-9]+"), or
+ * '' when it can start with anything. Lets the route index file a path regex under a prefix, so it
+ * is only tried for paths that could match it.
+ */
+export function literalPrefix(pattern: string): string {
+  const root = parseRegex(pattern).root;
+  const items: readonly RegexNode[] = root.type === 'seq' ? root.items : [root];
+  let prefix = '';
+  for (const item of items) {
+    if (item.type === 'assert' && prefix === '') continue; // a leading ^
+    const set = item.type === 'chars' ? item.set : item.type === 'repeat' && item.min >= 1 && item.body.type === 'chars' ? item.body.set : null;
+    if (set === null || set.length !== 2 || set[0] !== set[1]) break;
+    prefix += String.fromCharCode(set[0]);
+    if (item.type === 'repeat') break; // a+ : one a is certain, the rest is not literal
+  }
+  return prefix;
 }

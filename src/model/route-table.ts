@@ -10,6 +10,9 @@ import { PathIndex } from './path-index.js';
 import type { RequestView } from './request-view.js';
 import type { RouteSpec } from './route.js';
 
+/** What a request that no route matches gets: 404 and x-sluice-error: no-route. */
+export const NO_ROUTE = Object.freeze({ status: 404, statusLine: '404 Not Found', errorHeader: 'x-sluice-error', errorValue: 'no-route' });
+
 export class RouteTableError extends Error {
   override readonly name = 'RouteTableError';
   readonly errors: readonly RouteError[];

@@ -110,3 +110,19 @@ t.test('compileAnchored anchors; compileSearch finds every match; both refuse ou
   t.throws(() => compileAnchored('(a+)+'), RegexError);
   t.throws(() => compileSearch('(?=x)'), RegexError);
 });
+
+t.test('literalPrefix: the text every match starts with, for the route index', async (t) => {
+  const { literalPrefix } = await import('../../src/model/regex.js');
+  const cases: [string, string][] = [
+    ['/users/[0-9]+', '/users/'],
+    ['^/users/(\\d+)$', '/users/'],
+    ['\\/api\\/v1', '/api/v1'],
+    ['/ab?c', '/a'],
+    ['/a+b', '/a'],
+    ['/a|/b', ''],
+    ['(?:/a)', ''],
+    ['.*', ''],
+    ['/x$', '/x'],
+  ];
+  for (const [p, want] of cases) t.equal(literalPrefix(p), want, p);
+});
