@@ -86,8 +86,9 @@ t.test('refused: what can backtrack catastrophically', async (t) => {
   }
 });
 
-t.test('accepted patterns stay fast on adversarial input', async (t) => {
-  // Inputs that defeat each accepted pattern's last character, the classic worst case.
+t.test('accepted patterns answer adversarial input', async (t) => {
+  // Inputs that defeat each accepted pattern at its last character, the classic worst case. No
+  // clock: exponential backtracking on these sizes would not finish before the suite's timeout.
   const cases: [string, string][] = [
     ['(?:/[^/]+)*', `${'/a'.repeat(5000)}/`],
     ['(foo|bar)+', `${'foo'.repeat(5000)}x`],
@@ -95,11 +96,7 @@ t.test('accepted patterns stay fast on adversarial input', async (t) => {
     ['/v1/.*x', `/v1/${'a'.repeat(10000)}`],
   ];
   for (const [p, input] of cases) {
-    const re = compileAnchored(p);
-    const start = performance.now();
-    t.equal(re.test(input), false, p);
-    // Generous: linear work on 10 KB takes well under a millisecond; exponential work never ends.
-    t.ok(performance.now() - start < 500, `${p} answered quickly`);
+    t.equal(compileAnchored(p).test(input), false, p);
   }
 });
 

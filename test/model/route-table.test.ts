@@ -202,7 +202,7 @@ t.test('property: the indexed lookup equals a first-match scan', async (t) => {
   t.ok(matched > checked / 5 && matched < checked, `the random tables match some requests and not others (${matched}/${checked})`);
 });
 
-t.test('a generated 1,000-route table compiles, loads and matches quickly', async (t) => {
+t.test('a generated 1,000-route table compiles and matches (timed with the file load in test/config/file.test.ts)', async (t) => {
   const routes: RouteSpec[] = [];
   for (let i = 0; i < 1000; i++) {
     const kind = i % 4;
@@ -213,11 +213,7 @@ t.test('a generated 1,000-route table compiles, loads and matches quickly', asyn
       : { pathRegex: `/r/${i}/[0-9]+`, methods: ['GET'] };
     routes.push({ name: `gen-${i}`, match, action: { kind: 'pool', pool: 'p' } });
   }
-  const start = performance.now();
   const table = compileRoutes(routes);
-  const compileMs = performance.now() - start;
-  // The issue's bound is 1 s for the whole load; a compile taking most of it would be a regression.
-  t.ok(compileMs < 1000, `compiled in ${compileMs.toFixed(0)} ms`);
   t.equal(table.match(plainRequest('GET', 'svc400.example.com', '/api/v1/x'))?.name, 'gen-400');
   t.equal(table.match(plainRequest('GET', 'a.zone401.example.com', '/p/401'))?.name, 'gen-401');
   t.equal(table.match(plainRequest('GET', 'h', '/static/402/x.css'))?.name, 'gen-402');
