@@ -1,11 +1,13 @@
 #!/usr/bin/env node
-// The `sluice` command: --help, --version, --check (validate and exit, like `nginx -t`), or
-// validate and start. `run` is the whole command minus process globals, so tests call it directly.
+// The `sluice` command: --help, --version, --check (validate and exit, like `nginx -t`), --explain
+// (which route a request takes), or validate and start. `run` is the whole command minus process
+// globals, so tests call it directly.
 
 import { readFileSync, realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { parseEnv } from './config/env.js';
-import type { Config } from './config/types.js';
+import { explain, EXPLAIN_USAGE, ExplainUsageError, parseExplainArgs, type ExplainRequest } from './cli-explain.js';
+import { loadConfig } from './config/load.js';
+import type { Config, ResolvedConfig } from './config/types.js';
 import { VARIABLE_SPECS } from './config/variables.js';
 import { checkTls, describeTls } from './tls/files.js';
 
@@ -18,8 +20,10 @@ export interface CliOutput {
 export const EXIT_OK = 0;
 export const EXIT_CONFIG = 1;
 export const EXIT_USAGE = 2;
+/** --explain: no route matched. (--explain reports configuration errors with EXIT_USAGE.) */
+export const EXIT_NO_ROUTE = 1;
 
-const USAGE = 'Usage: sluice [--check | --help | --version]';
+const USAGE = `Usage: sluice [--check | --help | --version]\n       ${EXPLAIN_USAGE}`;
 
 const FLAG_ALIASES: ReadonlyMap<string, 'help' | 'version' | 'check'> = new Map([
   ['--help', 'help'],
@@ -30,6 +34,7 @@ const FLAG_ALIASES: ReadonlyMap<string, 'help' | 'version' | 'check'> = new Map(
 ]);
 
 export async function run(argv: readonly string[], env: NodeJS.ProcessEnv, out: CliOutput): Promise<number> {
+  if (argv[0] === '--explain') return runExplain(argv.slice(1), env, out);
   const flags = new Set<string>();
   for (const arg of argv) {
     const flag = FLAG_ALIASES.get(arg);
@@ -48,7 +53,7 @@ export async function run(argv: readonly string[], env: NodeJS.ProcessEnv, out: 
     return EXIT_OK;
   }
 
-  const result = parseEnv(env);
+  const result = await loadConfig(env);
   const check = flags.has('check');
   // Starting hands warnings to main, which logs them; --check has no logger, so print them.
   if (check || !result.ok) for (const w of result.warnings) out.stderr.write(`sluice: warning: ${w}\n`);
@@ -69,6 +74,7 @@ export async function run(argv: readonly string[], env: NodeJS.ProcessEnv, out: 
   }
   if (check) {
     out.stdout.write(`sluice: configuration OK\nsluice: ${summarize(result.config)}\n`);
+    if (result.config.configFile !== '') out.stdout.write(`sluice: ${summarizeRouting(result.config)}\n`);
     if (tls.files !== null) out.stdout.write(`sluice: ${describeTls(result.config, tls.files)}\n`);
     return EXIT_OK;
   }
@@ -78,15 +84,43 @@ export async function run(argv: readonly string[], env: NodeJS.ProcessEnv, out: 
 }
 
 /** One line: what would run. */
-export function summarize(config: Config): string {
+export function summarize(config: Config | ResolvedConfig): string {
   const { host, port } = config.listen;
   const listen = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
-  const pool =
-    config.upstreams.length === 0
-      ? 'demo pool'
-      : `${config.upstreams.length} upstream${config.upstreams.length === 1 ? '' : 's'}`;
+  const fromFile = config.configFile !== '' && 'pools' in config;
+  const count = fromFile ? config.pools.reduce((n, p) => n + p.upstreams.length, 0) : config.upstreams.length;
+  const pool = count === 0 ? 'demo pool' : `${count} upstream${count === 1 ? '' : 's'}`;
   const workers = `${config.workers} worker${config.workers === 1 ? '' : 's'}`;
   return `listen ${listen}, ${workers}, balancer ${config.balancer}, ${pool}, log level ${config.logLevel}`;
+}
+
+/** One line: the pools and routes of the config file. */
+export function summarizeRouting(config: ResolvedConfig): string {
+  const pools = config.pools.map((p) => `${p.name} (${p.upstreams.length})`).join(', ');
+  const routes = `${config.routes.length} route${config.routes.length === 1 ? '' : 's'}`;
+  return `${config.configFile}: ${config.pools.length} pool${config.pools.length === 1 ? '' : 's'} [${pools}], ${routes}`;
+}
+
+/** Exit: 0 a route matched, 1 none did, 2 bad arguments or configuration. */
+async function runExplain(args: readonly string[], env: NodeJS.ProcessEnv, out: CliOutput): Promise<number> {
+  let request: ExplainRequest;
+  try {
+    request = parseExplainArgs(args);
+  } catch (err) {
+    if (!(err instanceof ExplainUsageError)) throw err;
+    out.stderr.write(`sluice: --explain: ${err.message}\nUsage: ${EXPLAIN_USAGE}\n`);
+    return EXIT_USAGE;
+  }
+  const result = await loadConfig(env);
+  for (const w of result.warnings) out.stderr.write(`sluice: warning: ${w}\n`);
+  if (!result.ok) {
+    for (const error of result.errors) out.stderr.write(`sluice: ${error.message}\n`);
+    out.stderr.write(`sluice: configuration has ${result.errors.length} error${result.errors.length === 1 ? '' : 's'}\n`);
+    return EXIT_USAGE;
+  }
+  const { matched, lines } = explain(result.config, request);
+  out.stdout.write(`${lines.join('\n')}\n`);
+  return matched ? EXIT_OK : EXIT_NO_ROUTE;
 }
 
 const DOC_WIDTH = 76;
@@ -96,11 +130,16 @@ export function helpText(): string {
   const lines = [
     USAGE,
     '',
-    '  --check        validate the environment, print a summary or every error, and exit',
+    '  --check        validate the environment and SLUICE_CONFIG, print a summary or every',
+    '                 error, and exit',
+    '  --explain      print the route a request matches, what it becomes and where it goes;',
+    '                 exit 0 when a route matched, 1 when none did, 2 on bad arguments or',
+    '                 configuration',
     '  -h, --help     print this help',
     '  -v, --version  print the version',
     '',
-    'With no option, Sluice validates the environment and starts.',
+    'With no option, Sluice validates the environment (and SLUICE_CONFIG) and starts.',
+    'Pools and routes: docs/routing.md.',
     '',
     'Environment variables (unset or empty means the default):',
   ];

@@ -4,6 +4,7 @@
 
 import type { Config } from './types.js';
 import type { Issue } from './parsers.js';
+import { closest } from './suggest.js';
 import { CROSS_CHECKS, VARIABLE_NAMES, VARIABLE_SPECS, type VariableSpec } from './variables.js';
 
 /** Long values (a 1000-entry upstream list) are cut in messages; the item number still points. */
@@ -71,35 +72,9 @@ function unknownVariableWarnings(env: NodeJS.ProcessEnv): string[] {
   const warnings: string[] = [];
   for (const name of Object.keys(env).sort()) {
     if (!/^sluice_/i.test(name) || VARIABLE_NAMES.has(name)) continue;
-    const suggestion = closestName(name.toUpperCase());
+    const suggestion = closest(name.toUpperCase(), VARIABLE_NAMES);
     const hint = suggestion === undefined ? '' : ` (did you mean ${suggestion}?)`;
     warnings.push(`${name} is not a Sluice variable and is ignored${hint}`);
   }
   return warnings;
-}
-
-/** Closest known name within a few edits; further than that a guess would mislead. */
-function closestName(name: string): string | undefined {
-  const limit = Math.max(2, Math.floor(name.length / 4));
-  let best: string | undefined;
-  let bestDistance = limit + 1;
-  for (const known of VARIABLE_NAMES) {
-    const d = editDistance(name, known);
-    if (d < bestDistance) [best, bestDistance] = [known, d];
-  }
-  return best;
-}
-
-/** Levenshtein distance, one row at a time. */
-function editDistance(a: string, b: string): number {
-  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const current = [i];
-    for (let j = 1; j <= b.length; j++) {
-      const substitute = previous[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1);
-      current.push(Math.min(previous[j] + 1, current[j - 1] + 1, substitute));
-    }
-    previous = current;
-  }
-  return previous[b.length];
 }

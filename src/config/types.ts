@@ -1,41 +1,24 @@
 // The validated configuration every other module reads. Built once at start (and on reload) from
-// SLUICE_* environment variables by env.ts; plain data so it can be posted to worker threads.
+// SLUICE_* environment variables by env.ts, then completed with the pools and routes of the config
+// file (SLUICE_CONFIG) by load.ts; plain data so it can be posted to worker threads.
 
-export type BalancerName =
-  | 'round-robin'
-  | 'weighted-round-robin'
-  | 'random'
-  | 'weighted-random'
-  | 'least-request'
-  | 'peak-ewma'
-  | 'least-conn'
-  | 'ring-hash'
-  | 'maglev';
+import type { BalancerName, HashKey, PoolConfig, PoolSettings, StatusRange } from '../model/pool.js';
+import type { RouteSpec } from '../model/route.js';
+import type { Upstream } from '../model/upstream.js';
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 
-export interface Upstream {
-  /** As written by the user, normalised: "http://host:port". */
-  readonly url: string;
-  readonly protocol: 'http:' | 'https:';
-  readonly host: string;
-  readonly port: number;
-  /** Relative weight, > 0. */
-  readonly weight: number;
-}
+// The domain types live in src/model (which imports nothing of ours); re-exported for importers here.
+export type { Upstream } from '../model/upstream.js';
+export type { BalancerName, HashKey, StatusRange } from '../model/pool.js';
 
-/** Inclusive range of HTTP statuses a health check accepts: "2xx" is 200..299, "204" is 204..204. */
-export interface StatusRange {
-  readonly from: number;
-  readonly to: number;
-}
-
-/** How hashing policies find the affinity key. */
-export type HashKey = { kind: 'header'; name: string } | { kind: 'cookie'; name: string } | { kind: 'ip' };
-
-export interface Config {
+/**
+ * Global settings and the pool defaults. Extending PoolSettings makes the compiler hold every
+ * pool-level field here to the pool's type: each is the default a pool may override.
+ */
+export interface Config extends PoolSettings {
   listen: { host: string; port: number };
-  /** Empty means: start the embedded demo pool. */
+  /** The pool "default". Empty (and no config file) means: start the embedded demo pool. */
   upstreams: Upstream[];
   workers: number;
   balancer: BalancerName;
@@ -103,4 +86,14 @@ export interface Config {
   maxRequestsPerBackend: number;
   /** Absolute path of the env file SIGHUP re-reads; '' = none. */
   envFile: string;
+  /** Absolute path of the config file (pools and routes); '' = none. */
+  configFile: string;
+}
+
+/** Config plus the resolved pools and the routes: what start-up, --check and reload produce. */
+export interface ResolvedConfig extends Config {
+  /** Every setting resolved. Always holds "default" when SLUICE_UPSTREAMS is set or no file is. */
+  readonly pools: PoolConfig[];
+  /** In file order, names unique; compile with compileRoutes (src/model). */
+  readonly routes: RouteSpec[];
 }

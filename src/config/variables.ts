@@ -7,10 +7,10 @@ import { CAPACITY, MAX_SERVING_WORKERS } from '../state/layout.js';
 import type { BalancerName, Config, LogLevel } from './types.js';
 import { decimal, integer, keywordOr, listOf, oneOf, prime, type Parser } from './parsers.js';
 import { hashKey, ipAddress, listenAddress, upstream } from './value-parsers.js';
-import { envFilePath, healthPath, statusRanges } from '../health/value-parsers.js';
-import { cipherList, filePath, flag, optionalListenAddress, secret } from '../tls/parsers.js';
-import { DEFAULT_CIPHERS } from '../tls/ciphers.js';
-import { accessLogRate, adminExposureIssue, adminListen, adminToken } from '../admin/value-parsers.js';
+import { envFilePath, healthPath, statusRanges } from './health-parsers.js';
+import { cipherList, filePath, flag, optionalListenAddress, secret } from './tls-parsers.js';
+import { DEFAULT_CIPHERS } from './ciphers.js';
+import { accessLogRate, adminExposureIssue, adminListen, adminToken } from './admin-parsers.js';
 import type { Issue } from './parsers.js';
 
 export interface VariableSpec<K extends keyof Config> {
@@ -405,7 +405,22 @@ const VARIABLES: { readonly [K in keyof Config]: VariableSpec<K> } = {
     doc: 'File of KEY=VALUE lines (systemd EnvironmentFile syntax) read at start and again on SIGHUP; its values win over the environment.',
     parse: envFilePath,
   },
+  configFile: {
+    name: 'SLUICE_CONFIG',
+    key: 'configFile',
+    default: '',
+    doc:
+      'Config file (YAML, or JSON) declaring named pools and routes, validated at start, by --check and on SIGHUP. ' +
+      'Environment variables keep setting every global value and pool default; see docs/routing.md.',
+    // Same rules as the env file: made absolute at start so a reload finds it again.
+    parse: envFilePath,
+  },
 };
+
+/** The variable that sets a Config field (its parser is what config-file values go through too). */
+export function variableFor<K extends keyof Config>(key: K): VariableSpec<K> {
+  return VARIABLES[key];
+}
 
 /** Every variable, in documentation order. */
 export const VARIABLE_SPECS: readonly AnyVariableSpec[] = Object.values(VARIABLES);

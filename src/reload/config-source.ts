@@ -7,12 +7,12 @@
 // start-time copy: every name the file set when it was first read is dropped from the base
 // environment, and a deleted variable returns to its default.
 
-import type { Config } from '../config/types.js';
-import { parseEnv } from '../config/env.js';
+import type { ResolvedConfig } from '../config/types.js';
+import { loadConfig, type LoadResult } from '../config/load.js';
 import { readEnvFile } from './env-file.js';
 
 export type ConfigLoad =
-  | { readonly ok: true; readonly config: Config; readonly warnings: string[] }
+  | { readonly ok: true; readonly config: ResolvedConfig; readonly warnings: string[] }
   | { readonly ok: false; readonly errors: string[]; readonly warnings: string[] };
 
 export class ConfigSource {
@@ -28,9 +28,9 @@ export class ConfigSource {
     this.path = path;
   }
 
-  /** Read the file (when there is one), merge and validate. Never throws. */
+  /** Read the file (when there is one), merge and validate, SLUICE_CONFIG included. Never throws. */
   async load(): Promise<ConfigLoad> {
-    if (this.path === '') return parsed(parseEnv(this.#env), []);
+    if (this.path === '') return parsed(await loadConfig(this.#env), []);
     const file = await readEnvFile(this.path);
     if (!file.ok) {
       return { ok: false, errors: file.errors.map((e) => (e.line > 0 ? `${this.path}:${e.line}: ${e.message}` : e.message)), warnings: [] };
@@ -40,11 +40,11 @@ export class ConfigSource {
     const env: Record<string, string | undefined> = {};
     for (const [name, value] of Object.entries(this.#env)) if (!this.#fileNames.has(name)) env[name] = value;
     for (const [name, value] of file.vars) env[name] = value;
-    return parsed(parseEnv(env), warnings);
+    return parsed(await loadConfig(env), warnings);
   }
 }
 
-function parsed(result: ReturnType<typeof parseEnv>, fileWarnings: string[]): ConfigLoad {
+function parsed(result: LoadResult, fileWarnings: string[]): ConfigLoad {
   const warnings = [...fileWarnings, ...result.warnings];
   if (result.ok) return { ok: true, config: result.config, warnings };
   return { ok: false, errors: result.errors.map((e) => e.message), warnings };

@@ -89,6 +89,7 @@ const DEFAULTS: Config = {
   retryBudgetPercent: 20,
   maxRequestsPerBackend: 0,
   envFile: '',
+  configFile: '',
 };
 
 t.test('an empty environment gives every default', async (t) => {

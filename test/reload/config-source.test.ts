@@ -50,3 +50,15 @@ t.test('warnings: names set twice and unknown SLUICE_ names', async (t) => {
   t.match(r, { ok: true, config: { workers: 3 } });
   t.match(r.warnings, [`${path}:2: SLUICE_WORKERS is also set on line 1; this later value wins`, /SLUICE_WOKERS .*did you mean SLUICE_WORKERS/]);
 });
+
+t.test('SLUICE_CONFIG is read and checked on every load (a SIGHUP with a broken route file is refused)', async (t) => {
+  const routes = tempFile('pools:\n  web: { upstreams: ["http://10.0.0.1:80"] }\nroutes:\n  - { match: {}, pool: web }\n');
+  const env = tempFile(`SLUICE_CONFIG=${routes}\n`);
+  const source = new ConfigSource({}, env);
+  const good = await source.load();
+  t.match(good, { ok: true, config: { pools: [{ name: 'web' }], routes: [{ match: {}, action: { pool: 'web' } }] } });
+  writeFileSync(routes, 'pools:\n  web: { upstreams: ["http://10.0.0.1:80"] }\nroutes:\n  - { match: {}, pool: wbe }\n');
+  const bad = await source.load();
+  t.equal(bad.ok, false);
+  if (!bad.ok) t.match(bad.errors, [/routes\[0\]: unknown pool "wbe"/]);
+});

@@ -1,0 +1,26 @@
+// The ground floor of the model: an upstream (an address and its weight) and a backend (an
+// upstream with a slot in the shared table). Plain data, posted to workers as is.
+
+export interface Upstream {
+  /** As written by the user, normalised: "http://host:port". */
+  readonly url: string;
+  readonly protocol: 'http:' | 'https:';
+  readonly host: string;
+  readonly port: number;
+  /** Relative weight, > 0. */
+  readonly weight: number;
+}
+
+/**
+ * One backend as published to workers: its slot in the shared table and where it lives. The
+ * fields slot/weight/id are what a balancing policy needs of a member; `upstream` is the address.
+ */
+export interface Backend {
+  /** Slot in the shared table. */
+  readonly slot: number;
+  /** Configured weight (> 0), before the table's scaling. */
+  readonly weight: number;
+  /** Stable identity used by hashing policies ("host:port"). */
+  readonly id: string;
+  readonly upstream: Upstream;
+}
