@@ -41,9 +41,9 @@ export interface PolicyOptions {
   /** Per-instance seed so a fleet of proxies does not pick in lockstep. */
   seed: number;
   /**
-   * Round-robin only: the Int32 word of the shared table (an index into `table.words`, inside the
-   * header) that holds this pool's rotation cursor. Default H.RR_CURSOR. Pools that share a word
-   * interleave on it and can starve members, so give each round-robin pool its own.
+   * Round-robin only: the Int32 word of the shared table (an index into `table.words`; a pool's is
+   * poolCell(P.RR_CURSOR, index)) that holds its rotation cursor. Default H.RR_CURSOR. Pools that
+   * share a word interleave on it and can starve members, so each pool has its own.
    */
   cursorWord?: number;
 }

@@ -11,7 +11,7 @@
 // Slow start: a ramping backend takes its turn with probability equal to its slow-start factor;
 // otherwise the turn passes to the next candidate.
 
-import { H, HEADER_WORDS } from '../state/layout.js';
+import { H, TOTAL_WORDS } from '../state/layout.js';
 import type { SharedTable } from '../state/table.js';
 import { Candidates } from './candidates.js';
 import type { Member, PickContext, Policy, PolicyFactory, PolicyOptions } from './policy.js';
@@ -25,8 +25,8 @@ export class RoundRobin implements Policy {
 
   constructor(table: SharedTable, members: readonly Member[], options: PolicyOptions) {
     const cursor = options.cursorWord ?? H.RR_CURSOR;
-    if (!Number.isInteger(cursor) || cursor < 0 || cursor >= HEADER_WORDS) {
-      throw new RangeError(`round-robin cursorWord ${cursor} must be a header word (0..${HEADER_WORDS - 1})`);
+    if (!Number.isInteger(cursor) || cursor < 0 || cursor >= TOTAL_WORDS) {
+      throw new RangeError(`round-robin cursorWord ${cursor} must be a word of the table (0..${TOTAL_WORDS - 1})`);
     }
     this.#words = table.words;
     this.#cursor = cursor;

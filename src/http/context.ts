@@ -3,7 +3,8 @@
 // counters, EWMA samples) done once per request.
 
 import type { Logger } from 'pino';
-import type { Config, Upstream } from '../config/types.js';
+import type { Config } from '../config/types.js';
+import type { Backend } from '../model/upstream.js';
 import type { Member, PickContext, Policy, PolicyOptions } from '../balancer/policy.js';
 import { createPolicy } from '../balancer/registry.js';
 import { recordFailure, recordLatency } from '../balancer/ewma.js';
@@ -19,10 +20,7 @@ import { OutlierDetector, outlierOptions } from '../health/outlier.js';
 import type { AccessLog } from './access-log.js';
 import { upstreamTls } from '../upstream/tls-options.js';
 
-/** One backend as published to workers: its slot and where it lives. */
-export interface Backend extends Member {
-  readonly upstream: Upstream;
-}
+export type { Backend } from '../model/upstream.js';
 
 /** Pooled requests allowed to queue per backend per worker before fast 503s. */
 const MAX_WAITING = 4096;

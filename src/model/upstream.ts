@@ -23,4 +23,7 @@ export interface Backend {
   /** Stable identity used by hashing policies ("host:port"). */
   readonly id: string;
   readonly upstream: Upstream;
+  /** The pool it belongs to, and that pool's index in the table's pool region (layout.ts). */
+  readonly pool: string;
+  readonly poolIndex: number;
 }

@@ -4,6 +4,15 @@
 // Only numbers cross threads this way; names, URLs and pool membership travel once per change over
 // MessagePorts. Every cross-thread read or write of a column goes through Atomics (see table.ts).
 //
+// Regions, in buffer order: header words (H) | backend columns (C × CAPACITY) | per-worker in-flight
+// (MAX_WORKERS × CAPACITY) | pool words (P × MAX_POOLS) | route hit counters (MAX_ROUTES).
+//
+// Pools: one table holds every pool. A backend is one (pool, upstream) pair with a slot of its own,
+// so the same address in two pools has two independent health, load and EWMA states, as two pools
+// are two services. The control plane gives each pool a stable index (pool words) and assigns its
+// backends slots in declaration order, so at start a pool's backends are one contiguous slot range;
+// a backend added by a reload takes the next free slot (slots are never reused for another backend).
+//
 // Ownership (who writes what):
 //   workers      IN_FLIGHT, WORKER_IN_FLIGHT, OPEN_CONNS, EWMA_*, CONSEC_*, counters   (Atomics.add/sub/CAS)
 //   control plane HEALTH, ADMIN, WEIGHT, EJECTED_UNTIL, EJECTIONS, SLOW_START_AT, SLOT_GEN (Atomics.store)
@@ -26,10 +35,10 @@ export const H = {
   GENERATION: 0,
   /** Highest slot index in use + 1. */
   SLOTS_USED: 1,
-  /** Shared round-robin cursor (one Atomics.add per pick keeps rotation exact across workers). */
+  /** Shared round-robin cursor of the unpooled case (pools use P.RR_CURSOR). */
   RR_CURSOR: 2,
-  /** Client connections currently open, all workers. */
-  CLIENT_CONNS: 3,
+  /** Unused (was a client connection gauge uWS cannot feed). */
+  UNUSED_3: 3,
   /** Worker restarts since start. */
   WORKER_RESTARTS: 4,
   /** Table epoch, unix ms, split in two words (Int32 cannot hold it): table time is ms since it. */
@@ -129,10 +138,37 @@ export function ageOf(stamp: number, now: number): number {
 export const Health = { UNKNOWN: 0, HEALTHY: 1, UNHEALTHY: 2 } as const;
 export const Admin = { ENABLED: 0, DRAINING: 1, DISABLED: 2 } as const;
 
+/** Pools the table can index (each has POOL_WORDS words: see P). */
+export const MAX_POOLS = 256;
+/** Words per pool. */
+export const POOL_WORDS = 4;
+/** Pool word ids. */
+export const P = {
+  /** The pool's round-robin cursor (one Atomics.add per pick keeps rotation exact across workers). */
+  RR_CURSOR: 0,
+} as const;
+/** Routes whose hits are counted (a route past this index is served but not counted). */
+export const MAX_ROUTES = 4096;
+
 const COLUMN_WORDS = COLUMNS * CAPACITY;
 const WORKER_WORDS = MAX_WORKERS * CAPACITY;
-export const TOTAL_WORDS = HEADER_WORDS + COLUMN_WORDS + WORKER_WORDS;
+const POOL_REGION = HEADER_WORDS + COLUMN_WORDS + WORKER_WORDS;
+const ROUTE_REGION = POOL_REGION + MAX_POOLS * POOL_WORDS;
+export const TOTAL_WORDS = ROUTE_REGION + MAX_ROUTES;
 export const BYTES = TOTAL_WORDS * Int32Array.BYTES_PER_ELEMENT;
+
+/** Word index of a pool's word (P). */
+export function poolCell(field: number, pool: number): number {
+  return POOL_REGION + pool * POOL_WORDS + field;
+}
+
+/**
+ * Word index of a route's hit counter, by its index in the route table (workers add; the control
+ * plane zeroes the region when a reload changes the routes, so a count belongs to one table).
+ */
+export function routeCell(route: number): number {
+  return ROUTE_REGION + route;
+}
 
 /** Word index of (column, slot). */
 export function cell(column: number, slot: number): number {

@@ -8,10 +8,10 @@ import { LatencyRecorder } from '../../src/metrics/latency.js';
 import { escapeLabelValue, renderMetrics } from '../../src/metrics/prometheus.js';
 import { Admin, C, Health, WEIGHT_SCALE } from '../../src/state/layout.js';
 import { SharedTable } from '../../src/state/table.js';
-import type { Backend } from '../../src/http/context.js';
+import type { Backend } from '../../src/model/upstream.js';
 
 function backend(slot: number, host: string, port: number, weight = 1): Backend {
-  return { slot, id: `${host}:${port}`, weight, upstream: { url: `http://${host}:${port}`, protocol: 'http:', host, port, weight } };
+  return { slot, id: `${host}:${port}`, weight, upstream: { url: `http://${host}:${port}`, protocol: 'http:', host, port, weight }, pool: 'default', poolIndex: 0 };
 }
 
 const PROC = {
