@@ -1,6 +1,6 @@
 import t from 'tap';
 import { RoundRobin } from '../../src/balancer/round-robin.js';
-import { C, H, Health } from '../../src/state/layout.js';
+import { C, H, Health, P, TOTAL_WORDS, poolCell } from '../../src/state/layout.js';
 import { ctx, options, pool, tally } from './fixtures/pool.js';
 
 t.test('visits each member in turn, ignoring weights', async (t) => {
@@ -23,8 +23,8 @@ t.test('the cursor is shared: two instances (two workers) rotate as one', async 
 
 t.test('cursorWord gives a pool its own cursor', async (t) => {
   const { table, members } = pool([1, 1]);
-  const a = new RoundRobin(table, members, options({ cursorWord: 10 }));
-  const b = new RoundRobin(table, members, options({ cursorWord: 11 }));
+  const a = new RoundRobin(table, members, options({ cursorWord: poolCell(P.RR_CURSOR, 0) }));
+  const b = new RoundRobin(table, members, options({ cursorWord: poolCell(P.RR_CURSOR, 1) }));
   const c = ctx();
   // Strictly alternating pools of 2 on one shared word would each see only even cursor values.
   const seqA: number[] = [];
@@ -34,7 +34,8 @@ t.test('cursorWord gives a pool its own cursor', async (t) => {
   }
   t.same(seqA, [0, 1, 0, 1, 0, 1]);
   t.equal(table.header(H.RR_CURSOR), 0);
-  t.throws(() => new RoundRobin(table, members, options({ cursorWord: 16 })), RangeError);
+  t.equal(Atomics.load(table.words, poolCell(P.RR_CURSOR, 0)), 6, 'each pool advanced its own word');
+  t.throws(() => new RoundRobin(table, members, options({ cursorWord: TOTAL_WORDS })), RangeError);
   t.throws(() => new RoundRobin(table, members, options({ cursorWord: -1 })), RangeError);
 });
 
