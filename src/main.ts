@@ -1,14 +1,14 @@
 // Control plane entry: configuration → shared table → workers; then supervision and shutdown.
 // Nothing here is on the request path.
 
-import type { Config } from './config/types.js';
+import type { ResolvedConfig } from './config/types.js';
 import { createLogger } from './log.js';
 import { SharedTable } from './state/table.js';
 import { C, H, RETIRE_EVERY_MS, workerCell } from './state/layout.js';
 import { Membership } from './state/membership.js';
 import { Supervisor, type TestHooks } from './supervisor/supervisor.js';
-import { startDemoPool, type DemoPool } from './demo/echo-backends.js';
-import { ActiveChecker, healthOptions } from './health/active-checker.js';
+import { hasNoUpstreams, startDemoPool, withDemoUpstreams, type DemoPool } from './demo/echo-backends.js';
+import { ActiveChecker, healthOptions, poolHealthOptions } from './health/active-checker.js';
 import { ConfigSource } from './reload/config-source.js';
 import { Reloader, type ReloadResult } from './reload/reloader.js';
 import { configureUpstreamTls } from './upstream/tls-options.js';
@@ -20,12 +20,12 @@ export interface Running {
   table: SharedTable;
   /** Active health checks; snapshot() is per-backend state for the admin API. */
   checker: ActiveChecker;
-  /** What SIGHUP does: re-read SLUICE_ENV_FILE and apply it. */
+  /** What SIGHUP does: re-read SLUICE_ENV_FILE and SLUICE_CONFIG and apply them. */
   reload(): Promise<ReloadResult>;
   stop(): Promise<void>;
 }
 
-export async function start(config: Config, warnings: string[]): Promise<Running> {
+export async function start(config: ResolvedConfig, warnings: string[]): Promise<Running> {
   // Until the reloader exists, a SIGHUP (whose default action is to exit) is ignored, not fatal.
   let onHangup = (): void => {};
   process.on('SIGHUP', () => onHangup());
@@ -46,13 +46,12 @@ export async function start(config: Config, warnings: string[]): Promise<Running
   const log = createLogger(config.logLevel, { role: 'control' });
   for (const w of warnings) log.warn(w);
 
-  let upstreams = config.upstreams;
   let demo: DemoPool | null = null;
-  if (upstreams.length === 0) {
+  if (hasNoUpstreams(config)) {
     demo = await startDemoPool();
-    upstreams = demo.upstreams;
+    config = withDemoUpstreams(config, demo.upstreams);
     log.warn(
-      { upstreams: upstreams.map((u) => u.url) },
+      { upstreams: demo.upstreams.map((u) => u.url) },
       'DEMO MODE: SLUICE_UPSTREAMS is not set, so Sluice is balancing over three built-in echo backends. ' +
         'Point it at real ones with SLUICE_UPSTREAMS=http://10.0.0.1:8080,http://10.0.0.2:8080',
     );
@@ -64,13 +63,15 @@ export async function start(config: Config, warnings: string[]): Promise<Running
   const retire = setInterval(() => table.retireStaleTimes(), RETIRE_EVERY_MS);
   retire.unref();
   const membership = new Membership(table);
-  const backends = membership.assign(upstreams);
+  const backends = membership.assignPools(config.pools);
   // HTTP checks of https backends trust what the workers trust.
   configureUpstreamTls(config);
-  const checker = new ActiveChecker(table, healthOptions(config), log);
+  const checker = new ActiveChecker(table, healthOptions(config), log, poolHealthOptions(config.pools));
   checker.track(backends);
+  logRouting(log, config, checker);
   // With checks on, a backend gets traffic only after a check passes: let the first round finish.
-  await checker.settled(backends.map((b) => b.slot), config.healthTimeoutMs + 250);
+  const slowest = Math.max(config.healthTimeoutMs, ...config.pools.map((p) => p.healthTimeoutMs));
+  await checker.settled(backends.map((b) => b.slot), slowest + 250);
   const hooks = process.env.SLUICE_TEST_HOOKS;
   const testHooks: TestHooks = hooks === '1' ? 'on' : hooks === 'linger' ? 'linger' : 'off';
   const supervisor = new Supervisor(config, table, backends, log, testHooks);
@@ -93,14 +94,22 @@ export async function start(config: Config, warnings: string[]): Promise<Running
     throw err;
   }
   log.info(
-    { listen: `${config.listen.host}:${config.listen.port}`, admin: adminAt ?? 'off', workers: config.workers, balancer: config.balancer, backends: upstreams.length },
+    {
+      listen: `${config.listen.host}:${config.listen.port}`,
+      admin: adminAt ?? 'off',
+      workers: config.workers,
+      balancer: config.balancer,
+      backends: backends.length,
+      pools: config.pools.length,
+      routes: config.routes.length,
+    },
     'sluice is listening',
   );
 
   const reloader = new Reloader(
     source,
-    { config, upstreams, backends, demo: demo !== null },
-    { membership, workers: supervisor, checker, log },
+    { config, backends, demo: demo?.upstreams ?? null },
+    { membership, workers: supervisor, checker, table, log },
   );
 
   let stopping: Promise<void> | null = null;
@@ -134,6 +143,18 @@ export async function start(config: Config, warnings: string[]): Promise<Running
     process.on('SIGUSR1', () => log.info(tableSnapshot(table, config.workers), 'table snapshot'));
   }
   return { supervisor, table, checker, reload: () => reloader.reload(), stop };
+}
+
+/** One line per pool (balancer, backends, checks) and one for the route table, at start. */
+function logRouting(log: ReturnType<typeof createLogger>, config: ResolvedConfig, checker: ActiveChecker): void {
+  for (const p of config.pools) {
+    const health = checker.optionsFor(p.name);
+    log.info(
+      { pool: p.name, balancer: p.balancer, upstreams: p.upstreams.map((u) => u.url), health: health.mode === 'http' ? `http ${health.path}` : health.mode },
+      'pool',
+    );
+  }
+  log.info({ routes: config.routes.length, file: config.configFile === '' ? null : config.configFile, names: config.routes.slice(0, 20).map((r) => r.name) }, 'routes');
 }
 
 /** In-flight and request counts per used slot (and per worker), for the test hook above. */

@@ -15,7 +15,7 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { Config } from '../config/types.js';
 import { VARIABLE_SPECS } from '../config/variables.js';
-import type { Backend } from '../http/context.js';
+import type { Backend } from '../model/upstream.js';
 import { collectBackendStats, type BackendStats } from '../metrics/backend-stats.js';
 import { LatencyAggregator, type SlotLatencySummary, type WorkerLatency } from '../metrics/latency-merge.js';
 import { CONTENT_TYPE as METRICS_CONTENT_TYPE, renderMetrics } from '../metrics/prometheus.js';

@@ -3,7 +3,9 @@
 
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Upstream } from '../config/types.js';
+import type { ResolvedConfig } from '../config/types.js';
+import { DEFAULT_POOL, resolvePool } from '../model/pool.js';
+import type { Upstream } from '../model/upstream.js';
 
 export interface DemoPool {
   upstreams: Upstream[];
@@ -37,4 +39,21 @@ export async function startDemoPool(count = 3): Promise<DemoPool> {
       );
     },
   };
+}
+
+/** Whether no pool lists any upstream: then Sluice runs on the demo pool. */
+export function hasNoUpstreams(config: ResolvedConfig): boolean {
+  return config.pools.every((p) => p.upstreams.length === 0);
+}
+
+/**
+ * The demo backends as the upstreams of the pool "default" (declared, or resolved from the
+ * environment's defaults when the file did not declare it). Other pools keep their (empty) lists.
+ */
+export function withDemoUpstreams(config: ResolvedConfig, upstreams: readonly Upstream[]): ResolvedConfig {
+  const declared = config.pools.some((p) => p.name === DEFAULT_POOL);
+  const pools = declared
+    ? config.pools.map((p) => (p.name === DEFAULT_POOL ? { ...p, upstreams } : p))
+    : [resolvePool({ name: DEFAULT_POOL, upstreams, overrides: {} }, config), ...config.pools];
+  return { ...config, pools };
 }

@@ -17,10 +17,15 @@
 // that first result the weight is back and the backend is an ordinary healthy or unhealthy one,
 // panic mode included. One pass makes a pending backend healthy; an unhealthy one needs
 // healthyThreshold passes in a row.
+//
+// Pools: every backend is checked with its own pool's settings (mode, path, expect, timing,
+// thresholds); the options given without a pool are the default for backends of a pool that has
+// none (the single-pool case). A backend is one (pool, upstream) slot, so the same address in two
+// pools is two entries, checked separately, each on its pool's terms.
 
 import type { Logger } from 'pino';
-import type { Config, StatusRange } from '../config/types.js';
-import type { Backend } from '../http/context.js';
+import type { PoolSettings, StatusRange } from '../model/pool.js';
+import type { Backend } from '../model/upstream.js';
 import { C, Health, ageOf, cell, toStamp } from '../state/layout.js';
 import { resetLatency } from '../balancer/ewma.js';
 import type { SharedTable } from '../state/table.js';
@@ -48,8 +53,11 @@ export interface HealthOptions {
   readonly outlier: OutlierOptions;
 }
 
-/** The rule: off when SLUICE_HEALTH_CHECK=off; otherwise HTTP when SLUICE_HEALTH_PATH is set, else TCP. */
-export function healthOptions(config: Config): HealthOptions {
+/**
+ * The rule: off when SLUICE_HEALTH_CHECK=off; otherwise HTTP when SLUICE_HEALTH_PATH is set, else
+ * TCP. `config` is a Config (the single-pool case) or a resolved pool (health.enabled, health.path).
+ */
+export function healthOptions(config: PoolSettings): HealthOptions {
   return {
     mode: config.healthCheck === 'off' ? 'off' : config.healthPath === '' ? 'tcp' : 'http',
     path: config.healthPath,
@@ -60,6 +68,11 @@ export function healthOptions(config: Config): HealthOptions {
     unhealthyThreshold: config.unhealthyThreshold,
     outlier: outlierOptions(config),
   };
+}
+
+/** Each pool's options, by pool name (PoolConfig carries the Config field names). */
+export function poolHealthOptions(pools: readonly (PoolSettings & { readonly name: string })[]): Map<string, HealthOptions> {
+  return new Map(pools.map((p) => [p.name, healthOptions(p)]));
 }
 
 export interface CheckResult {
@@ -76,6 +89,9 @@ export interface BackendHealth {
   readonly slot: number;
   readonly id: string;
   readonly url: string;
+  readonly pool: string;
+  /** The pool's check mode. */
+  readonly mode: HealthMode;
   readonly state: HealthState;
   /** Passing / failing checks in a row. */
   readonly successes: number;
@@ -89,6 +105,9 @@ export interface BackendHealth {
 
 interface Entry {
   backend: Backend;
+  /** Its pool's options, and the probe they make (null when off). */
+  options: HealthOptions;
+  check: Probe | null;
   state: HealthState;
   /** WEIGHT is held at 0 until the first result; this is the weight to put back. */
   held: boolean;
@@ -111,23 +130,35 @@ export class ActiveChecker {
   readonly #log: Logger;
   readonly #entries = new Map<number, Entry>();
   #options: HealthOptions;
-  #probe: Probe | null;
+  #pools: ReadonlyMap<string, HealthOptions>;
   #stopped = false;
 
-  constructor(table: SharedTable, options: HealthOptions, log: Logger) {
+  /** `options`: for backends of pools not in `pools` (the single-pool case passes no map). */
+  constructor(table: SharedTable, options: HealthOptions, log: Logger, pools: ReadonlyMap<string, HealthOptions> = new Map()) {
     this.#table = table;
     this.#log = log;
     this.#options = options;
-    this.#probe = probeFor(options);
+    this.#pools = pools;
   }
 
+  /** The default options (those of a backend whose pool has none of its own). */
   get options(): HealthOptions {
     return this.#options;
   }
 
-  /** Whether checks run (mode is not off). */
+  /** The options `pool`'s backends are checked with. */
+  optionsFor(pool: string): HealthOptions {
+    return this.#pools.get(pool) ?? this.#options;
+  }
+
+  /** Whether checks run for the default options (mode is not off). */
   get enabled(): boolean {
     return this.#options.mode !== 'off';
+  }
+
+  /** Whether `pool`'s backends are checked. */
+  enabledFor(pool: string): boolean {
+    return this.optionsFor(pool).mode !== 'off';
   }
 
   /**
@@ -146,11 +177,13 @@ export class ActiveChecker {
         if (known.held) this.#hold(known);
         continue;
       }
-      const entry = newEntry(backend, this.enabled ? 'pending' : 'unchecked');
+      const options = this.optionsFor(backend.pool);
+      const on = options.mode !== 'off';
+      const entry = newEntry(backend, options, on ? 'pending' : 'unchecked');
       this.#entries.set(backend.slot, entry);
       // A slot may come back after removal with whatever HEALTH it had: set it either way.
-      this.#table.set(C.HEALTH, backend.slot, this.enabled ? Health.UNHEALTHY : Health.UNKNOWN);
-      if (this.enabled) {
+      this.#table.set(C.HEALTH, backend.slot, on ? Health.UNHEALTHY : Health.UNKNOWN);
+      if (on) {
         this.#hold(entry);
         this.#schedule(entry, 0);
       }
@@ -171,7 +204,7 @@ export class ActiveChecker {
     const waits: Promise<void>[] = [];
     for (const slot of slots) {
       const entry = this.#entries.get(slot);
-      if (entry && entry.last === null && !entry.gone && this.enabled) waits.push(entry.first);
+      if (entry && entry.last === null && !entry.gone && entry.options.mode !== 'off') waits.push(entry.first);
     }
     if (waits.length === 0) return true;
     let timer: NodeJS.Timeout | undefined;
@@ -186,22 +219,28 @@ export class ActiveChecker {
   }
 
   /**
-   * Reload. Turning checks off marks every backend UNKNOWN (available); turning them on keeps
-   * serving backends available ("unknown") until their checks say otherwise. New timing applies
-   * from the next check, which is rescheduled on the new interval.
+   * Reload, per backend on its pool's new options. Turning checks off marks the backend UNKNOWN
+   * (available); turning them on keeps a serving backend available ("unknown") until its checks
+   * say otherwise. New timing applies from the next check, rescheduled on the new interval.
+   * Precondition: called before track() with a membership that has new pools, so their backends
+   * start on their own options.
    */
-  reconfigure(options: HealthOptions): void {
-    const wasOn = this.enabled;
+  reconfigure(options: HealthOptions, pools: ReadonlyMap<string, HealthOptions> = new Map()): void {
     this.#options = options;
-    this.#probe = probeFor(options);
-    const on = this.enabled;
+    this.#pools = pools;
+    const switched = new Map<string, HealthMode>();
     for (const entry of this.#entries.values()) {
+      const wasOn = entry.options.mode !== 'off';
+      entry.options = this.optionsFor(entry.backend.pool);
+      entry.check = probeFor(entry.options);
+      const on = entry.options.mode !== 'off';
+      if (wasOn !== on) switched.set(entry.backend.pool, entry.options.mode);
       if (wasOn && on) {
         // A probe in flight finishes and schedules the next on the new interval; a waiting one
         // is moved onto it now (an hour-long interval shortened to seconds must not wait an hour).
         if (entry.timer === null) continue;
         this.#cancel(entry);
-        this.#schedule(entry, entry.last === null ? 0 : this.#interval());
+        this.#schedule(entry, entry.last === null ? 0 : this.#interval(entry));
       } else if (on) {
         this.#setState(entry, 'unknown');
         this.#schedule(entry, 0);
@@ -214,7 +253,7 @@ export class ActiveChecker {
         this.#table.set(C.HEALTH, entry.backend.slot, Health.UNKNOWN);
       }
     }
-    if (wasOn !== on) this.#log.info({ mode: options.mode }, on ? 'health checks on' : 'health checks off');
+    for (const [pool, mode] of switched) this.#log.info({ pool, mode }, mode === 'off' ? 'health checks off' : 'health checks on');
   }
 
   /** Per-backend state, by slot. */
@@ -227,6 +266,8 @@ export class ActiveChecker {
         slot: e.backend.slot,
         id: e.backend.id,
         url: e.backend.upstream.url,
+        pool: e.backend.pool,
+        mode: e.options.mode,
         state: e.state,
         successes: e.successes,
         failures: e.failures,
@@ -252,14 +293,14 @@ export class ActiveChecker {
     entry.timer.unref();
   }
 
-  #interval(): number {
-    const base = this.#options.intervalMs;
+  #interval(entry: Entry): number {
+    const base = entry.options.intervalMs;
     return Math.max(1, Math.round(base * (1 - JITTER + 2 * JITTER * Math.random())));
   }
 
   async #run(entry: Entry): Promise<void> {
     entry.timer = null;
-    const probe = this.#probe;
+    const probe = entry.check;
     if (probe === null || entry.gone) return;
     const controller = new AbortController();
     entry.probe = controller;
@@ -267,7 +308,7 @@ export class ActiveChecker {
     const started = performance.now();
     let result: ProbeResult;
     try {
-      result = await probe(entry.backend.upstream, this.#options.timeoutMs, controller.signal);
+      result = await probe(entry.backend.upstream, entry.options.timeoutMs, controller.signal);
     } catch (err) {
       // Probes report failures as results; a throw is a bug, and must not stop this backend's checks.
       result = { ok: false, detail: `probe error: ${(err as Error).message}` };
@@ -275,17 +316,17 @@ export class ActiveChecker {
     if (entry.probe !== controller) return; // cancelled: reconfigured, removed or stopped meanwhile
     entry.probe = null;
     this.#record(entry, result, performance.now() - started, startedAt);
-    this.#schedule(entry, this.#interval());
+    this.#schedule(entry, this.#interval(entry));
   }
 
   #record(entry: Entry, result: ProbeResult, ms: number, startedAt: number): void {
-    const o = this.#options;
+    const o = entry.options;
     const slot = entry.backend.slot;
     // A failed first result: HEALTH stays UNHEALTHY (as while pending) and the weight comes back,
     // so the backend is an ordinary unhealthy one, a candidate in panic mode only.
     if (!result.ok) this.#release(entry);
     entry.last = { at: Date.now(), ok: result.ok, ms: Math.round(ms * 10) / 10, detail: result.detail };
-    const where = { backend: entry.backend.id, url: entry.backend.upstream.url, detail: result.detail };
+    const where = { backend: entry.backend.id, pool: entry.backend.pool, url: entry.backend.upstream.url, detail: result.detail };
     if (result.ok) {
       entry.failures = 0;
       entry.successes++;
@@ -335,7 +376,7 @@ export class ActiveChecker {
     const now = t.now();
     const left = -ageOf(until, now); // ms until it ends (a time stamp: see layout.ts, "Time")
     if (left <= 0) return;
-    const o = this.#options;
+    const o = entry.options;
     const for5xx = o.outlier.consecutive5xx > 0 && t.get(C.CONSEC_5XX, slot) >= o.outlier.consecutive5xx;
     if (for5xx && o.mode !== 'http') return;
     const began = now + left - ejectionMs(t.get(C.EJECTIONS, slot), o.outlier);
@@ -389,11 +430,13 @@ function probeFor(options: HealthOptions): Probe | null {
   return options.mode === 'http' ? httpProbe(options.path, options.expect) : probeTcp;
 }
 
-function newEntry(backend: Backend, state: HealthState): Entry {
+function newEntry(backend: Backend, options: HealthOptions, state: HealthState): Entry {
   let settle!: () => void;
   const first = new Promise<void>((resolve) => (settle = resolve));
   return {
     backend,
+    options,
+    check: probeFor(options),
     state,
     held: false,
     weight: 0,

@@ -14,7 +14,7 @@
 // Time is passed in (`now`, table milliseconds), never read here, so tests drive a fake clock.
 // EJECTED_UNTIL and SLOW_START_AT are time stamps, compared with ageOf (layout.ts, "Time").
 
-import type { Config } from '../config/types.js';
+import type { PoolSettings } from '../model/pool.js';
 import { C, H, ageOf, cell, toStamp } from '../state/layout.js';
 import type { SharedTable } from '../state/table.js';
 
@@ -32,7 +32,8 @@ export interface OutlierOptions {
   readonly maxEjectionPercent: number;
 }
 
-export function outlierOptions(config: Config): OutlierOptions {
+/** `config` may be a Config or a resolved pool (the same field names). */
+export function outlierOptions(config: PoolSettings): OutlierOptions {
   return {
     consecutive5xx: config.outlierConsecutive5xx,
     consecutiveFailures: config.outlierConsecutiveFailures,

@@ -3,7 +3,7 @@
 // page all show, so they never disagree on a name or a derivation.
 
 import { currentEwmaUs } from '../balancer/ewma.js';
-import type { Backend } from '../http/context.js';
+import type { Backend } from '../model/upstream.js';
 import { Admin, C, Health, WEIGHT_SCALE, ageOf } from '../state/layout.js';
 import type { SharedTable } from '../state/table.js';
 import { EMPTY_SUMMARY, type SlotLatencySummary } from './latency-merge.js';

@@ -2,7 +2,7 @@
 // One instance per thread, all over the same SharedArrayBuffer. Accessors take a slot index and do
 // one Atomics operation each; they allocate nothing.
 
-import { Admin, BYTES, C, CAPACITY, H, HEADER_WORDS, Health, MAX_WORKERS, STALE_MS, TIME_COLUMNS, cell, toStamp, workerCell } from './layout.js';
+import { Admin, BYTES, C, CAPACITY, H, HEADER_WORDS, Health, MAX_ROUTES, MAX_WORKERS, STALE_MS, TIME_COLUMNS, cell, routeCell, toStamp, workerCell } from './layout.js';
 
 /** Unix ms; Date.now unless a test injects a clock. */
 export type Clock = () => number;
@@ -54,6 +54,16 @@ export class SharedTable {
    */
   now(): number {
     return this.#clock() - this.epoch;
+  }
+
+  /** Hits of the route at `index` in the route table (0 past MAX_ROUTES: not counted). */
+  routeHits(index: number): number {
+    return index < MAX_ROUTES ? Atomics.load(this.words, routeCell(index)) : 0;
+  }
+
+  /** Control plane, when a reload changes the routes: every hit counter back to 0. */
+  resetRouteHits(): void {
+    for (let i = 0; i < MAX_ROUTES; i++) Atomics.store(this.words, routeCell(i), 0);
   }
 
   get(column: number, slot: number): number {

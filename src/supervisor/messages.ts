@@ -1,13 +1,16 @@
 // Messages between the control plane and proxy workers (rare: membership, drain, lifecycle).
 
-import type { Backend } from '../http/context.js';
-import type { Config } from '../config/types.js';
+import type { Backend } from '../model/upstream.js';
+import type { ResolvedConfig } from '../config/types.js';
 import type { LatencySnapshot } from '../metrics/latency.js';
 
 export type ToWorker =
   | { type: 'backends'; backends: Backend[]; seed: number }
-  /** Reload (SIGHUP): new settings and membership together, applied in one step. */
-  | { type: 'config'; config: Config; backends: Backend[]; seed: number }
+  /**
+   * Reload (SIGHUP): new settings, pools, routes and the membership of every pool together, applied
+   * in one step (the worker compiles config.routes and builds one policy per config.pools entry).
+   */
+  | { type: 'config'; config: ResolvedConfig; backends: Backend[]; seed: number }
   | { type: 'drain'; timeoutMs: number }
   | { type: 'crash' }
   /** The warm spare takes a dead worker's place: start listening. */

@@ -4,8 +4,8 @@
 import { Worker } from 'node:worker_threads';
 import { randomInt } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { Config } from '../config/types.js';
-import type { Backend } from '../http/context.js';
+import type { ResolvedConfig } from '../config/types.js';
+import type { Backend } from '../model/upstream.js';
 import { H } from '../state/layout.js';
 import type { SharedTable } from '../state/table.js';
 import type { FromWorker, ToWorker } from './messages.js';
@@ -47,7 +47,7 @@ interface Running {
 }
 
 export class Supervisor {
-  #config: Config;
+  #config: ResolvedConfig;
   readonly #table: SharedTable;
   readonly #log: Logger;
   readonly #testHooks: TestHooks;
@@ -77,7 +77,7 @@ export class Supervisor {
   readonly #latencyRounds = new Map<number, { replies: WorkerLatency[]; waiting: Set<number>; done: () => void }>();
   #latencyId = 0;
 
-  constructor(config: Config, table: SharedTable, backends: Backend[], log: Logger, testHooks: TestHooks = 'off') {
+  constructor(config: ResolvedConfig, table: SharedTable, backends: Backend[], log: Logger, testHooks: TestHooks = 'off') {
     this.#config = config;
     this.#table = table;
     this.#backends = backends;
@@ -107,10 +107,15 @@ export class Supervisor {
    * Reload: publish new settings with a membership to every worker, and keep them for workers
    * started later (a restart after a crash must not bring the old configuration back).
    */
-  setConfig(config: Config, backends: Backend[]): void {
+  setConfig(config: ResolvedConfig, backends: Backend[]): void {
     this.#config = config;
     this.#backends = backends;
     this.#broadcast({ type: 'config', config, backends, seed: seed() });
+  }
+
+  /** The configuration (pools and routes included) last published to the workers. */
+  get config(): ResolvedConfig {
+    return this.#config;
   }
 
   /** The membership last published to the workers. */

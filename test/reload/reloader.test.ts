@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import pino from 'pino';
 import { parseEnv } from '../../src/config/env.js';
 import type { Config } from '../../src/config/types.js';
-import type { Backend } from '../../src/http/context.js';
+import type { Backend } from '../../src/model/upstream.js';
 import { ActiveChecker, healthOptions } from '../../src/health/active-checker.js';
 import { ConfigSource } from '../../src/reload/config-source.js';
 import { Reloader } from '../../src/reload/reloader.js';
