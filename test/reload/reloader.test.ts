@@ -8,19 +8,38 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
 import { parseEnv } from '../../src/config/env.js';
-import type { Config } from '../../src/config/types.js';
+import { withoutFile } from '../../src/config/load.js';
+import type { ResolvedConfig } from '../../src/config/types.js';
+import { resolvePool } from '../../src/model/pool.js';
 import type { Backend } from '../../src/model/upstream.js';
-import { ActiveChecker, healthOptions } from '../../src/health/active-checker.js';
+import { ActiveChecker, healthOptions, poolHealthOptions } from '../../src/health/active-checker.js';
 import { ConfigSource } from '../../src/reload/config-source.js';
 import { Reloader } from '../../src/reload/reloader.js';
-import { C, Health } from '../../src/state/layout.js';
+import { C, Health, routeCell } from '../../src/state/layout.js';
 import { Membership } from '../../src/state/membership.js';
 import { SharedTable } from '../../src/state/table.js';
 
-function config(env: Record<string, string>): Config {
+function config(env: Record<string, string>): ResolvedConfig {
   const r = parseEnv({ SLUICE_WORKERS: '2', SLUICE_HEALTH_INTERVAL_MS: '50', ...env });
   if (!r.ok) throw new Error(r.errors.map((e) => e.message).join('; '));
-  return r.config;
+  return withoutFile(r.config);
+}
+
+/** `base` with these pools (name → upstream URLs and overrides) and routes, as a file would give. */
+function routed(
+  base: ResolvedConfig,
+  pools: Record<string, { urls: string[]; overrides?: Parameters<typeof resolvePool>[0]['overrides'] }>,
+  routes: ResolvedConfig['routes'],
+): ResolvedConfig {
+  const resolved = Object.entries(pools).map(([name, p]) =>
+    resolvePool({ name, upstreams: p.urls.map((url) => ({ ...base.upstreams[0]!, ...upstreamOf(url) })), overrides: p.overrides ?? {} }, base),
+  );
+  return { ...base, configFile: '/etc/sluice/test.yaml', upstreams: [], pools: resolved, routes };
+}
+
+function upstreamOf(url: string) {
+  const u = new URL(url);
+  return { url, protocol: 'http:' as const, host: u.hostname, port: Number(u.port), weight: 1 };
 }
 
 async function listener(t: Test): Promise<string> {
@@ -31,37 +50,38 @@ async function listener(t: Test): Promise<string> {
 }
 
 interface Published {
-  config: Config;
+  config: ResolvedConfig;
   urls: string[];
+  pools: string[];
   /** HEALTH and WEIGHT of each published slot when it was published. */
   health: number[];
   weight: number[];
 }
 
-async function setup(t: Test, initial: Config, options: { demo?: boolean; file?: string } = {}) {
+async function setup(t: Test, initial: ResolvedConfig, options: { file?: string } = {}) {
   const table = new SharedTable();
   const membership = new Membership(table);
   const logs: { msg: string; [k: string]: unknown }[] = [];
   const log = pino({ level: 'debug' }, { write: (line: string) => logs.push(JSON.parse(line)) });
-  const checker = new ActiveChecker(table, healthOptions(initial), log);
+  const checker = new ActiveChecker(table, healthOptions(initial), log, poolHealthOptions(initial.pools));
   t.teardown(() => checker.stop());
-  const upstreams = initial.upstreams;
-  const backends = membership.assign(upstreams);
+  const backends = membership.assignPools(initial.pools);
   checker.track(backends);
   await checker.settled(backends.map((b) => b.slot), 2000);
   const published: Published[] = [];
   const workers = {
-    setConfig(c: Config, bs: Backend[]) {
+    setConfig(c: ResolvedConfig, bs: Backend[]) {
       published.push({
         config: c,
         urls: bs.map((b) => b.upstream.url),
+        pools: bs.map((b) => b.pool),
         health: bs.map((b) => table.get(C.HEALTH, b.slot)),
         weight: bs.map((b) => table.get(C.WEIGHT, b.slot)),
       });
     },
   };
   const source = new ConfigSource({}, options.file ?? '');
-  const reloader = new Reloader(source, { config: initial, upstreams, backends, demo: options.demo ?? false }, { membership, workers, checker, log });
+  const reloader = new Reloader(source, { config: initial, backends, demo: null }, { membership, workers, checker, table, log });
   return { table, reloader, published, logs, checker };
 }
 
@@ -125,15 +145,19 @@ t.test('an empty upstream list is refused, except in demo mode where the demo po
   t.match(await real.reloader.apply(config({})), { ok: false, reason: /SLUICE_UPSTREAMS is empty/ });
   t.same(real.published, []);
 
-  const demo = await setup(t, config({ SLUICE_UPSTREAMS: a }), { demo: true });
-  // In demo mode the running config has no upstreams of its own.
-  const demoReloader = new Reloader(new ConfigSource({}, ''), { config: config({}), upstreams: config({ SLUICE_UPSTREAMS: a }).upstreams, backends: [], demo: true }, {
-    membership: { assign: () => t.fail('membership must not change') as never },
-    workers: { setConfig: (c) => demo.published.push({ config: c, urls: [], health: [], weight: [] }) },
+  const demo = await setup(t, config({ SLUICE_UPSTREAMS: a }));
+  // In demo mode the running pool "default" holds the demo backends, not the configuration's.
+  const demoUpstreams = config({ SLUICE_UPSTREAMS: a }).upstreams;
+  const running = { ...config({}), pools: config({ SLUICE_UPSTREAMS: a }).pools };
+  const demoReloader = new Reloader(new ConfigSource({}, ''), { config: running, backends: [], demo: demoUpstreams }, {
+    membership: { assignPools: () => t.fail('membership must not change') as never },
+    workers: { setConfig: (c) => demo.published.push({ config: c, urls: [], pools: [], health: [], weight: [] }) },
     checker: demo.checker,
+    table: demo.table,
     log: pino({ level: 'silent' }),
   });
-  t.match(await demoReloader.apply(config({ SLUICE_BALANCER: 'random' })), { ok: true, changed: ['SLUICE_BALANCER'] });
+  t.same(await demoReloader.apply(config({ SLUICE_BALANCER: 'random' })), { ok: true, changed: ['SLUICE_BALANCER'], restartRequired: [] });
+  t.same(demo.published.at(-1)!.config.pools[0]!.upstreams, demoUpstreams, 'the demo backends stay the pool default');
 });
 
 t.test('reload(): an invalid file is refused and the running configuration kept', async (t) => {
@@ -151,10 +175,10 @@ t.test('reload(): an invalid file is refused and the running configuration kept'
   t.match(await reloader.reload(), { ok: true, changed: ['SLUICE_BALANCER'] });
 });
 
-t.test('reload() without SLUICE_ENV_FILE changes nothing and says why', async (t) => {
+t.test('reload() without SLUICE_ENV_FILE or SLUICE_CONFIG changes nothing and says why', async (t) => {
   const a = await listener(t);
   const { reloader, published } = await setup(t, config({ SLUICE_UPSTREAMS: a }));
-  t.match(await reloader.reload(), { ok: false, reason: /SLUICE_ENV_FILE is not set/ });
+  t.match(await reloader.reload(), { ok: false, reason: /neither SLUICE_ENV_FILE nor SLUICE_CONFIG is set/ });
   t.same(published, []);
 });
 
@@ -169,4 +193,74 @@ t.test('reloads run one at a time, in order', async (t) => {
     [[b, a], [b], [c, b], [c]],
     'the second starts after the first finished both of its steps',
   );
+});
+
+t.test('pools: an unchanged pool keeps its slots; a route-only edit is reported and zeroes the hit counters', async (t) => {
+  const [a, b] = [await listener(t), await listener(t)];
+  const base = config({});
+  const routes1 = [{ name: 'api', match: { pathPrefix: '/api' }, action: { kind: 'pool' as const, pool: 'api' } }];
+  const initial = routed(base, { api: { urls: [a] }, web: { urls: [b] } }, routes1);
+  const { reloader, published, table } = await setup(t, initial);
+  const before = reloader.backends.map((x) => [x.pool, x.slot]);
+  Atomics.store(table.words, routeCell(0), 42);
+
+  const same = await reloader.apply(routed(base, { api: { urls: [a] }, web: { urls: [b] } }, routes1));
+  t.same(same, { ok: true, changed: [], restartRequired: [] }, 'the same file again: unchanged');
+  t.equal(table.routeHits(0), 42, 'counts kept when the routes did not change');
+
+  const routes2 = [{ name: 'web', match: {}, action: { kind: 'pool' as const, pool: 'web' } }];
+  const r = await reloader.apply(routed(base, { api: { urls: [a] }, web: { urls: [b] } }, routes2));
+  t.same(r, { ok: true, changed: ['routes'], restartRequired: [] }, 'a route-only edit is a change');
+  t.equal(published.length, 1, 'one message carries the new table');
+  t.same(published[0]!.config.routes, routes2);
+  t.same(published[0]!.pools, ['api', 'web'], 'every pool\'s backends travel with it');
+  t.same(reloader.backends.map((x) => [x.pool, x.slot]), before, 'same slots');
+  t.equal(table.routeHits(0), 0, 'hit counters zeroed with the new table');
+});
+
+t.test('pools: a setting of one pool changes only that pool; the same address in two pools is two slots', async (t) => {
+  const a = await listener(t);
+  const base = config({});
+  const routes = [{ name: 'r', match: {}, action: { kind: 'pool' as const, pool: 'one' } }];
+  const initial = routed(base, { one: { urls: [a] }, two: { urls: [a] } }, routes);
+  const { reloader, published } = await setup(t, initial);
+  t.equal(new Set(reloader.backends.map((x) => x.slot)).size, 2, 'two slots for one address');
+  const r = await reloader.apply(routed(base, { one: { urls: [a] }, two: { urls: [a], overrides: { balancer: 'random' } } }, routes));
+  t.same(r, { ok: true, changed: ['pools.two'], restartRequired: [] });
+  t.equal(published.length, 1);
+  t.equal(published[0]!.config.pools[1]!.balancer, 'random');
+});
+
+t.test('pools: a new checked pool is checked before the table that routes to it goes out', async (t) => {
+  const [a, b] = [await listener(t), await listener(t)];
+  const base = config({});
+  const initial = routed(base, { old: { urls: [a] } }, [{ name: 'r', match: {}, action: { kind: 'pool' as const, pool: 'old' } }]);
+  const { reloader, published } = await setup(t, initial);
+  const next = routed(base, { fresh: { urls: [b] } }, [{ name: 'r', match: {}, action: { kind: 'pool' as const, pool: 'fresh' } }]);
+  const r = await reloader.apply(next);
+  t.match(r, { ok: true, changed: ['pools.fresh', 'pools.old', 'routes'] });
+  t.equal(published.length, 2, 'two steps');
+  t.same(published[0]!.config.routes, initial.routes, 'step 1: the running routes');
+  t.same(published[0]!.pools, ['old'], 'and only the pools they route to');
+  t.same(published[1]!.config.routes, next.routes, 'step 2: the new table');
+  t.same(published[1]!.pools, ['fresh']);
+  t.same(published[1]!.health, [Health.HEALTHY], 'its backend passed its first check before it');
+});
+
+t.test('pools: health settings are per pool', async (t) => {
+  const [a, b] = [await listener(t), await listener(t)];
+  const base = config({});
+  const initial = routed(base, { on: { urls: [a] }, off: { urls: [b], overrides: { healthCheck: 'off' } } }, [
+    { name: 'r', match: {}, action: { kind: 'pool' as const, pool: 'on' } },
+  ]);
+  const { reloader, checker, table } = await setup(t, initial);
+  const byPool = new Map(checker.snapshot().map((h) => [h.pool, h]));
+  t.match(byPool.get('on'), { mode: 'tcp', state: 'healthy' });
+  t.match(byPool.get('off'), { mode: 'off', state: 'unchecked' });
+  const slotOff = reloader.backends.find((x) => x.pool === 'off')!.slot;
+  t.equal(table.get(C.HEALTH, slotOff), Health.UNKNOWN);
+  // Turn checks on for that pool only: it is probed, the other keeps its state.
+  await reloader.apply(routed(base, { on: { urls: [a] }, off: { urls: [b] } }, initial.routes));
+  await checker.settled([slotOff], 2000);
+  t.match(new Map(checker.snapshot().map((h) => [h.pool, h])).get('off'), { mode: 'tcp' });
 });
