@@ -3,6 +3,8 @@
 //   GET  /metrics                      Prometheus text
 //   GET  /api/status                   process, workers, configuration (secrets redacted)
 //   GET  /api/backends[/:id]           per-backend state, load, counters, latency
+//   GET  /api/routes                   the route table in file order, with each route's hits
+//   GET  /api/pools                    every pool: balancer, settings, routes, backends
 //   POST /api/backends/:id/drain       stop new traffic (in-flight requests finish)
 //   POST /api/backends/:id/enable      take traffic again
 //   POST /api/backends/:id/weight      {"weight": n}, 0 to 1000
@@ -13,13 +15,14 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
-import type { Config } from '../config/types.js';
+import type { Config, ResolvedConfig } from '../config/types.js';
 import { VARIABLE_SPECS } from '../config/variables.js';
 import type { Backend } from '../model/upstream.js';
 import { collectBackendStats, type BackendStats } from '../metrics/backend-stats.js';
 import { LatencyAggregator, type SlotLatencySummary, type WorkerLatency } from '../metrics/latency-merge.js';
 import { CONTENT_TYPE as METRICS_CONTENT_TYPE, renderMetrics } from '../metrics/prometheus.js';
 import { Admin, C, H, WEIGHT_SCALE } from '../state/layout.js';
+import { poolViews, routeHits, routeViews } from './routing-views.js';
 import type { SharedTable } from '../state/table.js';
 import { hostAllowed, mutationRefusal, TokenCheck, type Refusal } from './auth.js';
 import { STATUS_PAGE_CSP, STATUS_PAGE_HTML } from './status-page.js';
@@ -38,6 +41,8 @@ const SECRET_NAME = /TOKEN|PASSWORD|PASSPHRASE|SECRET/;
 /** What the admin server needs from the supervisor (it satisfies this as is). */
 export interface WorkerSource {
   readonly backends: readonly Backend[];
+  /** The configuration last published (pools and routes); the start-up config when absent. */
+  readonly config?: ResolvedConfig;
   liveThreadIds(): Set<number>;
   latencySnapshots(timeoutMs: number): Promise<WorkerLatency[]>;
 }
@@ -130,12 +135,25 @@ export class AdminServer {
 
     if (path === '/metrics') {
       allow(method, ['GET', 'HEAD']);
-      const body = renderMetrics(await this.#backendStats(), this.#processStats());
+      const routing = this.#routing();
+      const hits = routing === null ? [] : routeHits(routing, (i) => this.#options.table.routeHits(i));
+      const body = renderMetrics(await this.#backendStats(), this.#processStats(), hits);
       return this.#send(res, 200, body, { 'content-type': METRICS_CONTENT_TYPE });
     }
     if (path === '/api/status') {
       allow(method, ['GET', 'HEAD']);
       return this.#json(res, 200, this.#status());
+    }
+    if (path === '/api/routes') {
+      allow(method, ['GET', 'HEAD']);
+      const routing = this.#routing();
+      const routes = routing === null ? [] : routeViews(routing, (i) => this.#options.table.routeHits(i));
+      return this.#json(res, 200, { file: routing?.configFile || null, routes });
+    }
+    if (path === '/api/pools') {
+      allow(method, ['GET', 'HEAD']);
+      const routing = this.#routing();
+      return this.#json(res, 200, { pools: routing === null ? [] : poolViews(routing, await this.#backendViews()) });
     }
     if (path === '/api/backends') {
       allow(method, ['GET', 'HEAD']);
@@ -187,18 +205,31 @@ export class AdminServer {
     return found;
   }
 
+  /** The running pools and routes: what the workers were last given (null without any). */
+  #routing(): ResolvedConfig | null {
+    const running = this.#options.workers.config ?? this.#options.config;
+    return 'pools' in running ? (running as ResolvedConfig) : null;
+  }
+
+  /** Each pool's EWMA decay (pools may set their own), the global one for any other. */
+  #decay(): (pool: string) => number {
+    const fallback = this.#options.config.ewmaDecayMs;
+    const pools = new Map((this.#routing()?.pools ?? []).map((p) => [p.name, p.ewmaDecayMs]));
+    return (pool) => pools.get(pool) ?? fallback;
+  }
+
   async #backendStats(): Promise<BackendStats[]> {
     const latency = await this.#collectLatency();
-    const { table, workers, config } = this.#options;
-    return collectBackendStats(table, workers.backends, latency, config.ewmaDecayMs);
+    const { table, workers } = this.#options;
+    return collectBackendStats(table, workers.backends, latency, this.#decay());
   }
 
   /** The API's view: the stats plus what the active checker last saw. */
   async #backendViews(only?: Backend): Promise<(BackendStats & { check: unknown })[]> {
     const latency = await this.#collectLatency();
-    const { table, workers, config, health } = this.#options;
+    const { table, workers, health } = this.#options;
     const checks = new Map((health?.snapshot() ?? []).map((h) => [h.slot, h]));
-    return collectBackendStats(table, only ? [only] : workers.backends, latency, config.ewmaDecayMs).map((b) => {
+    return collectBackendStats(table, only ? [only] : workers.backends, latency, this.#decay()).map((b) => {
       const h = checks.get(b.slot);
       const check = h ? { state: h.state, successes: h.successes, failures: h.failures, lastCheck: h.lastCheck, since: h.since } : null;
       return { ...b, check };
@@ -244,6 +275,8 @@ export class AdminServer {
       workers: { configured: p.workersConfigured, running: p.workersRunning, restarts: p.workerRestarts },
       balancer: config.balancer,
       backends: { total: backends.length, available: backends.filter((b) => table.available(b.slot, now)).length },
+      pools: this.#routing()?.pools.length ?? 1,
+      routes: this.#routing()?.routes.length ?? 1,
       config: configSummary(config),
     };
   }

@@ -1,6 +1,8 @@
 // GET / on the admin listener: one self-contained HTML page (inline style and script, no external
-// asset) in the spirit of HAProxy's stats page. It polls /api/status and /api/backends every second
-// and computes rates from the difference between polls; its buttons post drain / enable / weight.
+// asset) in the spirit of HAProxy's stats page. It polls /api/status, /api/backends and /api/routes
+// every second and computes rates from the difference between polls; its buttons post drain /
+// enable / weight. Backends are grouped by pool (a header row per pool, HAProxy's "backend"
+// blocks); the route table below shows each route's hits and hit rate.
 //
 // The page itself holds no data, so it is served without a token; every call it makes carries the
 // token (from ?token=, #token=, or a prompt; kept in sessionStorage, removed from the address bar)
@@ -34,6 +36,11 @@ tr.draining, tr.disabled, tr.off { background: #f1f3f5; }
 td.state { font-weight: 700; text-transform: uppercase; }
 td.state::before { content: "\\25CF  "; }
 td.bad { color: var(--down); font-weight: 600; }
+tr.pool th { text-align: left; background: #cfd8dc; position: static; }
+tr.pool th .sub { font-weight: 400; margin-left: 12px; opacity: .8; }
+h2 { font-size: 14px; margin: 16px 0 6px; }
+#routes td.match { text-align: left; font-family: ui-monospace, monospace; white-space: normal; }
+#routes td.action { text-align: left; }
 button { font: inherit; padding: 2px 8px; margin-left: 4px; cursor: pointer; border: 1px solid #b0bec5; border-radius: 3px; background: #fff; }
 button:hover { background: #eceff1; }
 #message { margin: 8px 0; min-height: 1.4em; color: var(--down); }
@@ -111,74 +118,135 @@ function button(td, label, cls, onClick) {
   td.appendChild(b);
 }
 
-async function act(id, action, body) {
-  const res = await call("POST", "/api/backends/" + encodeURIComponent(id) + "/" + action, body);
-  $("message").textContent = res.ok ? "" : action + " " + id + ": " + res.status + " " + (await res.text()).trim();
+// By slot: the same host:port may be a backend of two pools.
+async function act(slot, action, body, label) {
+  const res = await call("POST", "/api/backends/" + encodeURIComponent(slot) + "/" + action, body);
+  $("message").textContent = res.ok ? "" : action + " " + label + ": " + res.status + " " + (await res.text()).trim();
   await refresh();
+}
+
+function poolRow(name, members) {
+  const tr = document.createElement("tr");
+  tr.className = "pool";
+  tr.dataset.pool = name;
+  const th = document.createElement("th");
+  th.colSpan = 14;
+  th.textContent = "pool " + name;
+  const sub = document.createElement("span");
+  sub.className = "sub";
+  sub.textContent = members.filter((b) => b.available).length + " / " + members.length + " up";
+  th.appendChild(sub);
+  tr.appendChild(th);
+  return tr;
 }
 
 function render(list, now) {
   const rows = document.createDocumentFragment();
   let up = 0;
+  const pools = new Map();
   for (const b of list) {
-    if (b.available) up++;
-    const finished = b.responses["1xx"] + b.responses["2xx"] + b.responses["3xx"] + b.responses["4xx"] + b.responses["5xx"];
-    const failed = b.responses["5xx"];
-    const before = previous.get(b.id);
-    previous.set(b.id, { t: now, finished, failed });
-    let rate = "\\u2014", errorRate = "\\u2014", errorBad = false;
-    if (before && now > before.t) {
-      const dn = finished - before.finished;
-      rate = (dn * 1000 / (now - before.t)).toFixed(1);
-      if (dn > 0) {
-        const share = (failed - before.failed) / dn;
-        errorRate = (share * 100).toFixed(1) + "%";
-        errorBad = share > 0;
-      }
-    }
-    const tr = document.createElement("tr");
-    tr.className = b.state;
-    tr.dataset.backend = b.id;
-    cell(tr, b.id).title = b.url;
-    cell(tr, b.state, "state").title = "health " + b.health + ", admin " + b.admin + (b.ejected ? ", ejected" : "");
-    cell(tr, String(b.weight), "weight");
-    cell(tr, String(b.inFlight), "inflight");
-    cell(tr, String(b.openConnections));
-    cell(tr, rate, "rate");
-    cell(tr, errorRate, errorBad ? "errors bad" : "errors");
-    cell(tr, fmtMs(b.ewmaMs), "ewma");
-    cell(tr, b.latency.count ? fmtMs(b.latency.p50Ms) : "\\u2014", "p50");
-    cell(tr, b.latency.count ? fmtMs(b.latency.p99Ms) : "\\u2014", "p99");
-    cell(tr, String(b.requests), "requests");
-    const e = b.errors;
-    cell(tr, String(e.connect + e.timeout + e.reset + e.protocol), "upstream-errors").title =
-      "connect " + e.connect + ", timeout " + e.timeout + ", reset " + e.reset + ", protocol " + e.protocol;
-    cell(tr, String(b.ejections));
-    const actions = cell(tr, "", "actions");
-    if (b.admin === "enabled") button(actions, "Drain", "drain", () => act(b.id, "drain"));
-    else button(actions, "Enable", "enable", () => act(b.id, "enable"));
-    button(actions, "Weight\\u2026", "set-weight", () => {
-      const w = prompt("Weight for " + b.id + " (0 to 1000):", String(b.weight));
-      if (w !== null && w.trim() !== "") act(b.id, "weight", { weight: Number(w) });
-    });
-    rows.appendChild(tr);
+    const name = b.pool || "default";
+    if (!pools.has(name)) pools.set(name, []);
+    pools.get(name).push(b);
+  }
+  for (const [name, members] of pools) {
+    rows.appendChild(poolRow(name, members));
+    for (const b of members) rows.appendChild(backendRow(b, now));
+    for (const b of members) if (b.available) up++;
   }
   $("rows").replaceChildren(rows);
   $("up").textContent = up + " / " + list.length;
 }
 
+function backendRow(b, now) {
+  const finished = b.responses["1xx"] + b.responses["2xx"] + b.responses["3xx"] + b.responses["4xx"] + b.responses["5xx"];
+  const failed = b.responses["5xx"];
+  const key = b.pool + "/" + b.slot;
+  const before = previous.get(key);
+  previous.set(key, { t: now, finished, failed });
+  let rate = "\\u2014", errorRate = "\\u2014", errorBad = false;
+  if (before && now > before.t) {
+    const dn = finished - before.finished;
+    rate = (dn * 1000 / (now - before.t)).toFixed(1);
+    if (dn > 0) {
+      const share = (failed - before.failed) / dn;
+      errorRate = (share * 100).toFixed(1) + "%";
+      errorBad = share > 0;
+    }
+  }
+  const tr = document.createElement("tr");
+  tr.className = b.state;
+  tr.dataset.backend = b.id;
+  tr.dataset.pool = b.pool;
+  cell(tr, b.id).title = b.url;
+  cell(tr, b.state, "state").title = "health " + b.health + ", admin " + b.admin + (b.ejected ? ", ejected" : "");
+  cell(tr, String(b.weight), "weight");
+  cell(tr, String(b.inFlight), "inflight");
+  cell(tr, String(b.openConnections));
+  cell(tr, rate, "rate");
+  cell(tr, errorRate, errorBad ? "errors bad" : "errors");
+  cell(tr, fmtMs(b.ewmaMs), "ewma");
+  cell(tr, b.latency.count ? fmtMs(b.latency.p50Ms) : "\\u2014", "p50");
+  cell(tr, b.latency.count ? fmtMs(b.latency.p99Ms) : "\\u2014", "p99");
+  cell(tr, String(b.requests), "requests");
+  const e = b.errors;
+  cell(tr, String(e.connect + e.timeout + e.reset + e.protocol), "upstream-errors").title =
+    "connect " + e.connect + ", timeout " + e.timeout + ", reset " + e.reset + ", protocol " + e.protocol;
+  cell(tr, String(b.ejections));
+  const actions = cell(tr, "", "actions");
+  if (b.admin === "enabled") button(actions, "Drain", "drain", () => act(String(b.slot), "drain", undefined, b.id));
+  else button(actions, "Enable", "enable", () => act(String(b.slot), "enable", undefined, b.id));
+  button(actions, "Weight\\u2026", "set-weight", () => {
+    const w = prompt("Weight for " + b.id + " (0 to 1000):", String(b.weight));
+    if (w !== null && w.trim() !== "") act(String(b.slot), "weight", { weight: Number(w) }, b.id);
+  });
+  return tr;
+}
+
+const previousHits = new Map();
+function matchText(m) {
+  const parts = [];
+  for (const [k, v] of Object.entries(m)) parts.push(k + " " + (typeof v === "string" ? v : JSON.stringify(v)));
+  return parts.length ? parts.join(", ") : "(every request)";
+}
+
+function renderRoutes(routes, now) {
+  const rows = document.createDocumentFragment();
+  for (const r of routes) {
+    const before = previousHits.get(r.name);
+    previousHits.set(r.name, { t: now, hits: r.hits });
+    let rate = "\u2014";
+    if (before && now > before.t && r.hits >= before.hits) rate = ((r.hits - before.hits) * 1000 / (now - before.t)).toFixed(1);
+    const tr = document.createElement("tr");
+    tr.dataset.route = r.name;
+    cell(tr, String(r.index));
+    cell(tr, r.name, "name");
+    cell(tr, matchText(r.match), "match");
+    cell(tr, r.action, "action");
+    cell(tr, String(r.hits), "hits");
+    cell(tr, rate, "rate");
+    rows.appendChild(tr);
+  }
+  $("route-rows").replaceChildren(rows);
+  $("route-count").textContent = String(routes.length);
+}
+
 async function refresh() {
   try {
-    const [statusRes, backendsRes] = await Promise.all([call("GET", "/api/status"), call("GET", "/api/backends")]);
-    if (!statusRes.ok || !backendsRes.ok) throw new Error("HTTP " + (statusRes.ok ? backendsRes.status : statusRes.status));
+    const [statusRes, backendsRes, routesRes] = await Promise.all([call("GET", "/api/status"), call("GET", "/api/backends"), call("GET", "/api/routes")]);
+    const bad = [statusRes, backendsRes, routesRes].find((r) => !r.ok);
+    if (bad) throw new Error("HTTP " + bad.status);
     const status = await statusRes.json();
     const data = await backendsRes.json();
+    const routing = await routesRes.json();
     $("version").textContent = status.version;
     $("uptime").textContent = fmtDuration(status.uptimeSeconds);
     $("workers").textContent = status.workers.running + " / " + status.workers.configured;
     $("restarts").textContent = String(status.workers.restarts);
     $("balancer").textContent = status.balancer;
-    render(data.backends, Date.now());
+    const now = Date.now();
+    render(data.backends, now);
+    renderRoutes(routing.routes, now);
     $("conn").textContent = "live " + new Date().toLocaleTimeString();
     $("conn").className = "";
   } catch (err) {
@@ -212,8 +280,13 @@ const BODY = `
     </tr></thead>
     <tbody id="rows"></tbody>
   </table>
+  <h2>Routes (<span id="route-count">?</span>), first match wins</h2>
+  <table id="routes">
+    <thead><tr><th>#</th><th>Route</th><th class="state">Match</th><th class="state">Action</th><th>Hits</th><th>Hits/s</th></tr></thead>
+    <tbody id="route-rows"></tbody>
+  </table>
 </main>
-<footer>Updated every second from /api/backends. Latency percentiles cover everything since start; rates cover the last second.</footer>
+<footer>Updated every second from /api/backends and /api/routes. Latency percentiles cover everything since start; rates cover the last second; route hits count from start or from the last reload that changed the routes.</footer>
 `;
 
 export const STATUS_PAGE_HTML = `<!doctype html>

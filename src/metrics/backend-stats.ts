@@ -29,6 +29,8 @@ export interface BackendStats {
   /** "host:port", the `backend` label and the admin API's id. */
   id: string;
   url: string;
+  /** The pool it belongs to: the `pool` label (the same address in two pools is two backends). */
+  pool: string;
   state: StateName;
   /** Whether the balancer may pick it now (the same test as SharedTable.available). */
   available: boolean;
@@ -59,9 +61,11 @@ export function collectBackendStats(
   table: SharedTable,
   backends: readonly Backend[],
   latency: ReadonlyMap<number, SlotLatencySummary>,
-  ewmaDecayMs: number,
+  /** One decay for all, or each pool's own (pools may set ewma.decay_ms). */
+  ewmaDecayMs: number | ((pool: string) => number),
 ): BackendStats[] {
   const now = table.now();
+  const decayOf = typeof ewmaDecayMs === 'number' ? () => ewmaDecayMs : ewmaDecayMs;
   return backends.map((b) => {
     const slot = b.slot;
     const health = healthName(table.get(C.HEALTH, slot));
@@ -71,7 +75,7 @@ export function collectBackendStats(
     const ejectedFor = -ageOf(table.get(C.EJECTED_UNTIL, slot), now);
     const ejected = ejectedFor > 0;
     const available = table.available(slot, now);
-    const ewmaUs = currentEwmaUs(table, slot, now, ewmaDecayMs, -1);
+    const ewmaUs = currentEwmaUs(table, slot, now, decayOf(b.pool), -1);
     const responses = {} as Record<CodeClass, number>;
     CODE_CLASSES.forEach((name, i) => (responses[name] = table.get(CODE_COLUMNS[i]!, slot)));
     const errors = {} as Record<ErrorKind, number>;
@@ -80,6 +84,7 @@ export function collectBackendStats(
       slot,
       id: b.id,
       url: b.upstream.url,
+      pool: b.pool,
       state: stateName(admin, weightScaled, health, ejected),
       available,
       health,

@@ -4,6 +4,10 @@
 //
 // Per-backend counters live in the table by slot only, so no label splits them further (there is no
 // `listener` label: a request to a backend is counted the same from the HTTP and HTTPS listeners).
+// Every per-backend series carries `backend` ("host:port") and `pool`: a backend is one (pool,
+// upstream) pair, so the same address in two pools is two series. Route hits are labelled by the
+// route's name only (a name from the config file or "route-<index>"), never by a request's path,
+// so the number of series is bounded by the route table.
 
 import type { BackendStats } from './backend-stats.js';
 import { CODE_CLASSES, ERROR_KINDS } from './backend-stats.js';
@@ -20,6 +24,12 @@ export interface ProcessStats {
 }
 
 /** Label values: backslash, double quote and line feed are escaped (exposition format rules). */
+/** One route's hit count, by name, in table order. */
+export interface RouteHits {
+  readonly name: string;
+  readonly hits: number;
+}
+
 export function escapeLabelValue(value: string): string {
   return value.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
 }
@@ -66,7 +76,7 @@ class Exposition {
 }
 
 /** The whole /metrics body. */
-export function renderMetrics(backends: readonly BackendStats[], proc: ProcessStats): string {
+export function renderMetrics(backends: readonly BackendStats[], proc: ProcessStats, routes: readonly RouteHits[] = []): string {
   const out = new Exposition();
   out
     .family('sluice_build_info', 'gauge', 'Always 1; the version is a label.')
@@ -87,16 +97,16 @@ export function renderMetrics(backends: readonly BackendStats[], proc: ProcessSt
     value: (b: BackendStats) => number,
   ): void => {
     out.family(name, type, help);
-    for (const b of backends) out.sample(name, { backend: b.id }, value(b));
+    for (const b of backends) out.sample(name, { backend: b.id, pool: b.pool }, value(b));
   };
 
   out.family('sluice_requests_total', 'counter', 'Finished requests by backend and class of the status sent to the client.');
   for (const b of backends) {
-    for (const cls of CODE_CLASSES) out.sample('sluice_requests_total', { backend: b.id, code_class: cls }, b.responses[cls]);
+    for (const cls of CODE_CLASSES) out.sample('sluice_requests_total', { backend: b.id, pool: b.pool, code_class: cls }, b.responses[cls]);
   }
   out.family('sluice_upstream_errors_total', 'counter', 'Failed exchanges with a backend by kind: connect, timeout, reset, protocol.');
   for (const b of backends) {
-    for (const kind of ERROR_KINDS) out.sample('sluice_upstream_errors_total', { backend: b.id, kind }, b.errors[kind]);
+    for (const kind of ERROR_KINDS) out.sample('sluice_upstream_errors_total', { backend: b.id, pool: b.pool, kind }, b.errors[kind]);
   }
   perBackend('sluice_retries_total', 'counter', 'Requests sent again after a failure on this backend.', (b) => b.retries);
   perBackend('sluice_ejections_total', 'counter', 'Times outlier detection ejected the backend.', (b) => b.ejections);
@@ -127,12 +137,18 @@ export function renderMetrics(backends: readonly BackendStats[], proc: ProcessSt
     'histogram',
     'Time from the client request to the end of the response, per backend (merged HdrHistograms of all workers).',
   );
-  for (const b of backends) out.histogram('sluice_request_duration_seconds', { backend: b.id }, b.latency.total);
+  for (const b of backends) out.histogram('sluice_request_duration_seconds', { backend: b.id, pool: b.pool }, b.latency.total);
   out.family(
     'sluice_upstream_duration_seconds',
     'histogram',
     'Time from sending the request to the backend to its last response byte, per backend.',
   );
-  for (const b of backends) out.histogram('sluice_upstream_duration_seconds', { backend: b.id }, b.latency.upstream);
+  for (const b of backends) out.histogram('sluice_upstream_duration_seconds', { backend: b.id, pool: b.pool }, b.latency.upstream);
+  out.family(
+    'sluice_route_requests_total',
+    'counter',
+    'Requests matched by each route, by route name; zeroed when a reload changes the route table.',
+  );
+  for (const r of routes) out.sample('sluice_route_requests_total', { route: r.name }, r.hits);
   return out.text();
 }

@@ -47,19 +47,19 @@ t.test('request counts by backend and status class are exact', async (t) => {
   for (const backend of [a, b]) {
     const id = `127.0.0.1:${backend.port}`;
     for (const cls of Object.keys(total)) {
-      const v = sample(m, `sluice_requests_total{backend="${id}",code_class="${cls}"}`);
+      const v = sample(m, `sluice_requests_total{backend="${id}",pool="default",code_class="${cls}"}`);
       t.equal(v, seen(backend, cls), `${id} ${cls} matches what that backend answered`);
       total[cls]! += v;
     }
     for (const kind of ['connect', 'timeout', 'reset', 'protocol']) {
-      t.equal(sample(m, `sluice_upstream_errors_total{backend="${id}",kind="${kind}"}`), 0);
+      t.equal(sample(m, `sluice_upstream_errors_total{backend="${id}",pool="default",kind="${kind}"}`), 0);
     }
-    t.equal(sample(m, `sluice_backend_in_flight{backend="${id}"}`), 0, 'nothing in flight');
-    t.equal(sample(m, `sluice_backend_healthy{backend="${id}"}`), 1);
-    t.equal(sample(m, `sluice_backend_available{backend="${id}"}`), 1);
-    t.equal(sample(m, `sluice_backend_weight{backend="${id}"}`), 1);
-    t.equal(sample(m, `sluice_ejections_total{backend="${id}"}`), 0);
-    t.ok(sample(m, `sluice_backend_ewma_seconds{backend="${id}"}`) > 0, 'EWMA has samples');
+    t.equal(sample(m, `sluice_backend_in_flight{backend="${id}",pool="default"}`), 0, 'nothing in flight');
+    t.equal(sample(m, `sluice_backend_healthy{backend="${id}",pool="default"}`), 1);
+    t.equal(sample(m, `sluice_backend_available{backend="${id}",pool="default"}`), 1);
+    t.equal(sample(m, `sluice_backend_weight{backend="${id}",pool="default"}`), 1);
+    t.equal(sample(m, `sluice_ejections_total{backend="${id}",pool="default"}`), 0);
+    t.ok(sample(m, `sluice_backend_ewma_seconds{backend="${id}",pool="default"}`) > 0, 'EWMA has samples');
   }
   t.same(total, { '1xx': 0, '2xx': 13, '3xx': 2, '4xx': 4, '5xx': 3 }, 'totals by class');
   t.equal(a.requests.length + b.requests.length, 22, 'backends saw every request once');
@@ -74,12 +74,12 @@ t.test('request counts by backend and status class are exact', async (t) => {
       const id = `127.0.0.1:${backend.port}`;
       const n = backend.requests.length;
       for (const name of ['sluice_request_duration_seconds', 'sluice_upstream_duration_seconds']) {
-        t.equal(sample(m, `${name}_count{backend="${id}"}`), n, `${name} count for ${id}`);
-        t.equal(sample(m, `${name}_bucket{backend="${id}",le="+Inf"}`), n, '+Inf bucket is the count');
-        t.ok(sample(m, `${name}_sum{backend="${id}"}`) > 0, 'sum of durations');
+        t.equal(sample(m, `${name}_count{backend="${id}",pool="default"}`), n, `${name} count for ${id}`);
+        t.equal(sample(m, `${name}_bucket{backend="${id}",pool="default",le="+Inf"}`), n, '+Inf bucket is the count');
+        t.ok(sample(m, `${name}_sum{backend="${id}",pool="default"}`) > 0, 'sum of durations');
         let last = 0;
         for (const le of ['0.0005', '0.001', '0.0025', '0.005', '0.01', '0.025', '0.05', '0.1', '0.25', '0.5', '1', '2.5', '5', '10']) {
-          const v = sample(m, `${name}_bucket{backend="${id}",le="${le}"}`);
+          const v = sample(m, `${name}_bucket{backend="${id}",pool="default",le="${le}"}`);
           t.ok(v >= last, `buckets are cumulative at le=${le}`);
           last = v;
         }
@@ -102,9 +102,9 @@ t.test('upstream connect errors are counted by kind and as 5xx', async (t) => {
   }
   const m = await scrape(admin);
   const id = `127.0.0.1:${port}`;
-  t.equal(sample(m, `sluice_upstream_errors_total{backend="${id}",kind="connect"}`), 3);
-  t.equal(sample(m, `sluice_requests_total{backend="${id}",code_class="5xx"}`), 3);
-  t.equal(sample(m, `sluice_retries_total{backend="${id}"}`), 0);
+  t.equal(sample(m, `sluice_upstream_errors_total{backend="${id}",pool="default",kind="connect"}`), 3);
+  t.equal(sample(m, `sluice_requests_total{backend="${id}",pool="default",code_class="5xx"}`), 3);
+  t.equal(sample(m, `sluice_retries_total{backend="${id}",pool="default"}`), 0);
 });
 
 t.test('a restarted worker is counted, and counters survive it', async (t) => {
@@ -118,7 +118,7 @@ t.test('a restarted worker is counted, and counters survive it', async (t) => {
   const after = await scrape(admin);
   t.equal(sample(after, 'sluice_worker_restarts_total'), 1);
   t.equal(sample(after, 'sluice_workers'), 2, 'replaced');
-  t.equal(sample(after, `sluice_requests_total{backend="${id}",code_class="2xx"}`), 5, 'table counters survive');
-  const name = `sluice_request_duration_seconds_count{backend="${id}"}`;
+  t.equal(sample(after, `sluice_requests_total{backend="${id}",pool="default",code_class="2xx"}`), 5, 'table counters survive');
+  const name = `sluice_request_duration_seconds_count{backend="${id}",pool="default"}`;
   t.ok(sample(after, name) >= sample(before, name), 'merged histogram count never goes backwards');
 });
