@@ -6,7 +6,9 @@
 // rebuilds when dist is older than the sources.
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 
@@ -34,6 +36,12 @@ export interface SluiceOptions {
   env?: Record<string, string>;
   /** How long to wait for the ready line; default 10 s. */
   readyTimeoutMs?: number;
+  /**
+   * A config file (pools and routes): YAML text, or an object written as JSON. It is written to a
+   * fresh temporary directory and named by SLUICE_CONFIG; `Sluice.configFile` is its path, so a
+   * test can rewrite it and send SIGHUP.
+   */
+  config?: string | object;
 }
 
 /** One parsed pino line. */
@@ -63,6 +71,12 @@ export interface Sluice {
   readonly url: string;
   readonly pid: number;
   readonly child: ChildProcess;
+  /** Path of the config file written from `options.config`; '' without one. */
+  readonly configFile: string;
+  /** Rewrite the config file (YAML text, or an object as JSON). */
+  writeConfig(config: string | object): void;
+  /** SIGHUP, and the reload's outcome: the "configuration reloaded" or "reload refused…" line. */
+  reload(timeoutMs?: number): Promise<LogLine>;
   /** Everything written so far. */
   stdout(): string;
   stderr(): string;
@@ -173,6 +187,12 @@ function newestSource(): number {
 export async function startSluice(t: Teardown, options: SluiceOptions): Promise<Sluice> {
   const host = options.listenHost ?? '127.0.0.1';
   const port = await freePort(host);
+  const configFile = options.config === undefined ? '' : join(mkdtempSync(join(tmpdir(), 'sluice-config-')), 'sluice.yaml');
+  const writeConfig = (config: string | object): void => {
+    if (configFile === '') throw new Error('started without options.config');
+    writeFileSync(configFile, typeof config === 'string' ? config : JSON.stringify(config, null, 2));
+  };
+  if (options.config !== undefined) writeConfig(options.config);
   const env: NodeJS.ProcessEnv = {
     ...coverageEnv(),
     PATH: process.env.PATH,
@@ -189,6 +209,7 @@ export async function startSluice(t: Teardown, options: SluiceOptions): Promise<
     // fallback would lose the child's coverage.
     SLUICE_DRAIN_TIMEOUT_MS: String(TEARDOWN_KILL_MS / 2),
     ...(options.testHooks ? { SLUICE_TEST_HOOKS: '1' } : {}),
+    ...(configFile !== '' ? { SLUICE_CONFIG: configFile } : {}),
     ...options.env,
   };
   const child = spawn(process.execPath, [BUILT_CLI], { env, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -274,6 +295,13 @@ export async function startSluice(t: Teardown, options: SluiceOptions): Promise<
     url: `http://127.0.0.1:${port}`,
     pid: child.pid!,
     child,
+    configFile,
+    writeConfig,
+    async reload(timeoutMs = 10_000) {
+      const after = logs().length;
+      child.kill('SIGHUP');
+      return waitForLog((l) => l.msg === 'configuration reloaded' || l.msg === 'reload: configuration unchanged' || l.msg.startsWith('reload refused'), timeoutMs, after);
+    },
     exited,
     stdout: () => out,
     stderr: () => err,

@@ -10,63 +10,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startBackend, type HttpBackend } from '../helpers/backends.js';
 import { ensureBuilt, startSluice, type Sluice } from '../helpers/sluice.js';
-import { rawConnect, type RawClient } from '../helpers/raw-client.js';
+import { rawConnect } from '../helpers/raw-client.js';
+import { keepAliveLoad } from '../helpers/keep-alive-load.js';
 import { once } from '../helpers/http-once.js';
 import { until } from '../helpers/wait.js';
-
-interface Outcome {
-  /** Sequence number at the request's start: comparable with `load.started` taken at any moment. */
-  seq: number;
-  status: number;
-  backend: string;
-}
-
-/**
- * `connections` keep-alive client connections, each sending GET / back to back until stop().
- * A connection that closes, or a response that does not parse, is recorded in `broken` and ends
- * that connection's loop: nothing reconnects, so the connections at the end are the ones opened
- * at the start.
- */
-async function keepAliveLoad(tt: Parameters<typeof rawConnect>[0], port: number, connections: number) {
-  const clients: RawClient[] = [];
-  for (let i = 0; i < connections; i++) clients.push(await rawConnect(tt, port));
-  const outcomes: Outcome[] = [];
-  const broken: string[] = [];
-  let started = 0;
-  let running = true;
-  const loops = clients.map(async (client, i) => {
-    let offset = 0;
-    while (running) {
-      const seq = started++;
-      try {
-        await client.write('GET / HTTP/1.1\r\nHost: a\r\n\r\n');
-        const res = await client.response(offset);
-        offset = res.end;
-        outcomes.push({ seq, status: res.status, backend: res.body.toString() });
-      } catch (err) {
-        broken.push(`connection ${i}: ${(err as Error).message}`);
-        return;
-      }
-    }
-  });
-  return {
-    clients,
-    outcomes,
-    broken,
-    /** Requests started so far: outcomes with seq >= this value started after this moment. */
-    get started() {
-      return started;
-    },
-    /** Wait until `n` requests that started at or after `seq` have been answered. */
-    answeredSince(seq: number, n: number) {
-      return until(`${n} answers after request ${seq}`, () => broken.length > 0 || outcomes.filter((o) => o.seq >= seq).length >= n);
-    },
-    async stop() {
-      running = false;
-      await Promise.all(loops);
-    },
-  };
-}
 
 let sluice: Sluice;
 let file: string;
