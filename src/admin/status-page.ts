@@ -40,7 +40,7 @@ tr.pool th { text-align: left; background: #cfd8dc; position: static; }
 tr.pool th .sub { font-weight: 400; margin-left: 12px; opacity: .8; }
 h2 { font-size: 14px; margin: 16px 0 6px; }
 #routes td.match { text-align: left; font-family: ui-monospace, monospace; white-space: normal; }
-#routes td.action { text-align: left; }
+#routes td.action, #routes td.name, #routes th.name { text-align: left; }
 button { font: inherit; padding: 2px 8px; margin-left: 4px; cursor: pointer; border: 1px solid #b0bec5; border-radius: 3px; background: #fff; }
 button:hover { background: #eceff1; }
 #message { margin: 8px 0; min-height: 1.4em; color: var(--down); }
@@ -282,7 +282,7 @@ const BODY = `
   </table>
   <h2>Routes (<span id="route-count">?</span>), first match wins</h2>
   <table id="routes">
-    <thead><tr><th>#</th><th>Route</th><th class="state">Match</th><th class="state">Action</th><th>Hits</th><th>Hits/s</th></tr></thead>
+    <thead><tr><th>#</th><th class="name">Route</th><th class="state">Match</th><th class="state">Action</th><th>Hits</th><th>Hits/s</th></tr></thead>
     <tbody id="route-rows"></tbody>
   </table>
 </main>

@@ -1,6 +1,7 @@
 // The status page in a real browser (Debian's chromium driven by playwright-core): it loads with a
 // token from ?token=, shows every backend live, shows a killed backend go down (active health
-// checks), and its Drain button drains through the API. Saves a screenshot to test-output/.
+// checks), and its Drain button drains through the API; backends are grouped by pool and the route
+// table shows each route's hits. Saves a screenshot to test-output/.
 
 import t from 'tap';
 import { existsSync, mkdirSync } from 'node:fs';
@@ -65,6 +66,10 @@ t.test('status page: live rows, a killed backend goes down, drain button', { ski
     { timeout: 5000 },
   );
   t.pass('request counts reach the page');
+  t.equal(await page.locator('tr.pool[data-pool="default"]').count(), 1, 'backends are grouped under their pool');
+  t.match(await page.locator('tr.pool[data-pool="default"]').textContent(), /pool default.*2 \/ 2 up/);
+  await page.waitForFunction(() => document.querySelector('#routes tr[data-route="route-0"] td.hits')?.textContent !== null, undefined, { timeout: 5000 });
+  t.equal(await page.locator('#routes tr[data-route="route-0"] td.action').textContent(), 'pool default', 'the route table is shown');
 
   // Kill backend b: the active checker marks it down and the page shows it within a poll or two.
   await b.close();
