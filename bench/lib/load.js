@@ -30,9 +30,9 @@ export function chooseGenerator({ prefer, threads } = {}) {
  * Drive `url` for `durationS` seconds with `connections` keep-alive connections.
  * `generator` is what chooseGenerator returned.
  */
-export function runLoad(generator, { url, connections = 100, durationS = 6 }) {
-  if (generator.name === 'wrk') return runWrk({ url, connections, durationS, threads: generator.threads });
-  return runAutocannon({ url, connections, durationS, workers: generator.threads });
+export function runLoad(generator, { url, connections = 100, durationS = 6, headers }) {
+  if (generator.name === 'wrk') return runWrk({ url, connections, durationS, threads: generator.threads, headers });
+  return runAutocannon({ url, connections, durationS, workers: generator.threads, headers });
 }
 
 /**
@@ -40,10 +40,10 @@ export function runLoad(generator, { url, connections = 100, durationS = 6 }) {
  * autocannon warms up in-process: its worker threads take about a second to start, which would
  * cost more than the warm-up itself.
  */
-export async function warmUp(generator, { url, connections = 100, durationS = 1 }) {
+export async function warmUp(generator, { url, connections = 100, durationS = 1, headers }) {
   if (durationS <= 0) return null;
-  if (generator.name === 'autocannon') return runAutocannon({ url, connections, durationS, workers: 1 });
-  return runLoad(generator, { url, connections, durationS });
+  if (generator.name === 'autocannon') return runAutocannon({ url, connections, durationS, workers: 1, headers });
+  return runLoad(generator, { url, connections, durationS, headers });
 }
 
 // ---------------------------------------------------------------- wrk
@@ -86,8 +86,10 @@ export function parseWrk(text) {
   };
 }
 
-export function runWrk({ url, connections, durationS, threads = 1 }) {
-  const args = [`-t${threads}`, `-c${connections}`, `-d${durationS}s`, '--latency', url];
+/** `headers` ({ name: value }) are sent on every request; a `host` entry replaces the URL's. */
+export function runWrk({ url, connections, durationS, threads = 1, headers = {} }) {
+  const extra = Object.entries(headers).flatMap(([name, value]) => ['-H', `${name}: ${value}`]);
+  const args = [`-t${threads}`, `-c${connections}`, `-d${durationS}s`, '--latency', ...extra, url];
   return new Promise((resolve, reject) => {
     const child = trackChild(spawn('wrk', args, { stdio: ['ignore', 'pipe', 'pipe'] }));
     let out = '';
@@ -109,9 +111,10 @@ export function runWrk({ url, connections, durationS, threads = 1 }) {
 
 // ---------------------------------------------------------------- autocannon
 
-export async function runAutocannon({ url, connections, durationS, workers = 2 }) {
+export async function runAutocannon({ url, connections, durationS, workers = 2, headers }) {
   const autocannon = require('autocannon');
   const opts = { url, connections, duration: durationS };
+  if (headers) opts.headers = headers;
   if (workers > 1) opts.workers = workers;
   const result = await new Promise((resolve, reject) => {
     autocannon(opts, (err, res) => (err ? reject(err) : resolve(res)));

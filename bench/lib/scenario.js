@@ -169,15 +169,15 @@ export async function quietNote(limitS) {
  * detached children involved (backends, target) whose process groups count as ours.
  * Resolves { result, otherCpu, notes }.
  */
-export async function measureLoad({ generator, url, connections, durationS, warmupS, waitQuietS = 0, pids = [], beforeRun }) {
+export async function measureLoad({ generator, url, connections, durationS, warmupS, waitQuietS = 0, pids = [], beforeRun, headers }) {
   const notes = [];
   const quiet = await quietNote(waitQuietS);
   if (quiet) notes.push(quiet);
-  await warmUp(generator, { url, connections, durationS: warmupS });
+  await warmUp(generator, { url, connections, durationS: warmupS, headers });
   if (beforeRun) await beforeRun();
   const groups = [processGroup(), ...pids];
   const foreign = watchForeignCpu(groups, { startMs: 500, windowMs: Math.max(100, durationS * 1000 - 1000) });
-  const result = await runLoad(generator, { url, connections, durationS });
+  const result = await runLoad(generator, { url, connections, durationS, headers });
   const otherCpu = await foreign;
   if (result.non2xx > 0) notes.push(`${result.non2xx} non-2xx`);
   if (result.errors > 0) notes.push(`${result.errors} socket errors`);

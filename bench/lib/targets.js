@@ -20,10 +20,10 @@ function hostPort(url) {
   return `${u.hostname}:${u.port || (u.protocol === 'https:' ? 443 : 80)}`;
 }
 
-/** Wait for GET / == 200; on failure stop the child before rethrowing. */
-async function ready(handle, url, timeoutMs) {
+/** Wait for GET / == `status` (200); on failure stop the child before rethrowing. */
+async function ready(handle, url, timeoutMs, status = 200) {
   try {
-    const res = await waitForHttp(handle, `${url}/`, { timeoutMs });
+    const res = await waitForHttp(handle, `${url}/`, { timeoutMs, status });
     return res;
   } catch (err) {
     await stopProcess(handle, { signal: 'SIGKILL', timeoutMs: 2000 });
@@ -36,7 +36,8 @@ async function ready(handle, url, timeoutMs) {
  * `stdout` (a file path such as '/dev/null') sends Sluice's stdout, where its logs and access log go,
  * to that file instead of through the harness.
  */
-export async function startSluice({ repoRoot, port, upstreams, workers, env = {}, stdout, timeoutMs = 10_000 }) {
+/** `readyStatus`: what GET / answers once Sluice is up (404 when no route of its config file matches /). */
+export async function startSluice({ repoRoot, port, upstreams, workers, env = {}, stdout, timeoutMs = 10_000, readyStatus = 200 }) {
   const cli = path.join(repoRoot, 'dist', 'src', 'cli.js');
   if (!fs.existsSync(cli)) throw new Error('dist/src/cli.js not found (run npm run build)');
   const handle = startProcess(`sluice:${workers}`, process.execPath, [cli], {
@@ -51,7 +52,7 @@ export async function startSluice({ repoRoot, port, upstreams, workers, env = {}
     },
   });
   const url = `http://127.0.0.1:${port}`;
-  const res = await ready(handle, url, timeoutMs);
+  const res = await ready(handle, url, timeoutMs, readyStatus);
   return { handle, url, firstResponse: res };
 }
 
