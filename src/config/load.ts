@@ -6,7 +6,7 @@
 // settings for "default" still apply. Without a file: one pool "default", one catch-all route.
 
 import { readFile } from 'node:fs/promises';
-import { CAPACITY } from '../state/layout.js';
+import { CAPACITY } from '../model/limits.js';
 import { DEFAULT_POOL, resolvePool, type PoolSpec } from '../model/pool.js';
 import { catchAllRoute, type RouteSpec } from '../model/route.js';
 import { compileRoutes, RouteTableError } from '../model/route-table.js';

@@ -3,7 +3,7 @@
 // Keyed by Config field so the compiler rejects a Config field without a variable, or the reverse.
 
 import { availableParallelism } from 'node:os';
-import { CAPACITY, MAX_SERVING_WORKERS } from '../state/layout.js';
+import { CAPACITY, MAX_SERVING_WORKERS } from '../model/limits.js';
 import type { BalancerName, Config, LogLevel } from './types.js';
 import { decimal, integer, keywordOr, listOf, oneOf, prime, type Parser } from './parsers.js';
 import { hashKey, ipAddress, listenAddress, upstream } from './value-parsers.js';

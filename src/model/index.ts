@@ -41,4 +41,5 @@ export { REDIRECT_STATUSES, type CompiledRedirect, type RequestTarget } from './
 export type { CompiledRespond } from './respond.js';
 export { SplitChooser, cookieValueHash } from './split.js';
 export { normaliseHost } from './host.js';
+export { CAPACITY, MAX_POOLS, MAX_ROUTES, MAX_SERVING_WORKERS, MAX_WORKERS } from './limits.js';
 export { regexProblem, compileAnchored, compileSearch } from './regex.js';

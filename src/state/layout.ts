@@ -19,15 +19,11 @@
 //   outlier detection in a worker may set EJECTED_UNTIL with compareExchange (first writer wins).
 //   the control plane retires stale time stamps to 0 with compareExchange (see "Time" below).
 
-/** Backend slots in one table. Fixed so the buffer never moves; 1024 × 4 B × ~24 columns ≈ 100 KiB. */
-export const CAPACITY = 1024;
-/**
- * Worker threads whose per-worker in-flight counts are tracked (crash recovery needs them): up to
- * 64 serving workers plus the supervisor's warm spare.
- */
-export const MAX_WORKERS = 65;
-/** Serving workers (SLUICE_WORKERS at most). */
-export const MAX_SERVING_WORKERS = MAX_WORKERS - 1;
+import { CAPACITY, MAX_POOLS, MAX_ROUTES, MAX_WORKERS } from '../model/limits.js';
+
+// The sizes (backend slots, workers, pools, routes) are the process's limits, which configuration
+// checks too: they live in src/model/limits.ts and are re-exported here with the map they size.
+export { CAPACITY, MAX_POOLS, MAX_ROUTES, MAX_SERVING_WORKERS, MAX_WORKERS } from '../model/limits.js';
 
 /** Header words (Int32 index into the header region). */
 export const H = {
@@ -138,17 +134,13 @@ export function ageOf(stamp: number, now: number): number {
 export const Health = { UNKNOWN: 0, HEALTHY: 1, UNHEALTHY: 2 } as const;
 export const Admin = { ENABLED: 0, DRAINING: 1, DISABLED: 2 } as const;
 
-/** Pools the table can index (each has POOL_WORDS words: see P). */
-export const MAX_POOLS = 256;
-/** Words per pool. */
+/** Words per pool (MAX_POOLS pools). */
 export const POOL_WORDS = 4;
 /** Pool word ids. */
 export const P = {
   /** The pool's round-robin cursor (one Atomics.add per pick keeps rotation exact across workers). */
   RR_CURSOR: 0,
 } as const;
-/** Routes whose hits are counted (a route past this index is served but not counted). */
-export const MAX_ROUTES = 4096;
 
 const COLUMN_WORDS = COLUMNS * CAPACITY;
 const WORKER_WORDS = MAX_WORKERS * CAPACITY;
