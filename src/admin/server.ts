@@ -161,7 +161,7 @@ export class AdminServer {
     }
     const m = /^\/api\/backends\/([^/]+)(?:\/([^/]+))?$/.exec(path);
     if (m !== null) {
-      const backend = this.#find(decodeSegment(m[1]!));
+      const backend = this.#find(decodeSegment(m[1]!), url.searchParams.get('pool'));
       const action = m[2];
       if (action === undefined) {
         allow(method, ['GET', 'HEAD']);
@@ -195,9 +195,13 @@ export class AdminServer {
     table.set(C.WEIGHT, backend.slot, Math.round(weight * WEIGHT_SCALE));
   }
 
-  /** A backend by slot number or "host:port" (IPv6 as [::1]:8080 or ::1:8080). */
-  #find(id: string): Backend {
-    const backends = this.#options.workers.backends;
+  /**
+   * A backend by slot number or "host:port" (IPv6 as [::1]:8080 or ::1:8080); `pool` (the ?pool=
+   * query) picks among the backends one address has in several pools.
+   */
+  #find(id: string, pool: string | null): Backend {
+    const all = this.#options.workers.backends;
+    const backends = pool === null ? all : all.filter((b) => b.pool === pool);
     const found = /^\d+$/.test(id)
       ? backends.find((b) => b.slot === Number(id))
       : backends.find((b) => b.id === id || b.id === id.replace(/^\[([^\]]+)\]/, '$1'));

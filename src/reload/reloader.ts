@@ -222,8 +222,10 @@ export class Reloader {
       const staged = membership.assignPools(stagedMembers(config.pools, removed));
       checker.track(staged);
       const routed = new Set(running.pools.map((p) => p.name));
-      workers.setConfig(running, staged.filter((b) => routed.has(b.pool)));
       const fresh = staged.filter((b) => !known.has(key(b.pool, b.upstream.url)));
+      // Only worth a message when a pool the workers route to gains backends (a new pool's wait
+      // for its checks happens on the control plane alone).
+      if (fresh.some((b) => routed.has(b.pool))) workers.setConfig(running, staged.filter((b) => routed.has(b.pool)));
       const timeout = Math.max(...fresh.map((b) => checker.optionsFor(b.pool).timeoutMs));
       await checker.settled(
         fresh.map((b) => b.slot),

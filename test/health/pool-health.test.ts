@@ -67,4 +67,10 @@ t.test('each pool checks its backends on its own terms', async (t) => {
     ],
   );
   t.equal(pools.pools[0]!.settings.health.interval_ms, 50);
+
+  // The shared address names two backends: ?pool= picks one.
+  const id = `127.0.0.1:${shared.port}`;
+  t.match(JSON.parse((await request(`${admin}/api/backends/${id}?pool=bad`)).body), { pool: 'bad', state: 'down' });
+  t.match(JSON.parse((await request(`${admin}/api/backends/${id}?pool=good`)).body), { pool: 'good', state: 'up' });
+  t.equal((await request(`${admin}/api/backends/${id}?pool=unchecked`)).status, 404, 'not a backend of that pool');
 });

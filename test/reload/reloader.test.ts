@@ -239,12 +239,10 @@ t.test('pools: a new checked pool is checked before the table that routes to it 
   const next = routed(base, { fresh: { urls: [b] } }, [{ name: 'r', match: {}, action: { kind: 'pool' as const, pool: 'fresh' } }]);
   const r = await reloader.apply(next);
   t.match(r, { ok: true, changed: ['pools.fresh', 'pools.old', 'routes'] });
-  t.equal(published.length, 2, 'two steps');
-  t.same(published[0]!.config.routes, initial.routes, 'step 1: the running routes');
-  t.same(published[0]!.pools, ['old'], 'and only the pools they route to');
-  t.same(published[1]!.config.routes, next.routes, 'step 2: the new table');
-  t.same(published[1]!.pools, ['fresh']);
-  t.same(published[1]!.health, [Health.HEALTHY], 'its backend passed its first check before it');
+  t.equal(published.length, 1, 'the workers keep the running table while the new pool is checked');
+  t.same(published[0]!.config.routes, next.routes, 'then the new table goes out');
+  t.same(published[0]!.pools, ['fresh']);
+  t.same(published[0]!.health, [Health.HEALTHY], 'its backend passed its first check before it');
 });
 
 t.test('pools: health settings are per pool', async (t) => {
