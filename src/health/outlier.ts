@@ -32,7 +32,7 @@ export interface OutlierOptions {
   readonly maxEjectionPercent: number;
 }
 
-export function outlierOptions(config: Config): OutlierOptions {
+export function outlierOptions(config: Pick<Config, 'outlierConsecutive5xx' | 'outlierConsecutiveFailures' | 'outlierBaseEjectionMs' | 'outlierMaxEjectionMs' | 'outlierMaxEjectionPercent'>): OutlierOptions {
   return {
     consecutive5xx: config.outlierConsecutive5xx,
     consecutiveFailures: config.outlierConsecutiveFailures,
