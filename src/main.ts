@@ -1,7 +1,7 @@
 // Control plane entry: configuration → shared table → workers; then supervision and shutdown.
 // Nothing here is on the request path.
 
-import type { Config } from './config/types.js';
+import type { Config, ResolvedConfig } from './config/types.js';
 import { createLogger } from './log.js';
 import { SharedTable } from './state/table.js';
 import { C, H, RETIRE_EVERY_MS, workerCell } from './state/layout.js';
@@ -48,7 +48,8 @@ export async function start(config: Config, warnings: string[]): Promise<Running
 
   let upstreams = config.upstreams;
   let demo: DemoPool | null = null;
-  if (upstreams.length === 0) {
+  const anyPool = 'pools' in config && (config as ResolvedConfig).pools.some((p) => p.upstreams.length > 0);
+  if (upstreams.length === 0 && !anyPool) {
     demo = await startDemoPool();
     upstreams = demo.upstreams;
     log.warn(
@@ -64,7 +65,9 @@ export async function start(config: Config, warnings: string[]): Promise<Running
   const retire = setInterval(() => table.retireStaleTimes(), RETIRE_EVERY_MS);
   retire.unref();
   const membership = new Membership(table);
-  const backends = membership.assign(upstreams);
+  // Every pool's backends (the demo pool stands in as "default" when nothing is configured).
+  const pools = 'pools' in config ? (config as ResolvedConfig).pools.filter((p) => p.upstreams.length > 0) : [];
+  const backends = demo !== null || pools.length === 0 ? membership.assign(upstreams) : membership.assignPools(pools);
   // HTTP checks of https backends trust what the workers trust.
   configureUpstreamTls(config);
   const checker = new ActiveChecker(table, healthOptions(config), log);
