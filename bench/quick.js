@@ -2,9 +2,14 @@
 // against one fast uWS backend. Prints a table of req/s, latency and ratios measured in this run,
 // and writes the same as JSON to bench/results/quick-<time>.json.
 //
-//   node bench/quick.js [--duration 6] [--warmup 1] [--connections 100]
+//   node bench/quick.js [--duration 6] [--warmup 1] [--connections 100] [--rounds 1]
 //                       [--only sluice,nginx,haproxy,http-proxy] [--generator wrk|autocannon]
 //                       [--threads n]
+//
+// The headline figure is CPU per request: user + system time of all the target's processes and
+// threads (from /proc, over the measured run) divided by the requests it served. It does not
+// depend on how much of a core the target got, which req/s on a shared 2-core machine does.
+// With --rounds N every target is measured N times, interleaved, and each figure is the median.
 //
 // See bench/README.md for what each row means.
 import os from 'node:os';
@@ -32,13 +37,14 @@ const USAGE = `usage: node bench/quick.js [options]
                       (the direct row is always measured: every ratio needs it)
   --generator <name>  wrk or autocannon (default: wrk when on PATH)
   --threads <n>       wrk threads (default 1) / autocannon workers (default 2)
+  --rounds <n>        measure every target n times, interleaved; report medians (default 1)
   --wait-quiet <s>    before each target, wait up to <s> s for other processes to leave the CPUs
                       idle (default 0: off; useful while builds or tests run on the machine)`;
 
 function options() {
   // --only takes aliases and always keeps the direct row; --generator is checked after it, and an
   // empty --generator= means the default.
-  const o = parseOptions({ ...COMMON_OPTIONS, only: { type: 'string' } }, USAGE, { checkGenerator: false });
+  const o = parseOptions({ ...COMMON_OPTIONS, only: { type: 'string' }, rounds: { type: 'string' } }, USAGE, { checkGenerator: false });
   const { values, usage } = o;
   const only = new Set(['direct']);
   if (values.only) {
@@ -65,6 +71,7 @@ function options() {
     generator: values.generator,
     threads: o.int('threads', 1, undefined),
     waitQuietS: o.int('wait-quiet', 0, 0),
+    rounds: o.int('rounds', 1, 1),
   };
 }
 
@@ -118,6 +125,7 @@ async function measureTarget(t, ctx) {
     applyLoad(row, await measureLoad({
       generator: ctx.generator, url: `${started.url}/`, connections: ctx.connections, durationS: ctx.durationS,
       warmupS: ctx.warmupS, pids: [ctx.backend.handle.pid, started.handle?.pid],
+      cpuOf: started.handle?.pid ?? ctx.backend.handle.pid,
     }));
     if (started.handle?.exitInfo) {
       // Numbers stay in the JSON, but a target that died mid-run gets no ratios.
@@ -139,16 +147,36 @@ async function measureTarget(t, ctx) {
   return row;
 }
 
+const MEDIAN_FIELDS = ['rps', 'p50Ms', 'p99Ms', 'cpuUs', 'cpuUserUs', 'cpuSysUs', 'rssMb'];
+
+/** One row per target from its rounds: each figure the median of the rounds that succeeded. */
+function medianRow(rounds) {
+  const ok = rounds.filter((r) => r.status === 'ok');
+  if (ok.length === 0) return rounds[rounds.length - 1];
+  const row = { ...ok[0], notes: [...new Set(ok.flatMap((r) => r.notes))] };
+  for (const field of MEDIAN_FIELDS) {
+    const values = ok.map((r) => r[field]).filter((v) => typeof v === 'number').sort((a, b) => a - b);
+    row[field] = values.length === 0 ? null : values[(values.length - 1) >> 1];
+  }
+  if (rounds.length > 1) row.rounds = rounds.map((r) => ({ rps: r.rps, p99Ms: r.p99Ms, cpuUs: r.cpuUs, cpuUserUs: r.cpuUserUs, cpuSysUs: r.cpuSysUs, status: r.status }));
+  return row;
+}
+
 function addRatios(rows) {
   const ok = (r) => r && r.status === 'ok' && Number.isFinite(r.rps);
   const direct = rows.find((r) => r.group === 'direct');
   const httpProxy = rows.find((r) => r.group === 'http-proxy');
   for (const row of rows) {
     if (!ok(row)) {
-      row.vsDirect = row.vsNginx = row.vsHttpProxy = null;
+      row.vsDirect = row.vsNginx = row.vsHttpProxy = row.cpuVsNginx = row.cpuVsHaproxy = null;
       continue;
     }
     const nginx = rows.find((r) => r.group === 'nginx' && r.workers === row.workers);
+    const haproxy = rows.find((r) => r.group === 'haproxy' && r.workers === row.workers);
+    // CPU ratios read "how many of this target's requests cost what one of the peer's does":
+    // >= 1 means this target spends no more CPU per request than the peer.
+    row.cpuVsNginx = row.group !== 'direct' && ok(nginx) && nginx.cpuUs && row.cpuUs ? ratio(nginx.cpuUs, row.cpuUs) : null;
+    row.cpuVsHaproxy = row.group !== 'direct' && ok(haproxy) && haproxy.cpuUs && row.cpuUs ? ratio(haproxy.cpuUs, row.cpuUs) : null;
     row.vsDirect = ok(direct) ? ratio(row.rps, direct.rps) : null;
     row.vsNginx = row.group !== 'direct' && ok(nginx) ? ratio(row.rps, nginx.rps) : null;
     row.vsHttpProxy = ok(httpProxy) ? ratio(row.rps, httpProxy.rps) : null;
@@ -161,6 +189,12 @@ function addRatios(rows) {
 const COLUMNS = [
   { key: 'target', title: 'target', align: 'left' },
   { key: 'workers', title: 'workers', align: 'right', format: (v, r) => (r.group === 'direct' ? '-' : String(v)) },
+  { key: 'cpuUs', title: 'CPU µs/req', align: 'right', format: (v) => (v == null ? '-' : v.toFixed(1)) },
+  { key: 'cpuUserUs', title: 'user', align: 'right', format: (v) => (v == null ? '-' : v.toFixed(1)) },
+  { key: 'cpuSysUs', title: 'sys', align: 'right', format: (v) => (v == null ? '-' : v.toFixed(1)) },
+  { key: 'cpuVsNginx', title: 'CPU vs nginx', align: 'right', format: formatRatio },
+  { key: 'cpuVsHaproxy', title: 'CPU vs haproxy', align: 'right', format: formatRatio },
+  { key: 'rssMb', title: 'RSS MB', align: 'right', format: (v) => (v == null ? '-' : v.toFixed(0)) },
   rpsColumn,
   p50Column,
   p99Column,
@@ -197,17 +231,22 @@ async function main() {
   const order = [...targets.filter((t) => t.group !== 'direct'), ...targets.filter((t) => t.group === 'direct')];
   const byTarget = new Map();
   let loaded = false;
-  for (const t of order) {
-    const label = `${t.target}${t.group === 'direct' ? '' : ` (${t.workers})`}`;
-    process.stdout.write(`  ${label.padEnd(22)} `);
-    const warmupS = t.group === 'direct' && loaded ? 0 : opts.warmupS;
-    const row = await measureTarget(t, { ...ctx, warmupS });
-    row.warmupS = row.status === 'ok' ? warmupS : null;
-    if (row.status === 'ok') loaded = true;
-    byTarget.set(t, row);
-    console.log(rowLine(row, `${formatRps(row.rps)} req/s, p99 ${formatMs(row.p99Ms)} ms`));
+  for (let round = 1; round <= opts.rounds; round++) {
+    if (opts.rounds > 1) console.log(`round ${round} of ${opts.rounds}`);
+    for (const t of order) {
+      const label = `${t.target}${t.group === 'direct' ? '' : ` (${t.workers})`}`;
+      process.stdout.write(`  ${label.padEnd(22)} `);
+      const warmupS = t.group === 'direct' && loaded ? 0 : opts.warmupS;
+      const row = await measureTarget(t, { ...ctx, warmupS });
+      row.warmupS = row.status === 'ok' ? warmupS : null;
+      if (row.status === 'ok') loaded = true;
+      if (!byTarget.has(t)) byTarget.set(t, []);
+      byTarget.get(t).push(row);
+      const cpu = row.cpuUs == null ? '' : `, ${row.cpuUs.toFixed(1)} µs CPU/req (user ${row.cpuUserUs.toFixed(1)}, sys ${row.cpuSysUs.toFixed(1)})`;
+      console.log(rowLine(row, `${formatRps(row.rps)} req/s, p99 ${formatMs(row.p99Ms)} ms${cpu}`));
+    }
   }
-  const rows = targets.map((t) => byTarget.get(t));
+  const rows = targets.map((t) => medianRow(byTarget.get(t)));
   await stopProcess(backend.handle);
   addRatios(rows);
 

@@ -2,7 +2,8 @@
 // shared port, and follows the control plane's messages (new membership, drain).
 
 import { parentPort, workerData } from 'node:worker_threads';
-import type { Config } from '../src/config/types.js';
+import type { Config, ResolvedConfig } from '../src/config/types.js';
+import { withoutFile } from '../src/config/load.js';
 import { createLogger } from '../src/log.js';
 import { SharedTable } from '../src/state/table.js';
 import { ProxyContext, type Backend } from '../src/http/context.js';
@@ -38,7 +39,9 @@ const table = new SharedTable(data.buffer, data.index);
 /** This worker's latency histograms per backend; the request path records, admin scrapes read. */
 const latency = new LatencyRecorder();
 configureUpstreamTls(data.config);
-const ctx = new ProxyContext(data.config, table, data.backends, log, data.seed, latency);
+/** The configuration running now, with its pools and routes (a plain Config is the one-pool case). */
+let current = resolved(data.config);
+const ctx = new ProxyContext(current, table, data.backends, log, data.seed, latency);
 let accessRate = data.config.accessLog;
 ctx.accessLog = accessLog(accessRate, data.index);
 const app = new ProxyApp(ctx, tlsListener(data.config));
@@ -71,7 +74,7 @@ process.on('uncaughtException', (err) => {
 port.on('message', (msg: ToWorker) => {
   switch (msg.type) {
     case 'backends':
-      ctx.setBackends(msg.backends, msg.seed);
+      ctx.setConfig(current, msg.backends, msg.seed);
       return;
     case 'config':
       reconfigure(msg.config, msg.backends, msg.seed);
@@ -104,7 +107,9 @@ port.on('message', (msg: ToWorker) => {
  * Reload (SIGHUP): new settings and membership in one step. The listen address and worker count
  * never change here (the control plane keeps their running values).
  */
-function reconfigure(config: Config, backends: Backend[], seed: number): void {
+function reconfigure(plain: Config | ResolvedConfig, backends: Backend[], seed: number): void {
+  const config = resolved(plain);
+  current = config;
   log.level = config.logLevel;
   try {
     configureUpstreamTls(config);
@@ -116,6 +121,11 @@ function reconfigure(config: Config, backends: Backend[], seed: number): void {
     accessRate = config.accessLog;
     ctx.accessLog = accessLog(accessRate, data.index);
   }
+}
+
+/** Pools and routes of `config`: a Config without them is SLUICE_UPSTREAMS behind one catch-all route. */
+function resolved(config: Config | ResolvedConfig): ResolvedConfig {
+  return 'routes' in config && 'pools' in config ? config : withoutFile(config);
 }
 
 async function listen(): Promise<void> {

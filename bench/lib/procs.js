@@ -1,7 +1,7 @@
 // Child-process plumbing shared by every benchmark scenario: free ports, spawning with output
 // capture, readiness (a printed line or an HTTP answer), graceful stop, and a last-resort cleanup
 // that kills every child (and its process group) when the harness exits for any reason.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
@@ -350,6 +350,45 @@ export function processGroup(pid = process.pid) {
   } catch {
     return null;
   }
+}
+
+/** Clock ticks per second of /proc's utime/stime (CLK_TCK: 100 on every Linux we run on). */
+export const CLOCK_TICKS = Number(commandOutputSync('getconf', ['CLK_TCK'])) || 100;
+const PAGE_BYTES = Number(commandOutputSync('getconf', ['PAGESIZE'])) || 4096;
+
+function commandOutputSync(command, args) {
+  try {
+    return execFileSync(command, args, { encoding: 'utf8', timeout: 2000 }).trim();
+  } catch {
+    return '';
+  }
+}
+
+/**
+ * User and system CPU time (seconds) used so far by every process of process group `pgid`, all
+ * their threads included (a detached target is its own group: nginx's master and workers,
+ * HAProxy, Sluice and its worker threads). Null where /proc is not available.
+ */
+export function groupCpu(pgid) {
+  let user = 0;
+  let sys = 0;
+  let rssKb = 0;
+  try {
+    for (const name of fs.readdirSync('/proc')) {
+      if (name.charCodeAt(0) < 48 || name.charCodeAt(0) > 57) continue;
+      let s;
+      try { s = fs.readFileSync(`/proc/${name}/stat`, 'utf8'); } catch { continue; }
+      const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+      if (Number(f[2]) !== pgid) continue;
+      user += Number(f[11]);
+      sys += Number(f[12]);
+      // rss (pages) is field 24 of stat, 22 after the command name.
+      rssKb += (Number(f[21]) * PAGE_BYTES) / 1024;
+    }
+  } catch {
+    return null;
+  }
+  return { userS: user / CLOCK_TICKS, sysS: sys / CLOCK_TICKS, rssKb };
 }
 
 /** CPU ticks used so far by every process whose group is in `groups`. */

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { chooseGenerator, warmUp, runLoad } from './load.js';
-import { commandOutput, killAll, processGroup, sampleCpuBusy, stopProcess, watchForeignCpu, which } from './procs.js';
+import { commandOutput, groupCpu, killAll, processGroup, sampleCpuBusy, stopProcess, watchForeignCpu, which } from './procs.js';
 import { writeResults } from './report.js';
 import { SkipError } from './targets.js';
 
@@ -169,7 +169,7 @@ export async function quietNote(limitS) {
  * detached children involved (backends, target) whose process groups count as ours.
  * Resolves { result, otherCpu, notes }.
  */
-export async function measureLoad({ generator, url, connections, durationS, warmupS, waitQuietS = 0, pids = [], beforeRun, headers }) {
+export async function measureLoad({ generator, url, connections, durationS, warmupS, waitQuietS = 0, pids = [], beforeRun, cpuOf = null, headers }) {
   const notes = [];
   const quiet = await quietNote(waitQuietS);
   if (quiet) notes.push(quiet);
@@ -177,7 +177,18 @@ export async function measureLoad({ generator, url, connections, durationS, warm
   if (beforeRun) await beforeRun();
   const groups = [processGroup(), ...pids];
   const foreign = watchForeignCpu(groups, { startMs: 500, windowMs: Math.max(100, durationS * 1000 - 1000) });
+  // CPU per request: the target's user and system time (all its processes and threads, from
+  // /proc) over the measured run, divided by the requests it served. Unlike req/s it does not
+  // depend on how much of a core the target got on a shared machine.
+  const cpuBefore = cpuOf === null ? null : groupCpu(cpuOf);
   const result = await runLoad(generator, { url, connections, durationS, headers });
+  const cpuAfter = cpuOf === null ? null : groupCpu(cpuOf);
+  if (cpuBefore !== null && cpuAfter !== null && result.requests > 0) {
+    result.cpuUserUs = ((cpuAfter.userS - cpuBefore.userS) * 1e6) / result.requests;
+    result.cpuSysUs = ((cpuAfter.sysS - cpuBefore.sysS) * 1e6) / result.requests;
+    result.cpuUs = result.cpuUserUs + result.cpuSysUs;
+    result.rssMb = cpuAfter.rssKb / 1024;
+  }
   const otherCpu = await foreign;
   if (result.non2xx > 0) notes.push(`${result.non2xx} non-2xx`);
   if (result.errors > 0) notes.push(`${result.errors} socket errors`);
@@ -193,6 +204,7 @@ export function loadRow(head, mid = {}, tail = {}) {
   return {
     ...head,
     status: 'ok', reason: null, rps: null, p50Ms: null, p99Ms: null, requests: null, non2xx: null, errors: null,
+    cpuUs: null, cpuUserUs: null, cpuSysUs: null, rssMb: null,
     ...mid,
     otherCpu: null, notes: [],
     ...tail,
@@ -203,6 +215,7 @@ export function loadRow(head, mid = {}, tail = {}) {
 export function applyLoad(row, m) {
   const r = m.result;
   Object.assign(row, { rps: r.rps, p50Ms: r.p50Ms, p99Ms: r.p99Ms, requests: r.requests, non2xx: r.non2xx, errors: r.errors, otherCpu: m.otherCpu });
+  if (r.cpuUs !== undefined) Object.assign(row, { cpuUs: r.cpuUs, cpuUserUs: r.cpuUserUs, cpuSysUs: r.cpuSysUs, rssMb: r.rssMb });
   row.notes.push(...m.notes);
   return row;
 }

@@ -14,6 +14,11 @@ import { clientAddress } from './client-address.js';
 import type { ProxyContext } from './context.js';
 import { C } from '../state/layout.js';
 import { NO_HASH } from '../balancer/hash.js';
+import type { PoolRuntime } from './pool-runtime.js';
+import type { CompiledRoute } from '../model/compiled-route.js';
+import type { CompiledRespond } from '../model/respond.js';
+import type { CompiledRedirect } from '../model/redirect.js';
+import { NO_ROUTE } from '../model/route-table.js';
 
 /** First retry waits about this long (jittered ±50%, doubling per further retry). */
 const RETRY_BACKOFF_MS = 25;
@@ -70,22 +75,82 @@ export function handle(ctx: ProxyContext, res: HttpResponse, req: HttpRequest, l
   }
 }
 
-/** Entry point for every proxied request (called from the uWS route handler, corked). */
+/**
+ * Entry point for every request (called from the uWS route handler, corked). The data path reads
+ * top to bottom: listener (this call) → route (the compiled table) → the pool's policy (in the
+ * exchange) → upstream client. Routes are matched on the request as sent (raw path, no dot-segment
+ * resolution or percent-decoding: docs/routing.md).
+ */
 export function forward(ctx: ProxyContext, res: HttpResponse, req: HttpRequest, listener: Listener): void {
   const method = req.getCaseSensitiveMethod();
+  const url = req.getUrl();
+  const query = req.getQuery();
+  const view = ctx.view.fill(req, method, req.getHeader('host'), url, query);
+  const route = ctx.routes.match(view);
   const clientIp = clientAddress(res);
   const b = ctx.builder;
-  if (!b.build(req, method, clientIp, listener.proto, ctx.trusted(clientIp))) {
-    refuse(res, b.refusal === Refusal.HEAD_TOO_LARGE ? 431 : 400, refusalText(b.refusal));
-    return;
+  const action = route === null ? null : route.action;
+  if (action === null || action.kind === 'respond' || action.kind === 'redirect') {
+    // Answered here: the request is checked by the same rules, but no head is built.
+    const ok = b.build(req, method, url, query, clientIp, listener.proto, ctx.trusted(clientIp), null);
+    view.clear();
+    if (!ok) return refuse(res, b.refusal === Refusal.HEAD_TOO_LARGE ? 431 : 400, refusalText(b.refusal));
+    if (route === null) return noRoute(ctx, res, listener);
+    ctx.countRoute(route.index);
+    if (action!.kind === 'respond') return respond(ctx, res, action!.respond, method === 'HEAD', listener);
+    return redirect(ctx, res, action!.redirect, listener, b.host, url, query);
   }
-  if (ctx.maxBodyBytes > 0 && b.bodyKind === BodyKind.LENGTH && b.contentLength > ctx.maxBodyBytes) {
+  const rt = ctx.runtime(action.kind === 'pool' ? action.pool : action.split.pick(view, Math.random()));
+  const target = ctx.target;
+  target.path = route!.rewrite === null ? url : route!.rewrite.rewrite(url);
+  target.host = route!.hostRewrite;
+  target.headers = route!.requestHeaders;
+  const ok = b.build(req, method, url, query, clientIp, listener.proto, ctx.trusted(clientIp), target);
+  view.clear();
+  if (!ok) return refuse(res, b.refusal === Refusal.HEAD_TOO_LARGE ? 431 : 400, refusalText(b.refusal));
+  ctx.countRoute(route!.index);
+  if (rt === undefined) return reject(res, 503, 'route names an unknown pool');
+  const overrides = route!.overrides;
+  const maxBody = overrides.maxBodyBytes ?? rt.settings.maxBodyBytes;
+  if (maxBody > 0 && b.bodyKind === BodyKind.LENGTH && b.contentLength > maxBody) {
     refuse(res, 413, 'request body too large');
     return;
   }
   if (ctx.draining) ctx.closeAfter = true;
-  const ex = new Exchange(ctx, res, method, b, ctx.needsHash ? ctx.hashOf(req, clientIp) : NO_HASH, listener.hsts, clientIp);
+  const ex = new Exchange(ctx, rt, route!, maxBody, res, method, b, rt.needsHash ? rt.hashOf(req, clientIp) : NO_HASH, listener.hsts, clientIp);
   ex.start();
+}
+
+/** No route matched: 404 with x-sluice-error: no-route. */
+function noRoute(ctx: ProxyContext, res: HttpResponse, listener: Listener): void {
+  res.writeStatus(NO_ROUTE.statusLine);
+  if (listener.hsts !== null) res.writeHeader('strict-transport-security', listener.hsts);
+  res.writeHeader('content-type', 'text/plain');
+  res.writeHeader(NO_ROUTE.errorHeader, NO_ROUTE.errorValue);
+  res.end('no route for this request\n', ctx.closeAfter);
+}
+
+/** A `respond` route: the configured status, headers and body, no backend involved. */
+function respond(ctx: ProxyContext, res: HttpResponse, r: CompiledRespond, isHead: boolean, listener: Listener): void {
+  res.writeStatus(r.statusLine);
+  if (listener.hsts !== null) res.writeHeader('strict-transport-security', listener.hsts);
+  for (let i = 0; i < r.headers.length; i++) res.writeHeader(r.headers[i]!.name, r.headers[i]!.value);
+  if (ctx.closeAfter) res.writeHeader('connection', 'close');
+  if (isHead || r.status === 204 || r.status === 304) {
+    // endWithoutBody() with no argument: see onResponseStart for why the length goes in a header.
+    if (isHead && r.status !== 204 && r.status !== 304) res.writeHeader('content-length', String(Buffer.byteLength(r.body)));
+    res.endWithoutBody();
+    return;
+  }
+  res.end(r.body);
+}
+
+/** A `redirect` route: its status and the Location built from the request. */
+function redirect(ctx: ProxyContext, res: HttpResponse, r: CompiledRedirect, listener: Listener, host: string, path: string, query: string): void {
+  res.writeStatus(r.statusLine);
+  if (listener.hsts !== null) res.writeHeader('strict-transport-security', listener.hsts);
+  res.writeHeader('location', r.location({ scheme: listener.proto === 'https' ? 'https' : 'http', host, path, query }));
+  res.end('', ctx.closeAfter);
 }
 
 function noBackend(slot: number): UpstreamError {
@@ -166,6 +231,13 @@ function connectionNamed(value: string, into: Set<string> | null): Set<string> |
 
 export class Exchange implements ExchangeHandler {
   readonly #ctx: ProxyContext;
+  /** The pool this request is balanced over, and the route that chose it (both fixed at start). */
+  readonly #rt: PoolRuntime;
+  readonly #route: CompiledRoute;
+  readonly #maxBody: number;
+  readonly #retryLimit: number;
+  /** Time to the first response byte (the route's timeout_ms, else the pool's). */
+  readonly #timeoutMs: number;
   readonly #res: HttpResponse;
   readonly #method: string;
   // For the access log: references to strings the request built anyway.
@@ -222,6 +294,9 @@ export class Exchange implements ExchangeHandler {
 
   constructor(
     ctx: ProxyContext,
+    rt: PoolRuntime,
+    route: CompiledRoute,
+    maxBody: number,
     res: HttpResponse,
     method: string,
     b: RequestHeadBuilder,
@@ -230,6 +305,11 @@ export class Exchange implements ExchangeHandler {
     client: string,
   ) {
     this.#ctx = ctx;
+    this.#rt = rt;
+    this.#route = route;
+    this.#maxBody = maxBody;
+    this.#retryLimit = route.overrides.retries ?? rt.settings.retries;
+    this.#timeoutMs = route.overrides.requestTimeoutMs ?? rt.settings.requestTimeoutMs;
     this.#path = b.path;
     this.#client = client;
     this.#requestId = b.requestId;
@@ -254,10 +334,10 @@ export class Exchange implements ExchangeHandler {
   }
 
   start(): void {
-    const slot = this.#ctx.pick(-1, this.#hash);
+    const slot = this.#rt.pick(-1, this.#hash);
     if (slot < 0) return this.#respondError(noBackend(slot));
     this.#slot = slot;
-    this.#ctx.onStart(slot);
+    this.#ctx.onStart(this.#rt, slot);
     this.#pool = this.#ctx.pools[slot]!;
     this.#pool.acquire(this);
   }
@@ -272,15 +352,15 @@ export class Exchange implements ExchangeHandler {
       (err.kind === 'connect' || err.kind === 'reset') &&
       this.#idempotent &&
       !this.#bodySent &&
-      this.#retries < this.#ctx.retries &&
-      this.#ctx.takeRetry()
+      this.#retries < this.#retryLimit &&
+      this.#rt.takeRetry()
     );
   }
 
   #retryElsewhere(): void {
     const ctx = this.#ctx;
     this.#retries++;
-    const next = ctx.pick(this.#slot, this.#hash);
+    const next = this.#repick();
     if (next < 0) {
       this.#res.cork(() => this.#respondError(noBackend(next)));
       return;
@@ -296,6 +376,16 @@ export class Exchange implements ExchangeHandler {
     }, delay);
   }
 
+  /**
+   * Another backend of this request's pool, as the pool is now: a reload may have replaced its
+   * runtime (and members) since the request started, and a slot that left has no connection pool.
+   */
+  #repick(): number {
+    const rt = this.#ctx.runtime(this.#rt.name) ?? this.#rt;
+    const next = rt.pick(this.#slot, this.#hash);
+    return next >= 0 && this.#ctx.pools[next] === undefined ? -1 : next;
+  }
+
   // ExchangeHandler
 
   onConnection(conn: Connection): void {
@@ -307,7 +397,7 @@ export class Exchange implements ExchangeHandler {
     this.#conn = conn;
     this.#reused = conn.uses > 0;
     this.#dispatched = performance.now();
-    conn.dispatch(this, this.#head, this.#isHead, this.#bodyKind !== BodyKind.NONE);
+    conn.dispatch(this, this.#head, this.#isHead, this.#bodyKind !== BodyKind.NONE, this.#timeoutMs);
     const pending = this.#pending;
     if (pending !== null) {
       this.#pending = null;
@@ -326,7 +416,7 @@ export class Exchange implements ExchangeHandler {
     if (pool !== null && pool.closing) {
       // Its backend left the pool (reload) while this request queued: it never reached the
       // backend, so it may go to another one whatever its method.
-      const next = this.#ctx.pick(this.#slot, this.#hash);
+      const next = this.#repick();
       if (next >= 0 && this.#ctx.pools[next] !== pool) {
         this.#ctx.moveSlot(this.#slot, next);
         this.#slot = next;
@@ -345,13 +435,14 @@ export class Exchange implements ExchangeHandler {
     this.#total = contentLength;
     // Latency sample for peak EWMA: dispatch to response head, the backend's own time (pool waits
     // and retries are ours, not its).
-    this.#ctx.onResponseStart(this.#slot, performance.now() - this.#dispatched, status);
+    this.#rt.onResponseStart(this.#slot, performance.now() - this.#dispatched, status);
     const res = this.#res;
     this.#headSent = true;
     // Values are latin1 strings (one character per octet): uWS would encode a string as UTF-8,
     // so any with an octet over 0x7F goes back as those octets (a Buffer), never re-encoded.
     res.writeStatus(octets ? Buffer.from(statusLine(status, reason), 'latin1') : statusLine(status, reason));
     if (this.#hsts !== null) res.writeHeader('strict-transport-security', this.#hsts);
+    const edits = this.#route.responseHeaders;
     // Headers named by Connection are hop-by-hop too; most backends name none beyond keep-alive.
     let named: Set<string> | null = null;
     for (let i = 0; i < headers.length; i += 2) {
@@ -368,9 +459,12 @@ export class Exchange implements ExchangeHandler {
         }
         continue;
       }
+      if (!edits.empty && edits.drops.has(name)) continue;
       const value = headers[i + 1]!;
       res.writeHeader(name, octets && HIGH_OCTET.test(value) ? Buffer.from(value, 'latin1') : value);
     }
+    // The route's response header edits: set/add after the backend's own (set ones were dropped).
+    for (let i = 0; i < edits.append.length; i++) res.writeHeader(edits.append[i]!.name, edits.append[i]!.value);
     // Ask the client to close after this response when draining, or when the backend answered
     // before the upload finished (the rest of the body is read and thrown away, within a bound).
     // It has to be a header written now: this uWS build's end(body, true) after write() puts
@@ -454,13 +548,13 @@ export class Exchange implements ExchangeHandler {
         this.#pool!.fresh(this);
         return;
       }
-      this.#ctx.onUpstreamError(this.#slot, err);
+      this.#rt.onUpstreamError(this.#slot, err);
       if (this.#mayRetry(err)) return this.#retryElsewhere();
       this.#res.cork(() => this.#respondError(err));
       return;
     }
     // Mid-response: the only honest signal left is to cut the client connection.
-    this.#ctx.onUpstreamError(this.#slot, err);
+    this.#rt.onUpstreamError(this.#slot, err);
     this.#account(502);
     this.#finished = true;
     this.#over = true;
@@ -493,7 +587,7 @@ export class Exchange implements ExchangeHandler {
       }
       return;
     }
-    const max = this.#ctx.maxBodyBytes;
+    const max = this.#maxBody;
     if (max > 0 && this.#bodyReceived > max) {
       // A chunked body has no declared length, so the limit can only be enforced as it arrives.
       // Once the backend's answer has started it stands: the excess is only not forwarded.

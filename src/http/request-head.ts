@@ -8,6 +8,17 @@
 
 import type { HttpRequest } from 'uWebSockets.js';
 import { randomBytes } from 'node:crypto';
+import { NO_HEADER_OPS, type HeaderOps } from '../model/header-ops.js';
+
+/** Where a request goes upstream, as its route decided: path, Host and header edits. */
+export interface UpstreamTarget {
+  /** The path to send (rewritten or as sent), without the query. */
+  path: string;
+  /** The Host header to send; null = the client's. */
+  host: string | null;
+  /** Request header edits (names dropped, lines appended). */
+  headers: HeaderOps;
+}
 
 /** What the header pass decides about a header, by lower-case name. */
 const DROP = 1;
@@ -121,6 +132,8 @@ export class RequestHeadBuilder {
   #xfHost = '';
   #viaIn = '';
   #named: Set<string> | null = null;
+  /** The route's request header edits for the request being built. */
+  #ops: HeaderOps = NO_HEADER_OPS;
   /** A second Connection header named something the first did not: the pass must be redone. */
   #renamed = false;
   /** Content-Length: 0 was sent: forwarded as such (strict backends answer 411 without it). */
@@ -138,11 +151,13 @@ export class RequestHeadBuilder {
   }
 
   /**
-   * Build the head for `req`. `clientIp` is the peer address; `trusted` says whether that peer is
-   * a trusted proxy whose X-Forwarded-Proto/-Host should be kept. Returns false when the request
-   * must be refused (see `refusal`).
+   * Build the head for `req` (`url` and `query` as uWS gave them) towards `target`. `clientIp` is
+   * the peer address; `trusted` says whether that peer is a trusted proxy whose
+   * X-Forwarded-Proto/-Host should be kept. Returns false when the request must be refused (see
+   * `refusal`). With `target` null the request is only checked (a route Sluice answers itself).
    */
-  build(req: HttpRequest, method: string, clientIp: string, proto: string, trusted: boolean): boolean {
+  build(req: HttpRequest, method: string, url: string, query: string, clientIp: string, proto: string, trusted: boolean, target: UpstreamTarget | null): boolean {
+    this.#ops = target === null ? NO_HEADER_OPS : target.headers;
     this.#reset(proto, trusted);
     const connection = req.getHeader('connection');
     if (connection !== '') this.#named = namedHeaders(connection, null);
@@ -154,8 +169,6 @@ export class RequestHeadBuilder {
       this.#named = named;
       req.forEach(this.#visit);
     }
-    const query = req.getQuery();
-    const url = req.getUrl();
     // Request line ("GET /p?q HTTP/1.1\r\n"), header lines, blank line: the head as the client sent it.
     if (method.length + url.length + (query ? query.length + 1 : 0) + 12 + this.#headerBytes + 2 > this.maxHeadBytes) {
       this.refusal = Refusal.HEAD_TOO_LARGE;
@@ -175,7 +188,14 @@ export class RequestHeadBuilder {
     }
 
     this.path = query ? url + '?' + query : url;
-    let head = method + ' ' + this.path + ' HTTP/1.1\r\nhost: ' + this.host + '\r\n' + this.#lines;
+    if (target === null) return true;
+    const ops = target.headers;
+    if (!ops.empty) {
+      // Edits checked at load (no CR/LF possible); appended after the client's own lines.
+      for (let i = 0; i < ops.append.length; i++) this.#lines += ops.append[i]!.name + ': ' + ops.append[i]!.value + '\r\n';
+    }
+    const upstreamPath = target.path === url ? this.path : query ? target.path + '?' + query : target.path;
+    let head = method + ' ' + upstreamPath + ' HTTP/1.1\r\nhost: ' + (target.host ?? this.host) + '\r\n' + this.#lines;
     head += 'x-forwarded-for: ' + (this.#xff === '' ? clientIp : this.#xff + ', ' + clientIp) + '\r\n';
     head += 'x-forwarded-proto: ' + (this.#trusted && this.#xfProto !== '' ? this.#xfProto : this.#proto) + '\r\n';
     head += 'x-forwarded-host: ' + (this.#trusted && this.#xfHost !== '' ? this.#xfHost : this.host) + '\r\n';
@@ -248,7 +268,9 @@ export class RequestHeadBuilder {
     this.#headerBytes += key.length + value.length + 4;
     const rule = RULES.get(key);
     if (rule === undefined) {
-      if (this.#named === null || !this.#named.has(key)) this.#lines += key + ': ' + value + '\r\n';
+      if ((this.#named === null || !this.#named.has(key)) && (this.#ops.empty || !this.#ops.drops.has(key))) {
+        this.#lines += key + ': ' + value + '\r\n';
+      }
       return;
     }
     switch (rule) {

@@ -40,6 +40,8 @@ export class Connection implements ResponseSink {
   #responseStarted = false;
   #paused = false;
   #chunk: Buffer | null = null;
+  /** The current exchange's request timeout (its route's, else its pool's). */
+  #timeoutMs = 0;
   /** Exchanges completed on this connection; > 0 means the next one runs on a reused socket. */
   uses = 0;
   /** Table time after which the current phase has taken too long; 0 = no deadline. */
@@ -76,8 +78,9 @@ export class Connection implements ResponseSink {
    * Start an exchange: write the request head (and, for bodiless requests, that is the whole
    * request). Writes before the socket connects are queued by Node.
    */
-  dispatch(exchange: ExchangeHandler, head: string, isHead: boolean, hasBody: boolean): void {
+  dispatch(exchange: ExchangeHandler, head: string, isHead: boolean, hasBody: boolean, timeoutMs = this.#owner.requestTimeoutMs): void {
     this.#exchange = exchange;
+    this.#timeoutMs = timeoutMs;
     this.#requestDone = !hasBody;
     this.#responseStarted = false;
     if (this.#paused) {
@@ -87,7 +90,7 @@ export class Connection implements ResponseSink {
       this.#socket.resume();
     }
     this.#parser.reset(this, isHead);
-    if (this.#connected) this.deadline = this.#owner.now() + this.#owner.requestTimeoutMs;
+    if (this.#connected) this.deadline = this.#owner.now() + this.#timeoutMs;
     // UTF-8: the head is made of strings uWS decoded from UTF-8 (request-head.ts states the rule),
     // so this gives back the client's own octets. 'latin1' would keep each character's low byte
     // only: U+010D would go out as CR.
@@ -126,7 +129,7 @@ export class Connection implements ResponseSink {
    * keeps the deadline its reads set.
    */
   #progress(): void {
-    if (this.#connected && !this.#responseStarted && !this.#paused) this.deadline = this.#owner.now() + this.#owner.requestTimeoutMs;
+    if (this.#connected && !this.#responseStarted && !this.#paused) this.deadline = this.#owner.now() + this.#timeoutMs;
   }
 
   pause(): void {
@@ -136,7 +139,7 @@ export class Connection implements ResponseSink {
   }
   resume(): void {
     this.#paused = false;
-    if (this.#exchange !== null && this.#responseStarted) this.deadline = this.#owner.now() + this.#owner.requestTimeoutMs;
+    if (this.#exchange !== null && this.#responseStarted) this.deadline = this.#owner.now() + this.#timeoutMs;
     this.#socket.resume();
   }
 
@@ -199,7 +202,7 @@ export class Connection implements ResponseSink {
     this.#owner.opened();
     // Busy: the request timeout starts now. Idle (its exchange gave up while it connected): the
     // pool's idle deadline, already set on release, stands.
-    if (this.#exchange) this.deadline = this.#owner.now() + this.#owner.requestTimeoutMs;
+    if (this.#exchange) this.deadline = this.#owner.now() + this.#timeoutMs;
   };
 
   #parse = (): void => {
@@ -210,7 +213,7 @@ export class Connection implements ResponseSink {
       // Mid-body: the backend gets the request timeout again between reads, so one that sends a
       // head and then stalls is cut off instead of holding the client forever.
       // Not while paused for a slow client: that wait is the client's, not the backend's.
-      if (this.#exchange !== null && !this.#paused) this.deadline = this.#owner.now() + this.#owner.requestTimeoutMs;
+      if (this.#exchange !== null && !this.#paused) this.deadline = this.#owner.now() + this.#timeoutMs;
     } catch (err) {
       // A ParseError is the backend's fault; anything else thrown from a callback is ours, but it
       // must still end this one exchange cleanly instead of taking the worker down.

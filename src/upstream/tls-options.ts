@@ -19,14 +19,33 @@ export function configureUpstreamTls(config: Pick<Config, 'upstreamCa' | 'upstre
   trusted = config.upstreamCa === '' || insecure ? null : readFileSync(config.upstreamCa);
 }
 
-export function upstreamTls(upstream: Upstream): tls.ConnectionOptions | null {
+/** A pool's own trust settings (tls.ca / tls.insecure in the config file). */
+export type UpstreamTrust = Pick<Config, 'upstreamCa' | 'upstreamInsecure'>;
+
+/** CA bundles by path, read once per thread (pools are built on change, never per request). */
+const bundles = new Map<string, Buffer>();
+
+/**
+ * Connection options for an https:// upstream (null for http://): with `trust`, that pool's
+ * settings; without, the thread's (configureUpstreamTls).
+ */
+export function upstreamTls(upstream: Upstream, trust?: UpstreamTrust): tls.ConnectionOptions | null {
   if (upstream.protocol !== 'https:') return null;
+  const skip = trust === undefined ? insecure : trust.upstreamInsecure;
+  let ca = trusted;
+  if (trust !== undefined) {
+    ca = null;
+    if (!skip && trust.upstreamCa !== '') {
+      ca = bundles.get(trust.upstreamCa) ?? null;
+      if (ca === null) bundles.set(trust.upstreamCa, (ca = readFileSync(trust.upstreamCa)));
+    }
+  }
   const options: tls.ConnectionOptions = {
     // SNI must be a host name, never an IP literal (RFC 6066 §3).
     servername: net.isIP(upstream.host) ? undefined : upstream.host,
-    rejectUnauthorized: !insecure,
+    rejectUnauthorized: !skip,
   };
   // `ca` replaces Node's bundled roots: a private CA is trusted instead of, not beside, them.
-  if (trusted !== null) options.ca = trusted;
+  if (ca !== null) options.ca = ca;
   return options;
 }
