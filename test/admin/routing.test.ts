@@ -96,7 +96,7 @@ t.test('/api/routes, /api/pools and the pool and route labels of /metrics', asyn
   );
 });
 
-t.test('route hits are counted per route and reach /api/routes and /metrics', { todo: 'needs the worker data path (route hits at routeCell)' }, async (t) => {
+t.test('route hits are counted per route and reach /api/routes and /metrics', async (t) => {
   const [a, c] = [await startBackend(t), await startBackend(t)];
   const { sluice, admin } = await startWithAdmin(t, {
     upstreams: [],

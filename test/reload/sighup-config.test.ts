@@ -9,6 +9,7 @@ import { startBackend, type HttpBackend } from '../helpers/backends.js';
 import { request, startWithAdmin } from '../admin/admin-helpers.js';
 import { keepAliveLoad } from '../helpers/keep-alive-load.js';
 import { startSluice, ensureBuilt } from '../helpers/sluice.js';
+import { until } from '../helpers/wait.js';
 
 async function get<T>(url: string): Promise<T> {
   const r = await request(url);
@@ -35,11 +36,20 @@ t.test('SIGHUP re-reads SLUICE_CONFIG alone: route edits, pool edits, refusals',
   // The same file again: nothing to do.
   t.match(await sluice.reload(), { msg: 'reload: configuration unchanged' });
 
+  const hits = async () => (await get<{ routes: { hits: number }[] }>(`${admin}/api/routes`)).routes.map((r) => r.hits);
+  t.equal((await request(`${sluice.url}/api/x`)).status, 200);
+  t.equal((await request(`${sluice.url}/other`)).status, 200);
+  await until('the hits to reach the table', async () => (await hits()).join() === '1,1');
+
   // A route-only edit.
   sluice.writeConfig({ pools, routes: [{ name: 'v2', match: { path_prefix: '/v2' }, pool: 'api' }, { name: 'rest', match: {}, pool: 'web' }] });
   const edited = await sluice.reload();
   t.match(edited, { msg: 'configuration reloaded', changed: ['routes'], pools: 2, routes: 2 });
   t.same(await routeNames(), ['v2', 'rest'], 'the new table is the running one');
+  t.same(await hits(), [0, 0], 'the hit counters start again with the new table');
+  t.equal((await request(`${sluice.url}/v2/x`)).status, 200);
+  t.equal(a.requests.at(-1)?.url, '/v2/x', 'the new route sends /v2 to api');
+  await until('the new route to count its hit', async () => (await hits()).join() === '1,0');
   t.same(await slots(), before, 'pools unchanged: same backends, same slots');
 
   // A pool edit: web gains c; api keeps its slot.
@@ -73,7 +83,7 @@ t.test('SIGHUP re-reads SLUICE_CONFIG alone: route edits, pool edits, refusals',
   t.equal((await request(`${sluice.url}/v2/x`)).status, 200, 'and it still serves');
 });
 
-t.test('SIGHUP from one route table to another under keep-alive load: zero failures', { todo: 'needs the worker data path (routing by the table)' }, async (t) => {
+t.test('SIGHUP from one route table to another under keep-alive load: zero failures', async (t) => {
   await ensureBuilt();
   const named = async (name: string): Promise<HttpBackend> => startBackend(t, (_req, res) => res.end(name));
   const [blue1, blue2, green1, green2] = [await named('blue1'), await named('blue2'), await named('green1'), await named('green2')];
