@@ -231,7 +231,11 @@ export class ActiveChecker {
     const switched = new Map<string, HealthMode>();
     for (const entry of this.#entries.values()) {
       const wasOn = entry.options.mode !== 'off';
-      entry.options = this.optionsFor(entry.backend.pool);
+      // A backend of a pool the new configuration drops keeps its options until track() retires it
+      // (during a two-step swap it still serves), rather than switching to the defaults.
+      const pool = entry.backend.pool;
+      if (pools.size > 0 && !pools.has(pool)) continue;
+      entry.options = this.optionsFor(pool);
       entry.check = probeFor(entry.options);
       const on = entry.options.mode !== 'off';
       if (wasOn !== on) switched.set(entry.backend.pool, entry.options.mode);
