@@ -86,7 +86,10 @@ export function parseWrk(text) {
   };
 }
 
-/** `headers` ({ name: value }) are sent on every request; a `host` entry replaces the URL's. */
+/**
+ * `headers` ({ name: value }) are sent on every request. wrk replaces its own Host header only
+ * with a header spelled exactly `Host` (any other spelling would send two, which proxies refuse).
+ */
 export function runWrk({ url, connections, durationS, threads = 1, headers = {} }) {
   const extra = Object.entries(headers).flatMap(([name, value]) => ['-H', `${name}: ${value}`]);
   const args = [`-t${threads}`, `-c${connections}`, `-d${durationS}s`, '--latency', ...extra, url];
