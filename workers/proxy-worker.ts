@@ -17,7 +17,7 @@ import { accessLog } from '../src/http/access-log.js';
 export interface ProxyWorkerData {
   index: number;
   buffer: SharedArrayBuffer;
-  config: Config;
+  config: ResolvedConfig;
   backends: Backend[];
   seed: number;
   testHooks: boolean;

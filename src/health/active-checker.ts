@@ -32,6 +32,7 @@ import type { SharedTable } from '../state/table.js';
 import { ejectionMs, outlierOptions, type OutlierOptions } from './outlier.js';
 import type { Probe, ProbeResult } from './probe.js';
 import { httpProbe } from './probe-http.js';
+import type { UpstreamTrust } from '../upstream/tls-options.js';
 import { probeTcp } from './probe-tcp.js';
 
 /** ±10% of the interval: enough to spread checks apart, small enough to keep the interval's meaning. */
@@ -51,6 +52,8 @@ export interface HealthOptions {
   readonly unhealthyThreshold: number;
   /** Outlier settings: a passing check ends an ejection only when it disproves its cause. */
   readonly outlier: OutlierOptions;
+  /** The pool's trust for https:// backends (tls.ca / tls.insecure): checks trust what requests do. */
+  readonly trust: UpstreamTrust;
 }
 
 /**
@@ -60,6 +63,7 @@ export interface HealthOptions {
 export function healthOptions(config: PoolSettings): HealthOptions {
   return {
     mode: config.healthCheck === 'off' ? 'off' : config.healthPath === '' ? 'tcp' : 'http',
+    trust: { upstreamCa: config.upstreamCa, upstreamInsecure: config.upstreamInsecure },
     path: config.healthPath,
     expect: config.healthExpect,
     intervalMs: config.healthIntervalMs,
@@ -431,7 +435,7 @@ export class ActiveChecker {
 
 function probeFor(options: HealthOptions): Probe | null {
   if (options.mode === 'off') return null;
-  return options.mode === 'http' ? httpProbe(options.path, options.expect) : probeTcp;
+  return options.mode === 'http' ? httpProbe(options.path, options.expect, options.trust) : probeTcp;
 }
 
 function newEntry(backend: Backend, options: HealthOptions, state: HealthState): Entry {

@@ -6,16 +6,16 @@
 import http from 'node:http';
 import https from 'node:https';
 import type { StatusRange, Upstream } from '../config/types.js';
-import { upstreamTls } from '../upstream/tls-options.js';
+import { upstreamTls, type UpstreamTrust } from '../upstream/tls-options.js';
 import { errorCode, settleOnce, type Probe, type ProbeResult } from './probe.js';
 import { statusAccepted } from './value-parsers.js';
 
 const USER_AGENT = 'sluice-health-check';
 
-export function httpProbe(path: string, expect: readonly StatusRange[]): Probe {
+export function httpProbe(path: string, expect: readonly StatusRange[], trust?: UpstreamTrust): Probe {
   return (upstream, timeoutMs, signal) =>
     new Promise<ProbeResult>((resolve) => {
-      const tls = upstreamTls(upstream);
+      const tls = upstreamTls(upstream, trust);
       const options: https.RequestOptions = {
         host: upstream.host,
         port: upstream.port,

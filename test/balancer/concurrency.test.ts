@@ -63,10 +63,13 @@ import(workerData.tableUrl).then(({ SharedTable }) => {
 t.test('two workers see each other’s acquisitions, and in-flight returns to exactly 0 after 2 × 10k rounds', async (t) => {
   const dir = t.testdir({
     'package.json': JSON.stringify({ type: 'module' }),
-    'layout.js': transpile('../../src/state/layout.ts'),
-    'table.js': transpile('../../src/state/table.ts'),
+    state: {
+      'layout.js': transpile('../../src/state/layout.ts'),
+      'table.js': transpile('../../src/state/table.ts'),
+    },
+    model: { 'limits.js': transpile('../../src/model/limits.ts') },
   });
-  const tableUrl = pathToFileURL(join(dir, 'table.js')).href;
+  const tableUrl = pathToFileURL(join(dir, 'state', 'table.js')).href;
   const table = new SharedTable();
   const slot = 3;
   // Five spare header words (the last named one is EPOCH_LO) for the barriers.

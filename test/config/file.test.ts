@@ -356,14 +356,18 @@ t.test('a generated 1,000-route file loads and compiles in under a second', asyn
   const script = `
     const { loadConfig } = await import(${JSON.stringify(new URL('../../dist/src/config/load.js', import.meta.url).href)});
     const { compileRoutes } = await import(${JSON.stringify(new URL('../../dist/src/model/index.js', import.meta.url).href)});
-    const start = performance.now();
+    const start = process.cpuUsage();
     const r = await loadConfig({ SLUICE_CONFIG: ${JSON.stringify(path)} });
     const n = r.ok ? compileRoutes(r.config.routes).routes.length : -1;
-    console.log(JSON.stringify({ ms: performance.now() - start, n }));`;
-  const child = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 30_000 });
+    const used = process.cpuUsage(start);
+    console.log(JSON.stringify({ ms: (used.user + used.system) / 1000, n }));`;
+  // CPU time, not wall time: what the load costs does not depend on how busy the machine is.
+  const env = { ...process.env };
+  delete env.NODE_V8_COVERAGE;
+  const child = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 60_000, env });
   const { ms, n } = JSON.parse(child.stdout) as { ms: number; n: number };
   t.equal(n, 1000);
-  t.ok(ms < 1000, `loaded and compiled in ${ms.toFixed(0)} ms`);
+  t.ok(ms < 1000, `loaded and compiled in ${ms.toFixed(0)} ms of CPU time`);
 });
 
 t.test('docs/routing.md lists every pool key with the variable it defaults from', async (t) => {

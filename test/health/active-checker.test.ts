@@ -21,6 +21,7 @@ const BASE: HealthOptions = {
   healthyThreshold: 2,
   unhealthyThreshold: 3,
   outlier: { consecutive5xx: 5, consecutiveFailures: 5, baseEjectionMs: 30_000, maxEjectionMs: 300_000, maxEjectionPercent: 10 },
+  trust: { upstreamCa: '', upstreamInsecure: false },
 };
 
 function upstreamAt(port: number): Upstream {
