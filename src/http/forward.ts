@@ -87,12 +87,12 @@ export function forward(ctx: ProxyContext, res: HttpResponse, req: HttpRequest, 
   const query = req.getQuery();
   const view = ctx.view.fill(req, method, req.getHeader('host'), url, query);
   const route = ctx.routes.match(view);
-  const clientIp = clientAddress(res);
   const b = ctx.builder;
   const action = route === null ? null : route.action;
   if (action === null || action.kind === 'respond' || action.kind === 'redirect') {
-    // Answered here: the request is checked by the same rules, but no head is built.
-    const ok = b.build(req, method, url, query, clientIp, listener.proto, ctx.trusted(clientIp), null);
+    // Answered here: the request is checked by the same rules, but no head is built (and the
+    // client's address, a getpeername away, is not needed).
+    const ok = b.build(req, method, url, query, '', listener.proto, false, null);
     view.clear();
     if (!ok) return refuse(res, b.refusal === Refusal.HEAD_TOO_LARGE ? 431 : 400, refusalText(b.refusal));
     if (route === null) return noRoute(ctx, res, listener);
@@ -101,6 +101,7 @@ export function forward(ctx: ProxyContext, res: HttpResponse, req: HttpRequest, 
     return redirect(ctx, res, action!.redirect, listener, b.host, url, query);
   }
   const rt = ctx.runtime(action.kind === 'pool' ? action.pool : action.split.pick(view, Math.random()));
+  const clientIp = clientAddress(res);
   const target = ctx.target;
   target.path = route!.rewrite === null ? url : route!.rewrite.rewrite(url);
   target.host = route!.hostRewrite;
