@@ -18,6 +18,7 @@ import type { PickContext } from '../balancer/policy.js';
 import type { OutlierDetector } from '../health/outlier.js';
 import { C } from '../state/layout.js';
 import type { SharedTable } from '../state/table.js';
+import { ConnLedger } from './ledger.js';
 import { IdleSweeper, type IdleMember } from './idle.js';
 import type { L4Pool, SniTable } from './pool.js';
 import { PROXY_DONE, PROXY_MORE, ProxyHeaderDecoder, encodeV1, encodeV2, socketAddresses, type ProxyAddresses } from './proxy-protocol.js';
@@ -50,6 +51,8 @@ export interface TcpProxyOptions {
   maxHelloBytes?: number;
   /** Connect failures feed it (and successes clear the streak); null to skip. */
   outliers?: OutlierDetector | null;
+  /** This thread's share of OPEN_CONNS, for crash recovery (ledger.ts); one per thread, shared by its listeners. */
+  ledger?: ConnLedger;
   backlog?: number;
 }
 
@@ -105,6 +108,7 @@ export class TcpProxy {
   readonly stats: TcpProxyStats = { accepted: 0, active: 0, opened: 0, connectFailures: 0, retries: 0, noBackend: 0, rejected: 0, idleClosed: 0, bytesIn: 0, bytesOut: 0 };
   readonly #options: TcpProxyOptions;
   readonly #table: SharedTable;
+  readonly #ledger: ConnLedger;
   readonly #server: net.Server;
   readonly #conns = new Set<Conn>();
   readonly #idle: IdleSweeper;
@@ -123,6 +127,7 @@ export class TcpProxy {
     this.#options = options;
     this.name = options.name ?? `${options.host}:${options.port}`;
     this.#table = options.table;
+    this.#ledger = options.ledger ?? new ConnLedger(options.table);
     this.#pool = options.pool ?? null;
     this.#sni = options.sni ?? null;
     this.#connectTimeout = options.connectTimeoutMs ?? 5000;
@@ -295,7 +300,7 @@ export class TcpProxy {
     if (backend === undefined) return this.#giveUp(c);
     c.slot = slot;
     c.tried.push(slot);
-    this.#table.add(C.OPEN_CONNS, slot, 1);
+    this.#ledger.open(slot);
     c.counted = true;
     const sock = net.connect({ host: backend.host, port: backend.port, allowHalfOpen: true });
     c.backend = sock;
@@ -357,7 +362,7 @@ export class TcpProxy {
           if (reason === 'idle') this.stats.idleClosed++;
           if (c.counted) {
             c.counted = false;
-            this.#table.add(C.OPEN_CONNS, slot, -1);
+            this.#ledger.close(slot);
           }
           this.#finish(c);
         },
@@ -391,7 +396,7 @@ export class TcpProxy {
   #uncount(c: Conn): void {
     if (!c.counted) return;
     c.counted = false;
-    this.#table.add(C.OPEN_CONNS, c.slot, -1);
+    this.#ledger.close(c.slot);
   }
 
   #finish(c: Conn): void {

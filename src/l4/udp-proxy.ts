@@ -16,6 +16,7 @@ import type { PickContext } from '../balancer/policy.js';
 import type { OutlierDetector } from '../health/outlier.js';
 import { C } from '../state/layout.js';
 import type { SharedTable } from '../state/table.js';
+import { ConnLedger } from './ledger.js';
 import { IdleSweeper, type IdleMember } from './idle.js';
 import type { L4Pool } from './pool.js';
 
@@ -30,6 +31,8 @@ export interface UdpProxyOptions {
   /** Sessions at once; datagrams from further client addresses are dropped. Default 10,000. */
   maxSessions?: number;
   outliers?: OutlierDetector | null;
+  /** This thread's share of OPEN_CONNS, for crash recovery (ledger.ts); one per thread, shared by its listeners. */
+  ledger?: ConnLedger;
 }
 
 export interface UdpProxyStats {
@@ -73,6 +76,7 @@ export class UdpProxy {
   readonly stats: UdpProxyStats = { datagramsIn: 0, datagramsOut: 0, bytesIn: 0, bytesOut: 0, sessionsOpened: 0, sessionsActive: 0, sessionsExpired: 0, dropped: 0, backendErrors: 0 };
   readonly #options: UdpProxyOptions;
   readonly #table: SharedTable;
+  readonly #ledger: ConnLedger;
   readonly #socket: dgram.Socket;
   readonly #sessions = new Map<string, Session>();
   readonly #idle: IdleSweeper;
@@ -85,6 +89,7 @@ export class UdpProxy {
     this.#options = options;
     this.name = options.name ?? `udp ${options.host}:${options.port}`;
     this.#table = options.table;
+    this.#ledger = options.ledger ?? new ConnLedger(options.table);
     this.#pool = options.pool;
     this.#maxSessions = options.maxSessions ?? 10_000;
     this.#idle = new IdleSweeper(options.sessionIdleMs ?? 60_000);
@@ -160,7 +165,7 @@ export class UdpProxy {
     const socket = dgram.createSocket({ type: net.isIPv6(backend.host) ? 'udp6' : 'udp4' });
     const s = new Session(this, key, rinfo.address, rinfo.port, slot, socket);
     this.#sessions.set(key, s);
-    this.#table.add(C.OPEN_CONNS, slot, 1);
+    this.#ledger.open(slot);
     this.stats.sessionsOpened++;
     this.stats.sessionsActive++;
     this.#idle.add(s);
@@ -194,7 +199,7 @@ export class UdpProxy {
     this.#idle.delete(s);
     this.#sessions.delete(s.key);
     this.stats.sessionsActive--;
-    this.#table.add(C.OPEN_CONNS, s.slot, -1);
+    this.#ledger.close(s.slot);
     try {
       s.socket.close();
     } catch {
