@@ -4,12 +4,13 @@
 //
 // Backpressure: a chunk read from one side is written to the other at once; when that write leaves
 // the writer's buffer at `maxBuffered` or more, the reader is paused until the writer drains. So per
-// direction Sluice holds at most maxBuffered plus the read that crossed it (a socket read is at
-// most 64 KiB) plus one more read the paused reader may hold: maxBuffered + 128 KiB, however slow
-// the far side reads (test/l4/tcp-proxy.test.ts, "slow reader"). Half-close: both sockets run with allowHalfOpen, and an
-// end read from one side becomes an end written to the other once what came before it is flushed,
-// so a client that shuts its writing side still gets the whole answer. Each socket closes by itself
-// once both of its directions are done.
+// direction Sluice holds at most maxBuffered, plus the read that crossed it (a socket read is at
+// most 64 KiB), plus one more read the paused reader may hold: maxBuffered + 128 KiB however slow
+// the far side reads (test/l4/tcp-proxy.test.ts, "slow reader").
+//
+// Half-close: both sockets run with allowHalfOpen, and an end read from one side becomes an end
+// written to the other once what came before it is flushed, so a client that shuts its writing
+// side still gets the whole answer. Each socket closes by itself once both its directions are done.
 
 import type net from 'node:net';
 import type { IdleMember, IdleSweeper } from './idle.js';
@@ -98,6 +99,7 @@ export class Relay implements IdleMember {
       if (!dst.write(chunk) && dst.writableLength >= bound) src.pause();
     });
     dst.on('drain', () => {
+      this.active = true; // a slow reader that is still reading is not idle
       if (src.isPaused() && !src.destroyed) src.resume();
     });
     src.on('end', () => {
@@ -114,12 +116,13 @@ export class Relay implements IdleMember {
 
   #watchClose(s: net.Socket, other: net.Socket): void {
     const closed = (hadError: boolean) => {
-      // A reset or error on one side ends the other too; a clean close means both of its
-      // directions finished, and the other side finishes by itself once its queue is flushed.
-      if (hadError || this.#reason !== 'done') {
+      // A reset or error on one side resets the other (an abort must not look like a clean end of
+      // stream to a protocol that frames by EOF); a clean close means both of its directions
+      // finished, and the other side finishes by itself once its queue is flushed.
+      if (hadError) {
         if (this.#reason === 'done') this.#reason = 'error';
-        other.destroy();
-      }
+        abort(other);
+      } else if (this.#reason !== 'done') other.destroy();
       if (--this.#open === 0) this.#finish();
     };
     // A socket that closed before we got here (client reset while the backend connected) counts.
@@ -132,5 +135,15 @@ export class Relay implements IdleMember {
     this.#finished = true;
     this.#options.sweeper?.delete(this);
     this.#options.onClose(this, this.#reason);
+  }
+}
+
+/** Close with a TCP reset when the socket still has a handle, else just destroy it. */
+function abort(s: net.Socket): void {
+  if (s.destroyed) return;
+  try {
+    s.resetAndDestroy();
+  } catch {
+    s.destroy();
   }
 }

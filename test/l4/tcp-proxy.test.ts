@@ -5,7 +5,6 @@ import { OutlierDetector } from '../../src/health/outlier.js';
 import { encodeV1, encodeV2 } from '../../src/l4/proxy-protocol.js';
 import { TcpProxy, type TcpProxyOptions } from '../../src/l4/tcp-proxy.js';
 import { C } from '../../src/state/layout.js';
-import type { SharedTable } from '../../src/state/table.js';
 import { blocks, connect, echo, makePool, newTable, openConns, readAll, refusedPort, server, until, writeBlocks, type Teardown } from './fixtures/net.js';
 
 async function proxy(t: Teardown, options: Omit<TcpProxyOptions, 'host' | 'port'>): Promise<{ p: TcpProxy; port: number }> {
@@ -216,6 +215,38 @@ t.test('all backends down: the client gets a clean close and no bytes', async (t
   t.same(openConns(table, pool), [0, 0]);
 });
 
+t.test('a reset on either side ends both and releases the count once', async (t) => {
+  const table = newTable();
+  let backendSock: net.Socket | null = null;
+  const be = await server(t, (s) => {
+    backendSock = s;
+    s.on('data', () => {});
+  });
+  const pool = makePool(table, 'reset', [be.port]);
+  const { p, port } = await proxy(t, { table, pool });
+  // Client resets.
+  const c = await connect(port);
+  c.write('hello');
+  await until(() => p.stats.bytesIn === 5 && backendSock !== null);
+  const backendClosed = new Promise((r) => backendSock!.once('close', r));
+  c.resetAndDestroy();
+  await backendClosed;
+  await until(() => p.stats.active === 0);
+  t.same(openConns(table, pool), [0], 'client reset: released');
+  // Backend resets.
+  backendSock = null;
+  const c2 = await connect(port);
+  c2.on('error', () => {});
+  const closed = readAll(c2);
+  c2.write('x');
+  await until(() => backendSock !== null && p.stats.bytesIn === 6);
+  backendSock!.resetAndDestroy();
+  await closed;
+  await until(() => p.stats.active === 0);
+  t.same(openConns(table, pool), [0], 'backend reset: released');
+  t.equal(table.get(C.OPEN_CONNS, pool.backends[0]!.slot), 0, 'never below zero');
+});
+
 t.test('idle timeout closes a quiet connection, and releases it once', async (t) => {
   const table = newTable();
   const be = await echo(t);
@@ -322,5 +353,3 @@ t.test('drain: no new connections, open ones finish, then the timeout closes the
   t.same(openConns(table, pool), [0]);
 });
 
-void ({} as SharedTable);
-void net;
