@@ -73,6 +73,18 @@ export interface TcpProxyStats extends ByteCounters {
   idleClosed: number;
 }
 
+/** Per pool of a listener: relays, not client connections (a rejected client has no pool). */
+export interface TcpPoolStats {
+  /** Backend connections established. */
+  opened: number;
+  /** Relays open now. */
+  active: number;
+  connectFailures: number;
+  /** Bytes of relays that have closed (open relays: see TcpProxy.relays()). */
+  bytesIn: number;
+  bytesOut: number;
+}
+
 /** Per-connection state until the relay takes over. */
 class Conn implements IdleMember {
   active = false;
@@ -106,6 +118,8 @@ class Conn implements IdleMember {
 export class TcpProxy {
   readonly name: string;
   readonly stats: TcpProxyStats = { accepted: 0, active: 0, opened: 0, connectFailures: 0, retries: 0, noBackend: 0, rejected: 0, idleClosed: 0, bytesIn: 0, bytesOut: 0 };
+  /** By pool name, created on a pool's first connection. */
+  readonly poolStats = new Map<string, TcpPoolStats>();
   readonly #options: TcpProxyOptions;
   readonly #table: SharedTable;
   readonly #ledger: ConnLedger;
@@ -325,6 +339,7 @@ export class TcpProxy {
     this.#uncount(c);
     const slot = c.slot;
     this.stats.connectFailures++;
+    this.#statsOf(c.pool!).connectFailures++;
     this.#table.add(column, slot, 1);
     this.#options.outliers?.onFailure(slot, 'connect', this.#table.now());
     if (c.closed) return;
@@ -342,6 +357,9 @@ export class TcpProxy {
       return;
     }
     this.stats.opened++;
+    const ps = this.#statsOf(c.pool!);
+    ps.opened++;
+    ps.active++;
     sock.on('error', () => {});
     const version = c.pool!.proxyProtocol;
     if (version !== null) {
@@ -358,8 +376,11 @@ export class TcpProxy {
         maxBuffered: this.#maxBuffered,
         sweeper: this.#idle,
         counters: this.stats,
-        onClose: (_r, reason) => {
+        onClose: (r, reason) => {
           if (reason === 'idle') this.stats.idleClosed++;
+          ps.active--;
+          ps.bytesIn += r.bytesIn;
+          ps.bytesOut += r.bytesOut;
           if (c.counted) {
             c.counted = false;
             this.#ledger.close(slot);
@@ -391,6 +412,15 @@ export class TcpProxy {
     }
     this.#uncount(c);
     this.#finish(c);
+  }
+
+  #statsOf(pool: L4Pool): TcpPoolStats {
+    let ps = this.poolStats.get(pool.name);
+    if (ps === undefined) {
+      ps = { opened: 0, active: 0, connectFailures: 0, bytesIn: 0, bytesOut: 0 };
+      this.poolStats.set(pool.name, ps);
+    }
+    return ps;
   }
 
   #uncount(c: Conn): void {

@@ -7,6 +7,7 @@ import { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import t from 'tap';
 import { SniTable } from '../../src/l4/pool.js';
+import { encodeV1 } from '../../src/l4/proxy-protocol.js';
 import { TcpProxy } from '../../src/l4/tcp-proxy.js';
 import { captureHello } from './fixtures/hello.js';
 import { connect, makePool, newTable, openConns, readAll, server, until, type Teardown } from './fixtures/net.js';
@@ -107,6 +108,8 @@ t.test('TLS passthrough routes real TLS clients by SNI and relays the stream unt
   await until(() => p.stats.active === 0);
   t.same([api, web, dflt].flatMap((pool) => openConns(table, pool)), [0, 0, 0]);
   t.equal(p.stats.rejected, 0);
+  t.match(Object.fromEntries(p.poolStats), { api: { opened: 2, active: 0 }, web: { opened: 2, active: 0 }, default: { opened: 2, active: 0 } }, 'per-pool stats');
+  t.ok(p.poolStats.get('api')!.bytesIn > 0 && p.poolStats.get('api')!.bytesOut > 0);
 });
 
 t.test('the peeked ClientHello reaches the backend byte for byte', async (t) => {
@@ -130,6 +133,29 @@ t.test('the peeked ClientHello reaches the backend byte for byte', async (t) => 
   c.end('after the hello');
   await readAll(c);
   t.same(Buffer.concat(seen), Buffer.concat([hello, Buffer.from('after the hello')]));
+});
+
+t.test('a PROXY header from a front balancer, then the ClientHello: routed, and only the hello is relayed', async (t) => {
+  const table = newTable();
+  const seen: Buffer[] = [];
+  const be = await server(t, (s) => {
+    s.on('data', (d) => seen.push(d));
+    s.on('end', () => s.end());
+  });
+  const pool = makePool(table, 'behind-lb', [be.port]);
+  const p = new TcpProxy({ host: '127.0.0.1', port: 0, table, acceptProxy: true, sni: new SniTable({ 'lb.example': pool }) });
+  const { port } = await p.start();
+  t.teardown(() => p.drain(0));
+  const hello = await captureHello('lb.example');
+  const header = encodeV1({ family: 'tcp4', sourceAddress: '203.0.113.9', sourcePort: 5555, destinationAddress: '198.51.100.1', destinationPort: 443 });
+  const c = await connect(port);
+  const both = Buffer.concat([header, hello]);
+  c.write(both.subarray(0, header.length + 3)); // the header and the first bytes of the hello together
+  c.write(both.subarray(header.length + 3));
+  c.end();
+  await readAll(c);
+  t.same(Buffer.concat(seen), hello, 'the header was consumed; the hello went through untouched');
+  t.equal(p.stats.opened, 1);
 });
 
 t.test('malformed or unroutable hellos get a clean close, never a crash', async (t) => {
