@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import net from 'node:net';
 import t from 'tap';
@@ -245,6 +246,31 @@ t.test('a reset on either side ends both and releases the count once', async (t)
   await until(() => p.stats.active === 0);
   t.same(openConns(table, pool), [0], 'backend reset: released');
   t.equal(table.get(C.OPEN_CONNS, pool.backends[0]!.slot), 0, 'never below zero');
+});
+
+t.test('a backend that never answers the SYN: connect timeout, counted, then a clean close', async (t) => {
+  // A listener with a full accept queue that never accepts: the kernel drops further SYNs, so a
+  // connect hangs until our timeout. Node accepts everything at once, so the listener is Python's.
+  const py = spawn('python3', ['-c', "import socket,sys\ns=socket.socket(); s.bind(('127.0.0.1',0)); s.listen(0); print(s.getsockname()[1], flush=True); sys.stdin.read()"], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const spawned = await new Promise<boolean>((r) => {
+    py.once('spawn', () => r(true));
+    py.once('error', () => r(false));
+  });
+  if (!spawned) return t.skip('python3 is not installed');
+  t.teardown(() => py.kill('SIGTERM'));
+  const hole = await new Promise<number>((r) => py.stdout!.once('data', (d) => r(Number(String(d).trim()))));
+  const filler = await connect(hole); // fills the one-entry accept queue
+  t.teardown(() => filler.destroy());
+  const table = newTable();
+  const pool = makePool(table, 'hole', [hole]);
+  const { p, port } = await proxy(t, { table, pool, connectTimeoutMs: 100, retries: 1 });
+  const c = await connect(port);
+  const got = readAll(c);
+  t.equal((await got).length, 0, 'closed without bytes');
+  await until(() => p.stats.active === 0);
+  t.equal(table.get(C.ERR_TIMEOUT, pool.backends[0]!.slot), 2, 'both attempts timed out');
+  t.equal(p.stats.noBackend, 1);
+  t.same(openConns(table, pool), [0]);
 });
 
 t.test('idle timeout closes a quiet connection, and releases it once', async (t) => {
