@@ -54,6 +54,8 @@ export interface TcpProxyOptions {
   /** This thread's share of OPEN_CONNS, for crash recovery (ledger.ts); one per thread, shared by its listeners. */
   ledger?: ConnLedger;
   backlog?: number;
+  /** Told why a client was closed before routing (bad preface, no SNI route, timeout); for logs. */
+  onReject?: (reason: string, client: string) => void;
 }
 
 export interface TcpProxyStats extends ByteCounters {
@@ -284,10 +286,13 @@ export class TcpProxy {
   }
 
   /** Close a client whose preface failed (or timed out). Public for Conn.expire. */
-  reject(c: Conn, _reason: string): void {
+  reject(c: Conn, reason: string): void {
     this.#preface.delete(c);
-    if (c.closed) return;
+    if (c.closed || c.onData === null) return; // gone, or already rejected or routed
+    c.client.off('data', c.onData);
+    c.onData = null;
     this.stats.rejected++;
+    this.#options.onReject?.(reason, `${c.client.remoteAddress}:${c.client.remotePort}`);
     c.client.destroy();
   }
 

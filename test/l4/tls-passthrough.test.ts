@@ -162,7 +162,8 @@ t.test('malformed or unroutable hellos get a clean close, never a crash', async 
   const table = newTable();
   const be = await server(t, (s) => s.end('should not be reached'));
   const pool = makePool(table, 'only', [be.port]);
-  const p = new TcpProxy({ host: '127.0.0.1', port: 0, table, sni: new SniTable({ 'only.example': pool }), prefaceTimeoutMs: 100 });
+  const reasons: string[] = [];
+  const p = new TcpProxy({ host: '127.0.0.1', port: 0, table, sni: new SniTable({ 'only.example': pool }), prefaceTimeoutMs: 100, onReject: (r) => reasons.push(r) });
   const { port } = await p.start();
   t.teardown(() => p.drain(0));
   const hello = await captureHello('only.example');
@@ -190,6 +191,7 @@ t.test('malformed or unroutable hellos get a clean close, never a crash', async 
   t.equal((await got2).length, 0, 'a client that ends mid-hello is closed');
   await until(() => p.stats.active === 0);
   t.equal(p.stats.rejected, 5);
+  t.match(reasons, [/record type 71/, /not a ClientHello/, /no route for server name "elsewhere.example"/, /preface timeout/, /ended during the preface/], 'each with its reason');
   t.equal(p.stats.opened, 0, 'no backend was ever connected');
   t.same(openConns(table, pool), [0]);
 });
