@@ -1,0 +1,78 @@
+// A coarse shared idle timer for L4 connections and UDP sessions: one interval per sweeper, not one
+// setTimeout per connection (undici's fast timers and HAProxy's timeout wheel make the same trade).
+//
+// A member marks itself `active` whenever bytes pass, which costs one store, no clock read. Every
+// tick the sweeper clears that flag on members that had it, and counts a quiet tick for the others;
+// a member quiet for `idleMs` worth of ticks is expired. So an idle timeout fires between idleMs
+// and idleMs + one tick after the last byte. The interval runs only while there are members and is
+// unref'd: it never keeps a process alive on its own.
+
+export interface IdleMember {
+  /** Set by the member on every transfer; cleared by the sweeper. */
+  active: boolean;
+  /** Consecutive quiet ticks, owned by the sweeper. */
+  idleTicks: number;
+  /** Called once when the member has been quiet for the timeout; the sweeper has already dropped it. */
+  expire(): void;
+}
+
+/** Ticks per timeout: precision of 1/8 of the timeout (an idle 60 s closes within 60–67.5 s). */
+const TICKS_PER_TIMEOUT = 8;
+/** No faster than this, whatever the timeout: sweeping is O(members). */
+const MIN_TICK_MS = 10;
+
+export class IdleSweeper {
+  readonly idleMs: number;
+  readonly tickMs: number;
+  readonly #limit: number;
+  readonly #members = new Set<IdleMember>();
+  #timer: NodeJS.Timeout | null = null;
+
+  /** `idleMs` 0 disables the sweeper: add() and delete() do nothing. */
+  constructor(idleMs: number) {
+    this.idleMs = idleMs;
+    this.tickMs = Math.max(MIN_TICK_MS, Math.ceil(idleMs / TICKS_PER_TIMEOUT));
+    this.#limit = Math.max(1, Math.ceil(idleMs / this.tickMs));
+  }
+
+  get size(): number {
+    return this.#members.size;
+  }
+
+  add(m: IdleMember): void {
+    if (this.idleMs <= 0) return;
+    m.active = false;
+    m.idleTicks = 0;
+    this.#members.add(m);
+    if (this.#timer === null) {
+      this.#timer = setInterval(() => this.sweep(), this.tickMs);
+      this.#timer.unref();
+    }
+  }
+
+  delete(m: IdleMember): void {
+    if (!this.#members.delete(m) || this.#members.size > 0 || this.#timer === null) return;
+    clearInterval(this.#timer);
+    this.#timer = null;
+  }
+
+  /** One tick (public so a test can drive the clock). */
+  sweep(): void {
+    for (const m of this.#members) {
+      if (m.active) {
+        m.active = false;
+        m.idleTicks = 0;
+      } else if (++m.idleTicks >= this.#limit) {
+        this.delete(m);
+        m.expire();
+      }
+    }
+  }
+
+  /** Stop the timer and forget every member (without expiring them). */
+  close(): void {
+    this.#members.clear();
+    if (this.#timer !== null) clearInterval(this.#timer);
+    this.#timer = null;
+  }
+}

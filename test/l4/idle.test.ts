@@ -1,0 +1,52 @@
+import t from 'tap';
+import { IdleSweeper, type IdleMember } from '../../src/l4/idle.js';
+
+function member(): IdleMember & { expired: number } {
+  const m = {
+    active: false,
+    idleTicks: 0,
+    expired: 0,
+    expire() {
+      m.expired++;
+    },
+  };
+  return m;
+}
+
+t.test('a member expires after idleMs worth of quiet ticks, once; activity restarts the count', async (t) => {
+  const s = new IdleSweeper(800); // tick 100 ms, 8 ticks
+  t.equal(s.tickMs, 100);
+  const quiet = member();
+  const busy = member();
+  s.add(quiet);
+  s.add(busy);
+  for (let i = 0; i < 7; i++) {
+    busy.active = true;
+    s.sweep();
+  }
+  t.equal(quiet.expired, 0, 'seven quiet ticks are not yet the timeout');
+  busy.active = true;
+  s.sweep();
+  t.equal(quiet.expired, 1, 'the eighth is');
+  t.equal(s.size, 1);
+  for (let i = 0; i < 20; i++) s.sweep();
+  t.equal(quiet.expired, 1, 'never twice');
+  t.equal(busy.expired, 1, 'the busy one expires 8 ticks after its last activity');
+  t.equal(s.size, 0);
+  s.close();
+});
+
+t.test('0 disables; delete stops tracking; ticks are never under 10 ms', async (t) => {
+  const off = new IdleSweeper(0);
+  const m = member();
+  off.add(m);
+  t.equal(off.size, 0);
+  const s = new IdleSweeper(20);
+  t.equal(s.tickMs, 10);
+  s.add(m);
+  s.delete(m);
+  s.sweep();
+  s.sweep();
+  t.equal(m.expired, 0);
+  s.close();
+});
