@@ -403,7 +403,7 @@ const VARIABLES: { readonly [K in keyof Config]: VariableSpec<K> } = {
   wsMaxBufferBytes: {
     name: 'SLUICE_WS_MAX_BUFFER_BYTES',
     key: 'wsMaxBufferBytes',
-    default: '1048576',
+    default: '4194304',
     doc:
       'WebSockets: bytes queued toward a slow client before Sluice stops reading its backend, and toward a slow backend ' +
       'before the client is closed with 1013 (this uWS build cannot pause a WebSocket); 16384 to 1073741824.',
@@ -413,7 +413,7 @@ const VARIABLES: { readonly [K in keyof Config]: VariableSpec<K> } = {
     name: 'SLUICE_WS_MAX_MESSAGE_BYTES',
     key: 'wsMaxMessageBytes',
     default: '1048576',
-    doc: 'WebSockets: largest message either way (fragments reassembled); a larger one closes both sides with 1009. 125 to 268435456.',
+    doc: 'WebSockets: largest message either way (fragments reassembled); a larger one closes both sides with 1009 (one frame over 64 KiB beyond it is cut by uWS at once: that client sees the connection drop). 125 to 268435456.',
     parse: integer(125, 268_435_456),
   },
   wsIdleTimeoutMs: {

@@ -18,7 +18,7 @@ import { WsHub, type WsSettings } from '../ws/hub.js';
 const DRAIN_FLUSH_MS = 100;
 
 /** WebSocket settings when the caller gives none: the variables' defaults (docs/configuration.md). */
-const DEFAULT_WS: WsSettings = { maxBufferBytes: 1_048_576, maxMessageBytes: 1_048_576, idleTimeoutMs: 60_000, compression: 'off' };
+const DEFAULT_WS: WsSettings = { maxBufferBytes: 4_194_304, maxMessageBytes: 1_048_576, idleTimeoutMs: 60_000, compression: 'off' };
 
 /** The plain listener's requests: X-Forwarded-Proto http, no HSTS. */
 const PLAIN: Listener = { proto: 'http', hsts: null };

@@ -36,6 +36,13 @@ export function wsSettings(config: Config): WsSettings {
  */
 const BACKPRESSURE_SLACK = 1024 * 1024;
 
+/**
+ * uWS's own message limit sits this far above SLUICE_WS_MAX_MESSAGE_BYTES: uWS drops a client over
+ * its limit without a close frame, so Sluice enforces the real limit itself and answers 1009; only
+ * a frame beyond this slack is cut by uWS first (the backend still gets 1009).
+ */
+export const MESSAGE_SLACK = 64 * 1024;
+
 const COMPRESSION: Record<Config['wsCompression'], uWS.CompressOptions> = {
   off: uWS.DISABLED,
   shared: uWS.SHARED_COMPRESSOR,
@@ -75,7 +82,7 @@ export class WsHub {
     const s = this.settings;
     return {
       compression: COMPRESSION[s.compression],
-      maxPayloadLength: s.maxMessageBytes,
+      maxPayloadLength: s.maxMessageBytes + MESSAGE_SLACK,
       maxBackpressure: s.maxBufferBytes + s.maxMessageBytes + BACKPRESSURE_SLACK,
       // Sluice's own sweep does idle timeouts and pings with millisecond settings (uWS counts seconds).
       idleTimeout: 0,

@@ -33,6 +33,9 @@ export const Closer = { CLIENT: 0, BACKEND: 1, SLUICE: 2 } as const;
 /** A refusal body larger than this is cut (handshake refusals are short pages). */
 const REFUSAL_BODY_LIMIT = 1024 * 1024;
 
+/** The reason uWS gives its close handler when it drops a client for a message over its limit. */
+const TOO_BIG = Buffer.from('Received too big message');
+
 /** Payload of Sluice's own keepalive pings: their pongs are not relayed. */
 const KEEPALIVE = Buffer.from('sluice-keepalive');
 
@@ -329,6 +332,7 @@ export class Tunnel {
     this.lastClient = this.#hub.tick;
     this.#pingedClient = false;
     const n = message.byteLength;
+    if (n > this.#hub.settings.maxMessageBytes) return this.close(Closer.SLUICE, 1009, 'message too big');
     // A copy (uWS neuters the buffer when this returns); ws masks an ArrayBuffer in place.
     ws.send(message.slice(0), isBinary ? SEND_BINARY : SEND_TEXT);
     const table = this.#ctx.table;
@@ -370,8 +374,8 @@ export class Tunnel {
     if (this.#closing) return this.#maybeDone();
     this.#closing = true;
     if (ws.readyState !== WebSocket.OPEN) return this.#maybeDone();
-    if (code === 1009) {
-      // uWS refused a message over SLUICE_WS_MAX_MESSAGE_BYTES.
+    if (code === 1006 && TOO_BIG.equals(new Uint8Array(message))) {
+      // uWS cut a frame far over SLUICE_WS_MAX_MESSAGE_BYTES (see MESSAGE_SLACK in hub.ts).
       this.#countClose(Closer.SLUICE, 1009);
       ws.close(1009, 'message too big');
     } else {
