@@ -16,7 +16,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/types.js';
 import { VARIABLE_SPECS } from '../config/variables.js';
 import type { Backend } from '../http/context.js';
-import { collectBackendStats, type BackendStats } from '../metrics/backend-stats.js';
+import { collectBackendStats, collectWebSocketCloses, type BackendStats } from '../metrics/backend-stats.js';
 import { LatencyAggregator, type SlotLatencySummary, type WorkerLatency } from '../metrics/latency-merge.js';
 import { CONTENT_TYPE as METRICS_CONTENT_TYPE, renderMetrics } from '../metrics/prometheus.js';
 import { Admin, C, H, WEIGHT_SCALE } from '../state/layout.js';
@@ -130,7 +130,7 @@ export class AdminServer {
 
     if (path === '/metrics') {
       allow(method, ['GET', 'HEAD']);
-      const body = renderMetrics(await this.#backendStats(), this.#processStats());
+      const body = renderMetrics(await this.#backendStats(), this.#processStats(), collectWebSocketCloses(this.#options.table));
       return this.#send(res, 200, body, { 'content-type': METRICS_CONTENT_TYPE });
     }
     if (path === '/api/status') {

@@ -4,6 +4,7 @@
 //   "close:<code>:<reason>"  close with that code and reason
 //   "ping:<payload>"         send a ping
 //   "kill"                   destroy the TCP socket without a close frame
+//   "pause"                  stop reading (a slow backend)
 //   "send:<n>"               send one binary message of n bytes
 //   "flood:<count>:<size>"   send count binary messages of size bytes (as fast as ws takes them)
 // GET /refuse answers the handshake with 403 and a body; a client offering "superchat" gets it
@@ -78,6 +79,7 @@ export async function startWsBackend(t: Teardown, tls?: { cert: string; key: str
           if (cmd === 'close') return ws.close(Number(a), b);
           if (cmd === 'ping') return ws.ping(a);
           if (cmd === 'kill') return ws.terminate();
+          if (cmd === 'pause') return ws.pause();
           if (cmd === 'send') return ws.send(Buffer.alloc(Number(a), 7));
           if (cmd === 'flood') {
             const piece = Buffer.alloc(Number(b), 9);
