@@ -5,10 +5,11 @@
 //   "ping:<payload>"         send a ping
 //   "kill"                   destroy the TCP socket without a close frame
 //   "pause"                  stop reading (a slow backend)
+//   "garbage"                write a frame with a reserved opcode (a protocol violation)
 //   "send:<n>"               send one binary message of n bytes
 //   "flood:<count>:<size>"   send count binary messages of size bytes (as fast as ws takes them)
 // GET /refuse answers the handshake with 403 and a body; a client offering "superchat" gets it
-// chosen as subprotocol (else the first offered).
+// chosen as subprotocol (else the first offered); every 101 carries "Set-Cookie: ws=1".
 
 import http from 'node:http';
 import https from 'node:https';
@@ -52,6 +53,7 @@ export async function startWsBackend(t: Teardown, tls?: { cert: string; key: str
     maxPayload: 512 * 1024 * 1024,
     handleProtocols: (offered) => (offered.has('superchat') ? 'superchat' : ([...offered][0] ?? false)),
   });
+  wss.on('headers', (headers) => headers.push('Set-Cookie: ws=1'));
   const conns: BackendConn[] = [];
   const handshakes: Handshake[] = [];
   server.on('upgrade', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
@@ -80,6 +82,7 @@ export async function startWsBackend(t: Teardown, tls?: { cert: string; key: str
           if (cmd === 'ping') return ws.ping(a);
           if (cmd === 'kill') return ws.terminate();
           if (cmd === 'pause') return ws.pause();
+          if (cmd === 'garbage') return (ws as unknown as { _socket: net.Socket })._socket.write(Buffer.from([0x83, 0x00]));
           if (cmd === 'send') return ws.send(Buffer.alloc(Number(a), 7));
           if (cmd === 'flood') {
             const piece = Buffer.alloc(Number(b), 9);

@@ -34,6 +34,8 @@ t.test('handshake: subprotocol chosen by the backend, request headers and target
   t.match(hs.headers.via, /sluice/);
   t.ok(hs.headers['x-request-id'], 'a request id is added');
   t.equal(hs.headers['sec-websocket-extensions'], undefined, 'no deflate offered to the backend');
+  t.same(o.response.headers['set-cookie'], ['ws=1'], "the backend's 101 headers reach the client");
+  t.equal(o.response.headers['sec-websocket-protocol'], 'superchat');
   o.ws.close(1000);
   await waitClosed(o);
 });
@@ -163,6 +165,49 @@ t.test('a backend killed mid-stream: the client gets 1011', async (t) => {
   const c = await waitClosed(o);
   t.equal(c.code, 1011);
   t.equal(c.reason, 'backend connection lost');
+});
+
+t.test('a backend sending invalid frames: the client gets 1014', async (t) => {
+  const o = await open(wsUrl);
+  const conn = backend.conns.at(-1)!;
+  o.ws.send('garbage');
+  t.same(await waitClosed(o), { code: 1014, reason: 'invalid frames from the backend' });
+  await until('backend close', () => conn.closed !== null);
+  t.equal(conn.closed!.code, 1002, 'the backend is told it broke the protocol');
+});
+
+t.test('compression is off by default: an offer of permessage-deflate is declined', async (t) => {
+  const o = await open(wsUrl, [], { perMessageDeflate: true });
+  t.equal(o.ws.extensions, '');
+  o.ws.close();
+  await waitClosed(o);
+});
+
+t.test('SLUICE_WS_COMPRESSION=shared: negotiated with the client, never with the backend, bytes unchanged', async (t) => {
+  const s = await startSluice(t, { upstreams: [backend.url], env: { SLUICE_WS_COMPRESSION: 'shared' } });
+  const o = await open(`ws://127.0.0.1:${s.port}/`, [], { perMessageDeflate: true });
+  t.match(o.ws.extensions, /permessage-deflate/);
+  t.equal(backend.handshakes.at(-1)!.headers['sec-websocket-extensions'], undefined);
+  const text = 'compressible '.repeat(10_000);
+  o.ws.send(text);
+  await waitMessages(o, 1);
+  t.equal(o.received[0]!.data.toString(), text);
+  o.ws.close();
+  await waitClosed(o);
+});
+
+t.test('a refused connection is retried on another backend of the pool', async (t) => {
+  const dead = await startWsBackend(t);
+  await dead.close();
+  const s = await startSluice(t, { upstreams: [dead.url, backend.url], env: { SLUICE_BALANCER: 'round-robin', SLUICE_RETRIES: '1' } });
+  // Two handshakes: round robin sends one of them (at least) to the dead backend first. (The retry
+  // budget allows 3 retries a second before traffic has paid for more, as for HTTP requests.)
+  for (let i = 0; i < 2; i++) {
+    const o = await open(`ws://127.0.0.1:${s.port}/`);
+    o.ws.close();
+    await waitClosed(o);
+  }
+  t.ok(s.logs().some((l) => l.msg === 'upstream error' && l.kind === 'connect'), 'a connect failure happened and was retried');
 });
 
 t.test('a message over SLUICE_WS_MAX_MESSAGE_BYTES closes with 1009, either way', async (t) => {
