@@ -123,9 +123,13 @@ export class WsHub {
     }, afterMs).unref();
   }
 
-  /** Stop the sweep (the app is closing every socket). */
+  /**
+   * The app is closing every client socket (end of a drain, or a crash): stop the sweep and destroy
+   * every upstream socket left, so no backend that is slow to answer a close keeps the thread alive.
+   */
   close(): void {
     if (this.#timer !== null) clearInterval(this.#timer);
+    for (const t of [...this.#tunnels]) t.terminate();
   }
 
   #sweep(): void {

@@ -47,6 +47,7 @@ const SEND_TEXT = { binary: false, compress: false } as const;
 const SEND_BINARY = { binary: true, compress: false } as const;
 
 const HIGH_OCTET = /[\x80-\xff]/;
+const NO_HEADERS: string[] = [];
 
 const enum State {
   HANDSHAKE,
@@ -58,7 +59,8 @@ export class Tunnel {
   readonly #hub: WsHub;
   readonly #ctx: ProxyContext;
   #rt: PoolRuntime;
-  readonly #hs: UpstreamHandshake;
+  /** What the upstream handshake sends (dropped once open: an idle WebSocket should hold little). */
+  #hs: UpstreamHandshake | null;
   readonly #protocols: string[];
   readonly #hash: number;
   readonly #retryLimit: number;
@@ -76,7 +78,7 @@ export class Tunnel {
   #client: uWS.WebSocket<TunnelData> | null = null;
   #upstream: WebSocket | null = null;
   /** The backend's 101 headers worth relaying (Set-Cookie and such), name/value pairs. */
-  #upgradeHeaders: string[] = [];
+  #upgradeHeaders: string[] = NO_HEADERS;
   #handshakeAccounted = false;
   /** Counted in OPEN_CONNS / WS_OPEN until the upstream socket closes. */
   #counted = false;
@@ -143,10 +145,11 @@ export class Tunnel {
     const u = backend.upstream;
     const host = u.host.includes(':') ? `[${u.host}]` : u.host;
     const url = (u.protocol === 'https:' ? 'wss://' : 'ws://') + host + ':' + u.port + '/';
-    const target = this.#hs.target;
+    const hs = this.#hs!;
+    const target = hs.target;
     const options: WebSocket.ClientOptions = {
       // Node's client writes an array value as one header line per item (types say string only).
-      headers: this.#hs.headers as Record<string, string>,
+      headers: hs.headers as Record<string, string>,
       perMessageDeflate: false,
       maxPayload: this.#hub.settings.maxMessageBytes,
       handshakeTimeout: this.#timeoutMs,
@@ -210,6 +213,7 @@ export class Tunnel {
       return;
     }
     this.#res = null;
+    this.#hs = null;
     this.#accountHandshake(101);
     this.#state = State.OPEN;
     res.cork(() => {
@@ -218,6 +222,7 @@ export class Tunnel {
         // uWS writes its own 101 head around these when the status is written first.
         res.writeStatus('101 Switching Protocols');
         for (let i = 0; i < h.length; i += 2) res.writeHeader(h[i]!, headerValue(h[i + 1]!));
+        this.#upgradeHeaders = NO_HEADERS;
       }
       res.upgrade<TunnelData>({ tunnel: this }, this.#key, ws.protocol, this.#extensions, this.#context);
     });
@@ -473,6 +478,12 @@ export class Tunnel {
     }
     const client = this.#client;
     if (client !== null) client.end(code, reason);
+  }
+
+  /** Destroy the upstream socket at once (no close handshake): the worker is going down. */
+  terminate(): void {
+    this.#closing = true;
+    this.#upstream?.terminate();
   }
 
   /** The idle sweep: ping a side quiet for half the timeout, close both when one is quiet for all of it. */

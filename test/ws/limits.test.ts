@@ -7,7 +7,7 @@ import http from 'node:http';
 import { startSluice, freePort } from '../helpers/sluice.js';
 import { startWsBackend } from '../helpers/ws-backend.js';
 import { until } from '../helpers/wait.js';
-import { open, waitClosed, waitMessages } from './client.js';
+import { open, waitClosed, waitMessages } from '../helpers/ws-client.js';
 
 const MiB = 1024 * 1024;
 

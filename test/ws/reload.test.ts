@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { startSluice } from '../helpers/sluice.js';
 import { startWsBackend } from '../helpers/ws-backend.js';
 import { until } from '../helpers/wait.js';
-import { open, waitClosed, waitMessages } from './client.js';
+import { open, waitClosed, waitMessages } from '../helpers/ws-client.js';
 
 t.test('SIGHUP removing a backend: its WebSockets get 1001 after the drain timeout, the others stay', async (t) => {
   const a = await startWsBackend(t);

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { freePort, startSluice } from '../helpers/sluice.js';
 import { startWsBackend } from '../helpers/ws-backend.js';
 import { makeCerts } from '../tls/fixtures/tls.js';
-import { open, refusal, waitClosed, waitMessages } from './client.js';
+import { open, refusal, waitClosed, waitMessages } from '../helpers/ws-client.js';
 
 const certs = await makeCerts(t, ['ca'], { localhost: { names: ['localhost', '127.0.0.1'] } });
 const leaf = certs.leaves.localhost!;

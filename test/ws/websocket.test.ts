@@ -7,7 +7,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { startSluice } from '../helpers/sluice.js';
 import { startWsBackend } from '../helpers/ws-backend.js';
 import { until } from '../helpers/wait.js';
-import { open, refusal, waitClosed, waitMessages } from './client.js';
+import { open, refusal, waitClosed, waitMessages } from '../helpers/ws-client.js';
 
 const backend = await startWsBackend(t);
 const sluice = await startSluice(t, {

@@ -3,7 +3,7 @@
 
 import type http from 'node:http';
 import WebSocket from 'ws';
-import { until } from '../helpers/wait.js';
+import { until } from './wait.js';
 
 export interface Opened {
   ws: WebSocket;
