@@ -45,7 +45,7 @@ export const MESSAGE_SLACK = 64 * 1024;
 
 const COMPRESSION: Record<Config['wsCompression'], uWS.CompressOptions> = {
   off: uWS.DISABLED,
-  shared: uWS.SHARED_COMPRESSOR,
+  shared: uWS.SHARED_COMPRESSOR | uWS.SHARED_DECOMPRESSOR,
   dedicated: uWS.DEDICATED_COMPRESSOR_32KB | uWS.DEDICATED_DECOMPRESSOR_32KB,
 };
 

@@ -188,12 +188,46 @@ t.test('SLUICE_WS_COMPRESSION=shared: negotiated with the client, never with the
   const o = await open(`ws://127.0.0.1:${s.port}/`, [], { perMessageDeflate: true });
   t.match(o.ws.extensions, /permessage-deflate/);
   t.equal(backend.handshakes.at(-1)!.headers['sec-websocket-extensions'], undefined);
-  const text = 'compressible '.repeat(10_000);
-  o.ws.send(text);
-  await waitMessages(o, 1);
-  t.equal(o.received[0]!.data.toString(), text);
+  // Several messages: each side's compression state (or its absence) must hold across messages.
+  const texts = [0, 1, 2, 3].map((i) => `compressible ${i} `.repeat(10_000));
+  for (const text of texts) o.ws.send(text);
+  await waitMessages(o, texts.length);
+  t.same(o.received.map((m) => m.data.toString()), texts);
+  t.equal(backend.conns.at(-1)!.bytes, texts.reduce((n, x) => n + x.length, 0), 'the backend got them inflated');
   o.ws.close();
   await waitClosed(o);
+});
+
+t.test('SLUICE_WS_COMPRESSION=dedicated: negotiated, messages unchanged', async (t) => {
+  const s = await startSluice(t, { upstreams: [backend.url], env: { SLUICE_WS_COMPRESSION: 'dedicated' } });
+  const o = await open(`ws://127.0.0.1:${s.port}/`, [], { perMessageDeflate: true });
+  t.match(o.ws.extensions, /permessage-deflate/);
+  const texts = [0, 1, 2].map((i) => `window ${i} `.repeat(5_000));
+  for (const text of texts) o.ws.send(text);
+  await waitMessages(o, texts.length);
+  t.same(o.received.map((m) => m.data.toString()), texts);
+  o.ws.close();
+  await waitClosed(o);
+});
+
+t.test('no answer to the handshake within the timeouts: 504', async (t) => {
+  const net = await import('node:net');
+  const held = new Set<import('node:net').Socket>();
+  const silent = net.createServer((sock) => {
+    held.add(sock);
+    sock.on('data', () => {});
+    sock.on('error', () => {});
+  });
+  await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+  t.teardown(() => new Promise<void>((r) => (held.forEach((s) => s.destroy()), silent.close(() => r()))));
+  const port = (silent.address() as import('node:net').AddressInfo).port;
+  const s = await startSluice(t, {
+    upstreams: [`http://127.0.0.1:${port}`],
+    env: { SLUICE_CONNECT_TIMEOUT_MS: '200', SLUICE_REQUEST_TIMEOUT_MS: '200', SLUICE_RETRIES: '0' },
+  });
+  const r = await refusal(`ws://127.0.0.1:${s.port}/`);
+  t.equal(r.status, 504);
+  t.equal(r.headers['x-sluice-error'], 'timeout');
 });
 
 t.test('a refused connection is retried on another backend of the pool', async (t) => {
