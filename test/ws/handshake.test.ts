@@ -6,6 +6,11 @@ import { offeredProtocols, octets, sendableCode, upstreamHandshake } from '../..
 import { parseConfigFile } from '../../src/config/file.js';
 import { parseEnv } from '../../src/config/env.js';
 import { compileRoutes } from '../../src/model/index.js';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { BUILT_CLI, ensureBuilt } from '../helpers/sluice.js';
 
 t.test('the head becomes target and headers; the client-owned WebSocket headers are left to the upstream client', async (t) => {
   const head =
@@ -68,4 +73,14 @@ t.test('SLUICE_WS_* variables: defaults, bounds, keywords', async (t) => {
     t.notOk(r.ok, `${name}=${value} refused`);
     if (!r.ok) t.match(r.errors[0]!.message, name);
   }
+});
+
+t.test('--explain says when a route refuses WebSockets', async (t) => {
+  await ensureBuilt();
+  const file = join(mkdtempSync(join(tmpdir(), 'sluice-ws-explain-')), 'sluice.yaml');
+  writeFileSync(file, 'pools:\n  p: { upstreams: ["http://127.0.0.1:9"] }\nroutes:\n  - { match: { path: /a }, pool: p, websocket: false }\n  - { match: {}, pool: p }\n');
+  const explain = (url: string): string =>
+    spawnSync(process.execPath, [BUILT_CLI, '--explain', 'GET', url], { env: { PATH: process.env.PATH, SLUICE_CONFIG: file }, encoding: 'utf8' }).stdout;
+  t.match(explain('http://a.test/a'), /^websocket: false \(a WebSocket handshake here gets 403\)$/m);
+  t.notMatch(explain('http://a.test/b'), /websocket/);
 });
