@@ -214,7 +214,6 @@ export class Tunnel {
     }
     this.#res = null;
     this.#hs = null;
-    this.#accountHandshake(101);
     this.#state = State.OPEN;
     res.cork(() => {
       const h = this.#upgradeHeaders;
@@ -226,6 +225,9 @@ export class Tunnel {
       }
       res.upgrade<TunnelData>({ tunnel: this }, this.#key, ws.protocol, this.#extensions, this.#context);
     });
+    // After the upgrade (uWS has called onClientOpen, so the hub holds this WebSocket): a drain
+    // waiting for its last request must see the WebSocket that request became.
+    this.#accountHandshake(101);
   }
 
   /** The backend answered the handshake with something other than 101: relay it as a response. */
