@@ -196,8 +196,19 @@ export class WsHub {
     if (ctx.draining || this.goneAway) return answerLater(res, 503, 'shutting down', 'unavailable');
     const protocols = offeredProtocols(protocol);
     if (!validProtocols(protocols)) return answerLater(res, 400, 'malformed or repeated Sec-WebSocket-Protocol', 'refused');
-    const hash = rt.needsHash ? rt.hashOf(req, clientIp) : NO_HASH;
-    const t = new Tunnel(this, ctx, rt, res, key, extensions, context, upstreamHandshake(b.head), protocols, hash, route.overrides);
+    const t = new Tunnel(this, ctx, rt, res, {
+      key,
+      extensions,
+      context,
+      upstream: upstreamHandshake(b.head),
+      protocols,
+      hash: rt.needsHash ? rt.hashOf(req, clientIp) : NO_HASH,
+      overrides: route.overrides,
+      requestId: b.requestId,
+      traceId: b.traceId,
+      path: b.path,
+      client: clientIp,
+    });
     t.start();
   }
 }

@@ -22,6 +22,24 @@ import { C, wsCloseCell } from '../state/layout.js';
 import { sendableCode, type UpstreamHandshake } from './handshake.js';
 import type { WsHub } from './hub.js';
 
+/** A client's handshake as the hub read and routed it (uWS's request is gone by the time it is used). */
+export interface HandshakeInfo {
+  readonly key: string;
+  readonly extensions: string;
+  readonly context: uWS.us_socket_context_t;
+  /** The upstream client's target and headers (handshake.ts). */
+  readonly upstream: UpstreamHandshake;
+  readonly protocols: string[];
+  /** The pool's affinity key for this request (NO_HASH when it has none). */
+  readonly hash: number;
+  readonly overrides: { readonly retries?: number; readonly requestTimeoutMs?: number };
+  // For the access log: strings the request head builder made anyway.
+  readonly requestId: string;
+  readonly traceId: string;
+  readonly path: string;
+  readonly client: string;
+}
+
 /** What uWS keeps for each client WebSocket (getUserData). */
 export interface TunnelData {
   readonly tunnel: Tunnel;
@@ -59,15 +77,10 @@ export class Tunnel {
   readonly #hub: WsHub;
   readonly #ctx: ProxyContext;
   #rt: PoolRuntime;
-  /** What the upstream handshake sends (dropped once open: an idle WebSocket should hold little). */
-  #hs: UpstreamHandshake | null;
-  readonly #protocols: string[];
-  readonly #hash: number;
+  /** The client's handshake and where it goes (dropped once open: an idle WebSocket should hold little). */
+  #hs: HandshakeInfo | null;
   readonly #retryLimit: number;
   readonly #timeoutMs: number;
-  readonly #key: string;
-  readonly #extensions: string;
-  readonly #context: uWS.us_socket_context_t;
   readonly #started = performance.now();
   #dispatched = 0;
   #retries = 0;
@@ -95,38 +108,21 @@ export class Tunnel {
   #pingedClient = false;
   #pingedBackend = false;
 
-  constructor(
-    hub: WsHub,
-    ctx: ProxyContext,
-    rt: PoolRuntime,
-    res: uWS.HttpResponse,
-    key: string,
-    extensions: string,
-    context: uWS.us_socket_context_t,
-    hs: UpstreamHandshake,
-    protocols: string[],
-    hash: number,
-    overrides: { retries?: number; requestTimeoutMs?: number },
-  ) {
+  constructor(hub: WsHub, ctx: ProxyContext, rt: PoolRuntime, res: uWS.HttpResponse, hs: HandshakeInfo) {
     this.#hub = hub;
     this.#ctx = ctx;
     this.#rt = rt;
     this.#res = res;
-    this.#key = key;
-    this.#extensions = extensions;
-    this.#context = context;
     this.#hs = hs;
-    this.#protocols = protocols;
-    this.#hash = hash;
-    this.#retryLimit = overrides.retries ?? rt.settings.retries;
-    this.#timeoutMs = rt.settings.connectTimeoutMs + (overrides.requestTimeoutMs ?? rt.settings.requestTimeoutMs);
+    this.#retryLimit = hs.overrides.retries ?? rt.settings.retries;
+    this.#timeoutMs = rt.settings.connectTimeoutMs + (hs.overrides.requestTimeoutMs ?? rt.settings.requestTimeoutMs);
     this.lastClient = this.lastBackend = hub.tick;
     res.onAborted(() => this.#onAborted());
   }
 
   /** Pick a backend and start the upstream handshake (or answer the client when there is none). */
   start(): void {
-    const slot = this.#rt.pick(-1, this.#hash);
+    const slot = this.#rt.pick(-1, this.#hs!.hash);
     if (slot < 0) {
       const err =
         slot === -2
@@ -146,10 +142,10 @@ export class Tunnel {
     const host = u.host.includes(':') ? `[${u.host}]` : u.host;
     const url = (u.protocol === 'https:' ? 'wss://' : 'ws://') + host + ':' + u.port + '/';
     const hs = this.#hs!;
-    const target = hs.target;
+    const target = hs.upstream.target;
     const options: WebSocket.ClientOptions = {
       // Node's client writes an array value as one header line per item (types say string only).
-      headers: hs.headers as Record<string, string>,
+      headers: hs.upstream.headers as Record<string, string>,
       perMessageDeflate: false,
       maxPayload: this.#hub.settings.maxMessageBytes,
       handshakeTimeout: this.#timeoutMs,
@@ -170,7 +166,7 @@ export class Tunnel {
       if (tls.servername !== undefined) (options as { servername?: string }).servername = tls.servername;
       if (tls.ca !== undefined) options.ca = tls.ca;
     }
-    const ws = new WebSocket(url, this.#protocols, options);
+    const ws = new WebSocket(url, hs.protocols, options);
     this.#upstream = ws;
     this.#dispatched = performance.now();
     ws.on('upgrade', (msg: IncomingMessage) => {
@@ -213,8 +209,8 @@ export class Tunnel {
       return;
     }
     this.#res = null;
-    this.#hs = null;
     this.#state = State.OPEN;
+    const hs = this.#hs!;
     res.cork(() => {
       const h = this.#upgradeHeaders;
       if (h.length > 0) {
@@ -223,11 +219,12 @@ export class Tunnel {
         for (let i = 0; i < h.length; i += 2) res.writeHeader(h[i]!, headerValue(h[i + 1]!));
         this.#upgradeHeaders = NO_HEADERS;
       }
-      res.upgrade<TunnelData>({ tunnel: this }, this.#key, ws.protocol, this.#extensions, this.#context);
+      res.upgrade<TunnelData>({ tunnel: this }, hs.key, ws.protocol, hs.extensions, hs.context);
     });
     // After the upgrade (uWS has called onClientOpen, so the hub holds this WebSocket): a drain
     // waiting for its last request must see the WebSocket that request became.
     this.#accountHandshake(101);
+    this.#hs = null;
   }
 
   /** The backend answered the handshake with something other than 101: relay it as a response. */
@@ -272,7 +269,7 @@ export class Tunnel {
     if (kind === 'connect' && this.#res !== null && this.#retries < this.#retryLimit && this.#rt.takeRetry()) {
       // Nothing reached the backend: try another one of the pool, as idempotent requests are.
       const rt = this.#ctx.runtime(this.#rt.name) ?? this.#rt;
-      const next = rt.pick(this.slot, this.#hash);
+      const next = rt.pick(this.slot, this.#hs!.hash);
       if (next >= 0 && next !== this.slot) {
         this.#retries++;
         this.#rt = rt;
@@ -312,12 +309,33 @@ export class Tunnel {
     else if (ws.readyState === WebSocket.OPEN) ws.close(1001, 'client went away');
   }
 
-  /** Exactly once: the handshake's request leaves in-flight and counts its status. */
+  /** Exactly once: the handshake's request leaves in-flight, counts its status and is logged. */
   #accountHandshake(status: number): void {
     if (this.#handshakeAccounted || this.slot < 0) return;
     this.#handshakeAccounted = true;
     const now = performance.now();
-    this.#ctx.onDone(this.slot, status, now - this.#started, this.#dispatched === 0 ? -1 : now - this.#dispatched);
+    const totalMs = now - this.#started;
+    const upstreamMs = this.#dispatched === 0 ? -1 : now - this.#dispatched;
+    this.#ctx.onDone(this.slot, status, totalMs, upstreamMs);
+    const log = this.#ctx.accessLog;
+    const hs = this.#hs;
+    if (log !== null && hs !== null && log.sampled()) {
+      const backend = this.#backend(this.slot);
+      log.write({
+        requestId: hs.requestId,
+        traceId: hs.traceId,
+        client: hs.client,
+        method: 'GET',
+        path: hs.path,
+        status,
+        bytesIn: 0,
+        bytesOut: 0,
+        backend: backend === undefined ? '' : backend.upstream.host + ':' + backend.upstream.port,
+        upstreamMs: upstreamMs < 0 ? -1 : Math.round(upstreamMs * 1000) / 1000,
+        totalMs: Math.round(totalMs * 1000) / 1000,
+        retries: this.#retries,
+      });
+    }
   }
 
   // Open: the client side (uWS callbacks)
@@ -429,13 +447,17 @@ export class Tunnel {
     this.#pingedBackend = false;
   }
 
+  /** The upstream socket is gone (or about to be): it no longer counts on its backend. */
+  #release(): void {
+    if (!this.#counted) return;
+    this.#counted = false;
+    const table = this.#ctx.table;
+    table.add(C.OPEN_CONNS, this.slot, -1);
+    table.add(C.WS_OPEN, this.slot, -1);
+  }
+
   #onUpstreamClose(code: number, reason: Buffer): void {
-    if (this.#counted) {
-      this.#counted = false;
-      const table = this.#ctx.table;
-      table.add(C.OPEN_CONNS, this.slot, -1);
-      table.add(C.WS_OPEN, this.slot, -1);
-    }
+    this.#release();
     if (this.#state === State.HANDSHAKE) {
       // Closed without an error event first (should not happen): a failed handshake all the same.
       const err = new UpstreamError('reset', 'backend closed during the WebSocket handshake', true);
@@ -485,6 +507,8 @@ export class Tunnel {
   /** Destroy the upstream socket at once (no close handshake): the worker is going down. */
   terminate(): void {
     this.#closing = true;
+    // Released now, not on the close event: a crashed thread may be gone before that event.
+    this.#release();
     this.#upstream?.terminate();
   }
 
