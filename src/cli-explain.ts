@@ -146,5 +146,6 @@ function describeForward(config: ResolvedConfig, route: CompiledRoute, request: 
     o.maxBodyBytes === undefined ? '' : `max_body_bytes ${o.maxBodyBytes}`,
   ].filter((s) => s !== '');
   if (overrides.length > 0) lines.push(`overrides: ${overrides.join(', ')}`);
+  if (!route.websocket) lines.push('websocket: false (a WebSocket handshake here gets 403)');
   return lines;
 }

@@ -13,6 +13,7 @@ import { configureUpstreamTls } from '../src/upstream/tls-options.js';
 import type { ToWorker, FromWorker } from '../src/supervisor/messages.js';
 import { LatencyRecorder } from '../src/metrics/latency.js';
 import { accessLog } from '../src/http/access-log.js';
+import { wsSettings } from '../src/ws/hub.js';
 
 export interface ProxyWorkerData {
   index: number;
@@ -44,7 +45,7 @@ let current = resolved(data.config);
 const ctx = new ProxyContext(current, table, data.backends, log, data.seed, latency);
 let accessRate = data.config.accessLog;
 ctx.accessLog = accessLog(accessRate, data.index);
-const app = new ProxyApp(ctx, tlsListener(data.config));
+const app = new ProxyApp(ctx, tlsListener(data.config), wsSettings(data.config));
 
 // An uncaught exception would end this thread with uWS's sockets still open, and Node aborts the
 // whole process ("uv_loop_close() while having open handles") when a thread's loop closes that
@@ -75,6 +76,7 @@ port.on('message', (msg: ToWorker) => {
   switch (msg.type) {
     case 'backends':
       ctx.setConfig(current, msg.backends, msg.seed);
+      app.ws.retire(new Set(msg.backends.map((b) => b.slot)), current.drainTimeoutMs);
       return;
     case 'config':
       reconfigure(msg.config, msg.backends, msg.seed);
@@ -117,6 +119,8 @@ function reconfigure(plain: Config | ResolvedConfig, backends: Backend[], seed: 
     log.error({ err: (err as Error).message }, 'reload: upstream TLS settings not applied');
   }
   ctx.setConfig(config, backends, seed);
+  // WebSockets to backends that left get 1001 after the drain timeout, as on SIGTERM.
+  app.ws.retire(new Set(backends.map((b) => b.slot)), config.drainTimeoutMs);
   if (config.accessLog !== accessRate) {
     accessRate = config.accessLog;
     ctx.accessLog = accessLog(accessRate, data.index);

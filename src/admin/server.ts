@@ -18,7 +18,7 @@ import type { Logger } from 'pino';
 import type { Config, ResolvedConfig } from '../config/types.js';
 import { VARIABLE_SPECS } from '../config/variables.js';
 import type { Backend } from '../model/upstream.js';
-import { collectBackendStats, type BackendStats } from '../metrics/backend-stats.js';
+import { collectBackendStats, collectWebSocketCloses, type BackendStats } from '../metrics/backend-stats.js';
 import { LatencyAggregator, type SlotLatencySummary, type WorkerLatency } from '../metrics/latency-merge.js';
 import { CONTENT_TYPE as METRICS_CONTENT_TYPE, renderMetrics } from '../metrics/prometheus.js';
 import { Admin, C, H, WEIGHT_SCALE } from '../state/layout.js';
@@ -137,7 +137,7 @@ export class AdminServer {
       allow(method, ['GET', 'HEAD']);
       const routing = this.#routing();
       const hits = routing === null ? [] : routeHits(routing, (i) => this.#options.table.routeHits(i));
-      const body = renderMetrics(await this.#backendStats(), this.#processStats(), hits);
+      const body = renderMetrics(await this.#backendStats(), this.#processStats(), hits, collectWebSocketCloses(this.#options.table));
       return this.#send(res, 200, body, { 'content-type': METRICS_CONTENT_TYPE });
     }
     if (path === '/api/status') {

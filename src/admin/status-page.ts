@@ -183,6 +183,9 @@ function backendRow(b, now) {
   cell(tr, String(b.weight), "weight");
   cell(tr, String(b.inFlight), "inflight");
   cell(tr, String(b.openConnections));
+  const w = b.websockets;
+  cell(tr, String(w.open), "websockets").title =
+    "messages to backend " + w.messagesToBackend + " (" + w.bytesToBackend + " B), to clients " + w.messagesToClient + " (" + w.bytesToClient + " B)";
   cell(tr, rate, "rate");
   cell(tr, errorRate, errorBad ? "errors bad" : "errors");
   cell(tr, fmtMs(b.ewmaMs), "ewma");
@@ -274,7 +277,7 @@ const BODY = `
   <div id="message" role="status"></div>
   <table>
     <thead><tr>
-      <th>Backend</th><th class="state">State</th><th>Weight</th><th>In flight</th><th>Conns</th>
+      <th>Backend</th><th class="state">State</th><th>Weight</th><th>In flight</th><th>Conns</th><th>WebSockets</th>
       <th>Req/s</th><th>5xx rate</th><th>EWMA</th><th>p50</th><th>p99</th><th>Requests</th>
       <th>Upstream errors</th><th>Ejections</th><th></th>
     </tr></thead>

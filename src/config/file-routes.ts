@@ -25,6 +25,7 @@ import {
   defined,
   describe,
   isMap,
+  readBoolean,
   readList,
   readMap,
   readNumber,
@@ -51,6 +52,7 @@ const ROUTE_KEYS = [
   'timeout_ms',
   'retries',
   'max_body_bytes',
+  'websocket',
 ];
 const MATCH_KEYS = ['host', 'path', 'path_prefix', 'path_regex', 'methods', 'headers', 'query'];
 const HEADER_MATCH_KINDS = ['exact', 'prefix', 'regex', 'present'] as const;
@@ -110,8 +112,9 @@ function readRoute(map: FileMap, index: number, label: string, problems: Problem
   const requestHeaders = map.request_headers === undefined ? undefined : readHeaderOps(map.request_headers, key('request_headers'), problems);
   const responseHeaders = map.response_headers === undefined ? undefined : readHeaderOps(map.response_headers, key('response_headers'), problems);
   const overrides = readOverrides(map, label, problems);
+  const websocket = map.websocket === undefined ? undefined : readBoolean(map.websocket, key('websocket'), problems);
   if (problems.count > before || match === undefined || action === undefined) return undefined;
-  return defined({ name, match, action, rewrite, hostRewrite, requestHeaders, responseHeaders, overrides });
+  return defined({ name, match, action, rewrite, hostRewrite, requestHeaders, responseHeaders, overrides, websocket });
 }
 
 function readMatch(node: unknown, where: string, problems: Problems): RouteMatch | undefined {

@@ -6,6 +6,8 @@ import type { BalancerName, HashKey, PoolConfig, PoolSettings, StatusRange } fro
 import type { RouteSpec } from '../model/route.js';
 import type { Upstream } from '../model/upstream.js';
 
+export type WsCompression = 'off' | 'shared' | 'dedicated';
+
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 
 // The domain types live in src/model (which imports nothing of ours); re-exported for importers here.
@@ -84,6 +86,14 @@ export interface Config extends PoolSettings {
   retryBudgetPercent: number;
   /** In-flight cap per backend across all workers; 0 = no cap. */
   maxRequestsPerBackend: number;
+  /** WebSockets (src/ws): bytes queued toward one side before Sluice stops reading the other. */
+  wsMaxBufferBytes: number;
+  /** Largest WebSocket message either way; larger closes with 1009. */
+  wsMaxMessageBytes: number;
+  /** Silence after which a side is pinged (half of it) and closed (all of it); 0 = off. */
+  wsIdleTimeoutMs: number;
+  /** permessage-deflate towards clients: off, shared (no per-socket window) or dedicated (32 KiB window). */
+  wsCompression: WsCompression;
   /** Absolute path of the env file SIGHUP re-reads; '' = none. */
   envFile: string;
   /** Absolute path of the config file (pools and routes); '' = none. */

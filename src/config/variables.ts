@@ -4,7 +4,7 @@
 
 import { availableParallelism } from 'node:os';
 import { CAPACITY, MAX_SERVING_WORKERS } from '../model/limits.js';
-import type { BalancerName, Config, LogLevel } from './types.js';
+import type { BalancerName, Config, LogLevel, WsCompression } from './types.js';
 import { decimal, integer, keywordOr, listOf, oneOf, prime, type Parser } from './parsers.js';
 import { hashKey, ipAddress, listenAddress, upstream } from './value-parsers.js';
 import { envFilePath, healthPath, statusRanges } from './health-parsers.js';
@@ -41,6 +41,8 @@ export const BALANCERS: readonly BalancerName[] = [
   'ring-hash',
   'maglev',
 ];
+
+export const WS_COMPRESSIONS: readonly WsCompression[] = ['off', 'shared', 'dedicated'];
 
 export const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
@@ -397,6 +399,40 @@ const VARIABLES: { readonly [K in keyof Config]: VariableSpec<K> } = {
     default: '0',
     doc: 'Circuit breaker: requests in flight to one backend, all workers together, before it is passed over (503 when all are full); 0 = no cap.',
     parse: integer(0, 1_000_000),
+  },
+  wsMaxBufferBytes: {
+    name: 'SLUICE_WS_MAX_BUFFER_BYTES',
+    key: 'wsMaxBufferBytes',
+    default: '4194304',
+    doc:
+      'WebSockets: bytes queued toward a slow client before Sluice stops reading its backend, and toward a slow backend ' +
+      'before the client is closed with 1013 (this uWS build cannot pause a WebSocket); 16384 to 1073741824.',
+    parse: integer(16_384, 1_073_741_824),
+  },
+  wsMaxMessageBytes: {
+    name: 'SLUICE_WS_MAX_MESSAGE_BYTES',
+    key: 'wsMaxMessageBytes',
+    default: '1048576',
+    doc: 'WebSockets: largest message either way (fragments reassembled); a larger one closes both sides with 1009 (one frame over 64 KiB beyond it is cut by uWS at once: that client sees the connection drop). 125 to 268435456.',
+    parse: integer(125, 268_435_456),
+  },
+  wsIdleTimeoutMs: {
+    name: 'SLUICE_WS_IDLE_TIMEOUT_MS',
+    key: 'wsIdleTimeoutMs',
+    default: '60000',
+    doc:
+      'WebSockets: a side silent for half of this is pinged; silent (not even a pong) for all of it, the WebSocket is ' +
+      'closed with 1001 both ways. 0 = never.',
+    parse: zeroOrMoreMs,
+  },
+  wsCompression: {
+    name: 'SLUICE_WS_COMPRESSION',
+    key: 'wsCompression',
+    default: 'off',
+    doc:
+      'WebSockets: permessage-deflate toward clients that offer it: off; shared (no memory per socket, no context ' +
+      'takeover); dedicated (a 32 KiB window per socket, better ratios, about 300 KiB each). Backends are never sent it.',
+    parse: oneOf(WS_COMPRESSIONS),
   },
   envFile: {
     name: 'SLUICE_ENV_FILE',

@@ -160,7 +160,7 @@ function noBackend(slot: number): UpstreamError {
     : new UpstreamError('unavailable', 'no backend available', true);
 }
 
-function refusalText(refusal: number): string {
+export function refusalText(refusal: number): string {
   switch (refusal) {
     case Refusal.DUPLICATE_HOST:
       return 'more than one Host header';

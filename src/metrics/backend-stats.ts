@@ -4,7 +4,7 @@
 
 import { currentEwmaUs } from '../balancer/ewma.js';
 import type { Backend } from '../model/upstream.js';
-import { Admin, C, Health, WEIGHT_SCALE, ageOf } from '../state/layout.js';
+import { Admin, C, Health, WEIGHT_SCALE, WS_CLOSE_CODES, WS_CLOSERS, ageOf, wsCloseCell } from '../state/layout.js';
 import type { SharedTable } from '../state/table.js';
 import { EMPTY_SUMMARY, type SlotLatencySummary } from './latency-merge.js';
 
@@ -52,7 +52,34 @@ export interface BackendStats {
   responses: Record<CodeClass, number>;
   errors: Record<ErrorKind, number>;
   retries: number;
+  /** Proxied WebSockets: open now, and messages and payload bytes relayed each way. */
+  websockets: WebSocketStats;
   latency: SlotLatencySummary;
+}
+
+export interface WebSocketStats {
+  open: number;
+  messagesToBackend: number;
+  messagesToClient: number;
+  bytesToBackend: number;
+  bytesToClient: number;
+}
+
+/** WebSocket closes by who ended them and code (a code not listed counts as "other"). */
+export interface WebSocketCloseCount {
+  by: (typeof WS_CLOSERS)[number];
+  code: string;
+  count: number;
+}
+
+/** Every close counter, zeros included (a Prometheus series should exist before its first close). */
+export function collectWebSocketCloses(table: SharedTable): WebSocketCloseCount[] {
+  const out: WebSocketCloseCount[] = [];
+  WS_CLOSERS.forEach((by, closer) => {
+    for (const code of WS_CLOSE_CODES) out.push({ by, code: String(code), count: Atomics.load(table.words, wsCloseCell(closer, code)) });
+    out.push({ by, code: 'other', count: Atomics.load(table.words, wsCloseCell(closer, 0)) });
+  });
+  return out;
 }
 
 const NO_LATENCY: SlotLatencySummary = Object.freeze({ total: EMPTY_SUMMARY, upstream: EMPTY_SUMMARY });
@@ -101,6 +128,13 @@ export function collectBackendStats(
       responses,
       errors,
       retries: table.get(C.RETRIES, slot),
+      websockets: {
+        open: table.get(C.WS_OPEN, slot),
+        messagesToBackend: table.get(C.WS_MSGS_UP, slot),
+        messagesToClient: table.get(C.WS_MSGS_DOWN, slot),
+        bytesToBackend: table.wsBytes(C.WS_BYTES_UP_LO, slot),
+        bytesToClient: table.wsBytes(C.WS_BYTES_DOWN_LO, slot),
+      },
       latency: latency.get(slot) ?? NO_LATENCY,
     };
   });

@@ -9,7 +9,7 @@
 // route's name only (a name from the config file or "route-<index>"), never by a request's path,
 // so the number of series is bounded by the route table.
 
-import type { BackendStats } from './backend-stats.js';
+import type { BackendStats, WebSocketCloseCount } from './backend-stats.js';
 import { CODE_CLASSES, ERROR_KINDS } from './backend-stats.js';
 import { BUCKET_BOUNDS_SECONDS, type LatencySummary } from './latency-merge.js';
 
@@ -76,7 +76,12 @@ class Exposition {
 }
 
 /** The whole /metrics body. */
-export function renderMetrics(backends: readonly BackendStats[], proc: ProcessStats, routes: readonly RouteHits[] = []): string {
+export function renderMetrics(
+  backends: readonly BackendStats[],
+  proc: ProcessStats,
+  routes: readonly RouteHits[] = [],
+  wsCloses: readonly WebSocketCloseCount[] = [],
+): string {
   const out = new Exposition();
   out
     .family('sluice_build_info', 'gauge', 'Always 1; the version is a label.')
@@ -131,6 +136,20 @@ export function renderMetrics(backends: readonly BackendStats[], proc: ProcessSt
     'Peak-EWMA latency estimate the balancer uses, decayed to now; 0 before the first response.',
     (b) => (b.ewmaMs ?? 0) / 1000,
   );
+
+  perBackend('sluice_backend_websockets', 'gauge', 'Proxied WebSockets open to the backend, all workers.', (b) => b.websockets.open);
+  out.family('sluice_websocket_messages_total', 'counter', 'WebSocket messages relayed, by backend and direction (to_backend, to_client).');
+  for (const b of backends) {
+    out.sample('sluice_websocket_messages_total', { backend: b.id, pool: b.pool, direction: 'to_backend' }, b.websockets.messagesToBackend);
+    out.sample('sluice_websocket_messages_total', { backend: b.id, pool: b.pool, direction: 'to_client' }, b.websockets.messagesToClient);
+  }
+  out.family('sluice_websocket_bytes_total', 'counter', 'WebSocket payload bytes relayed, by backend and direction (to_backend, to_client).');
+  for (const b of backends) {
+    out.sample('sluice_websocket_bytes_total', { backend: b.id, pool: b.pool, direction: 'to_backend' }, b.websockets.bytesToBackend);
+    out.sample('sluice_websocket_bytes_total', { backend: b.id, pool: b.pool, direction: 'to_client' }, b.websockets.bytesToClient);
+  }
+  out.family('sluice_websocket_closes_total', 'counter', 'Proxied WebSockets ended, by who ended them (client, backend, sluice) and close code.');
+  for (const c of wsCloses) out.sample('sluice_websocket_closes_total', { by: c.by, code: c.code }, c.count);
 
   out.family(
     'sluice_request_duration_seconds',

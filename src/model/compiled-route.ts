@@ -50,6 +50,8 @@ export class CompiledRoute {
   readonly requestHeaders: HeaderOps;
   readonly responseHeaders: HeaderOps;
   readonly overrides: RouteOverrides;
+  /** WebSocket handshakes allowed (the route's `websocket`, default true). */
+  readonly websocket: boolean;
   /** Methods, query, headers, path regex: what the index leaves to check, cheapest first. */
   readonly #rest: readonly Check[];
 
@@ -68,6 +70,7 @@ export class CompiledRoute {
     this.requestHeaders = compileHeaderOps(spec.requestHeaders, 'request');
     this.responseHeaders = compileHeaderOps(spec.responseHeaders, 'response');
     this.overrides = spec.overrides ?? NO_OVERRIDES;
+    this.websocket = spec.websocket ?? true;
     const rest: Check[] = [];
     if (m.methods !== undefined) rest.push(new MethodCheck(m.methods));
     for (const q of m.query ?? []) rest.push(new QueryCheck(q));

@@ -120,6 +120,8 @@ export interface RouteSpec {
   /** Applied to every response of the route, redirects and fixed responses included. */
   readonly responseHeaders?: HeaderOpsSpec;
   readonly overrides?: RouteOverrides;
+  /** Whether a WebSocket handshake may take this route (default true); false answers it 403. */
+  readonly websocket?: boolean;
 }
 
 /** The route a configuration without routes gets: everything to one pool. */

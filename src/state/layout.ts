@@ -5,7 +5,8 @@
 // MessagePorts. Every cross-thread read or write of a column goes through Atomics (see table.ts).
 //
 // Regions, in buffer order: header words (H) | backend columns (C × CAPACITY) | per-worker in-flight
-// (MAX_WORKERS × CAPACITY) | pool words (P × MAX_POOLS) | route hit counters (MAX_ROUTES).
+// (MAX_WORKERS × CAPACITY) | pool words (P × MAX_POOLS) | route hit counters (MAX_ROUTES) |
+// WebSocket close counters (WS_CLOSERS × (WS_CLOSE_CODES + 1)).
 //
 // Pools: one table holds every pool. A backend is one (pool, upstream) pair with a slot of its own,
 // so the same address in two pools has two independent health, load and EWMA states, as two pools
@@ -14,7 +15,7 @@
 // a backend added by a reload takes the next free slot (slots are never reused for another backend).
 //
 // Ownership (who writes what):
-//   workers      IN_FLIGHT, WORKER_IN_FLIGHT, OPEN_CONNS, EWMA_*, CONSEC_*, counters   (Atomics.add/sub/CAS)
+//   workers      IN_FLIGHT, WORKER_IN_FLIGHT, OPEN_CONNS, WS_*, EWMA_*, CONSEC_*, counters (Atomics.add/sub/CAS)
 //   control plane HEALTH, ADMIN, WEIGHT, EJECTED_UNTIL, EJECTIONS, SLOW_START_AT, SLOT_GEN (Atomics.store)
 //   outlier detection in a worker may set EJECTED_UNTIL with compareExchange (first writer wins).
 //   the control plane retires stale time stamps to 0 with compareExchange (see "Time" below).
@@ -83,8 +84,21 @@ export const C = {
   ERR_RESET: 21,
   ERR_PROTOCOL: 22,
   RETRIES: 23,
+  /** Proxied WebSockets open to this backend, all workers (each also counts in OPEN_CONNS). */
+  WS_OPEN: 24,
+  /** WebSocket messages relayed client → backend (UP) and backend → client (DOWN). */
+  WS_MSGS_UP: 25,
+  WS_MSGS_DOWN: 26,
+  /**
+   * WebSocket payload bytes each way, 64-bit as two words: LO wraps as an unsigned 32-bit count and
+   * the one add that carries it past 2^32 adds 1 to HI (see wsBytes in table.ts).
+   */
+  WS_BYTES_UP_LO: 27,
+  WS_BYTES_UP_HI: 28,
+  WS_BYTES_DOWN_LO: 29,
+  WS_BYTES_DOWN_HI: 30,
 } as const;
-export const COLUMNS = 24;
+export const COLUMNS = 31;
 
 export const WEIGHT_SCALE = 100;
 
@@ -142,11 +156,22 @@ export const P = {
   RR_CURSOR: 0,
 } as const;
 
+/**
+ * WebSocket close counters, one word per (who closed, code): not per backend, because a close code
+ * is a property of the conversation, and a per-slot table of codes would be mostly zeros.
+ * `WS_CLOSE_CODES` are the codes counted by name; every other code counts under the last word.
+ */
+export const WS_CLOSE_CODES: readonly number[] = [1000, 1001, 1002, 1003, 1005, 1006, 1007, 1008, 1009, 1011, 1013, 1014];
+/** Who ended a proxied WebSocket: the client, the backend, or Sluice itself (limits, drain, failure). */
+export const WS_CLOSERS = ['client', 'backend', 'sluice'] as const;
+const WS_CLOSE_WORDS = (WS_CLOSE_CODES.length + 1) * WS_CLOSERS.length;
+
 const COLUMN_WORDS = COLUMNS * CAPACITY;
 const WORKER_WORDS = MAX_WORKERS * CAPACITY;
 const POOL_REGION = HEADER_WORDS + COLUMN_WORDS + WORKER_WORDS;
 const ROUTE_REGION = POOL_REGION + MAX_POOLS * POOL_WORDS;
-export const TOTAL_WORDS = ROUTE_REGION + MAX_ROUTES;
+const WS_CLOSE_REGION = ROUTE_REGION + MAX_ROUTES;
+export const TOTAL_WORDS = WS_CLOSE_REGION + WS_CLOSE_WORDS;
 export const BYTES = TOTAL_WORDS * Int32Array.BYTES_PER_ELEMENT;
 
 /** Word index of a pool's word (P). */
@@ -160,6 +185,12 @@ export function poolCell(field: number, pool: number): number {
  */
 export function routeCell(route: number): number {
   return ROUTE_REGION + route;
+}
+
+/** Word index of the close counter for `closer` (index in WS_CLOSERS) and close `code`. */
+export function wsCloseCell(closer: number, code: number): number {
+  const i = WS_CLOSE_CODES.indexOf(code);
+  return WS_CLOSE_REGION + closer * (WS_CLOSE_CODES.length + 1) + (i < 0 ? WS_CLOSE_CODES.length : i);
 }
 
 /** Word index of (column, slot). */

@@ -119,6 +119,19 @@ export class SharedTable {
   }
 
   /**
+   * Add `n` bytes to a 64-bit WebSocket byte counter (the LO column; HI is the next one). Atomics.add
+   * returns the old LO, so exactly one add sees each carry past 2^32 and bumps HI.
+   */
+  addWsBytes(lo: number, slot: number, n: number): void {
+    const old = Atomics.add(this.words, cell(lo, slot), n) >>> 0;
+    if (old + n > 0xffffffff) Atomics.add(this.words, cell(lo + 1, slot), 1);
+  }
+  /** A 64-bit WebSocket byte counter (exact up to 2^53). */
+  wsBytes(lo: number, slot: number): number {
+    return Atomics.load(this.words, cell(lo + 1, slot)) * 2 ** 32 + (Atomics.load(this.words, cell(lo, slot)) >>> 0);
+  }
+
+  /**
    * Whether a backend may take new traffic: healthy or not yet checked, enabled, weight > 0 and not
    * ejected. UNKNOWN counts as up so a pool without active checks works at once.
    */

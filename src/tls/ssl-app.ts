@@ -1,5 +1,5 @@
 // The TLS side of a worker: a uWS SSLApp with the default certificate, one SNI context per server
-// name (addServerName), and the request handler attached to each. uWS gives every server name its
+// name (addServerName), and the request handler (and WebSocket behaviour) attached to each. uWS gives every server name its
 // own router, so a name without routes would drop its requests: each gets the same handler.
 
 import uWS from 'uWebSockets.js';
@@ -31,7 +31,7 @@ export class TlsListener {
    * app. Throws an Error naming the file when one is unusable: uWS itself only says "App
    * construction failed", and an SNI context it cannot load crashes the process on first use.
    */
-  createApp(handler: Handler): uWS.TemplatedApp {
+  createApp<U>(handler: Handler, ws?: uWS.WebSocketBehavior<U>): uWS.TemplatedApp {
     const c = this.#config;
     const report = checkTls(c);
     if (report.files === null) throw new Error(report.errors.join('; ') || 'TLS files unusable');
@@ -44,9 +44,13 @@ export class TlsListener {
     }
     // Registered before any server name: routes go to the router last browsed to with domain().
     app.any('/*', handler);
+    if (ws !== undefined) app.ws('/*', ws);
     for (const pair of sni) {
       const options = this.#options(pair);
-      for (const name of pair.names) app.addServerName(name, options).domain(name).any('/*', handler);
+      for (const name of pair.names) {
+        const router = app.addServerName(name, options).domain(name).any('/*', handler);
+        if (ws !== undefined) router.ws('/*', ws);
+      }
     }
     return app;
   }

@@ -90,6 +90,10 @@ const DEFAULTS: Config = {
   maxRequestsPerBackend: 0,
   envFile: '',
   configFile: '',
+  wsMaxBufferBytes: 4_194_304,
+  wsMaxMessageBytes: 1_048_576,
+  wsIdleTimeoutMs: 60_000,
+  wsCompression: 'off',
 };
 
 t.test('an empty environment gives every default', async (t) => {

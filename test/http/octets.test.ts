@@ -149,7 +149,8 @@ function makeCase(id: number, part: Part, r: () => number): Case {
     case 'name':
       // A line starting with ':' has an empty name, which ends uWS's header list: the headers after
       // it (x-case here) are invisible to Sluice and not forwarded (README "Known limits").
-      c.name = s.startsWith(':') ? 'x' + s : s;
+      // A ':' later in the line ends the name there: the client sent another header than `name`.
+      c.name = s.replaceAll(':', '!');
       break;
     case 'value':
       c.value = s;
