@@ -12,6 +12,7 @@ import { cipherList, filePath, flag, optionalListenAddress, secret } from './tls
 import { DEFAULT_CIPHERS } from './ciphers.js';
 import { accessLogRate, adminExposureIssue, adminListen, adminToken } from './admin-parsers.js';
 import type { Issue } from './parsers.js';
+import { l4Binding } from './l4-parsers.js';
 
 export interface VariableSpec<K extends keyof Config> {
   readonly name: `SLUICE_${string}`;
@@ -397,6 +398,38 @@ const VARIABLES: { readonly [K in keyof Config]: VariableSpec<K> } = {
     default: '0',
     doc: 'Circuit breaker: requests in flight to one backend, all workers together, before it is passed over (503 when all are full); 0 = no cap.',
     parse: integer(0, 1_000_000),
+  },
+  tcpListen: {
+    name: 'SLUICE_TCP_LISTEN',
+    key: 'tcpListen',
+    default: '',
+    doc:
+      'L4 TCP listeners: comma-separated host:port=>pool (=>pool left out: the pool "default"), e.g. ' +
+      '0.0.0.0:5432=>pg,0.0.0.0:6379=>redis. Bytes are relayed to the pool\'s backends (tcp://host:port upstreams); see docs/l4.md.',
+    parse: listOf(l4Binding, { max: 64, identity: (b) => `${b.host}:${b.port}` }),
+  },
+  udpListen: {
+    name: 'SLUICE_UDP_LISTEN',
+    key: 'udpListen',
+    default: '',
+    doc: 'L4 UDP listeners, as SLUICE_TCP_LISTEN: host:port=>pool, comma-separated; a client address sticks to one backend (udp://host:port upstreams) for a session.',
+    parse: listOf(l4Binding, { max: 64, identity: (b) => `${b.host}:${b.port}` }),
+  },
+  l4Threads: {
+    name: 'SLUICE_L4_THREADS',
+    key: 'l4Threads',
+    default: '1',
+    doc: 'Threads that run the L4 listeners, 1 to 16 (listener i runs on thread i mod N); none start without L4 listeners.',
+    parse: integer(1, 16),
+  },
+  acceptProxyProtocol: {
+    name: 'SLUICE_ACCEPT_PROXY_PROTOCOL',
+    key: 'acceptProxyProtocol',
+    default: '0',
+    doc:
+      'HTTP listeners (SLUICE_LISTEN, SLUICE_TLS_LISTEN) expect a PROXY protocol v2 header from a front balancer on every connection and ' +
+      'take the client address from it (X-Forwarded-For); off, such a header is not HTTP and gets 400. L4 listeners set accept_proxy_protocol in the config file.',
+    parse: flag,
   },
   envFile: {
     name: 'SLUICE_ENV_FILE',
