@@ -102,6 +102,7 @@ export async function start(config: ResolvedConfig, warnings: string[]): Promise
       backends: backends.length,
       pools: config.pools.length,
       routes: config.routes.length,
+      l4: config.listeners.map((l) => l.name),
     },
     'sluice is listening',
   );
