@@ -59,7 +59,7 @@ const weight = decimal(0, MAX_WEIGHT, true);
  */
 export const upstream: Parser<Upstream> = (text) => {
   if (/^(tcp|udp):\/\//i.test(text)) return l4Upstream(text);
-  if (!/^https?:\/\//i.test(text)) return reject(text, 'an http://, https://, tcp:// or udp:// URL');
+  if (!/^https?:\/\//i.test(text)) return reject(text, 'an http:// or https:// URL (tcp:// or udp:// for L4 pools)');
   let url: URL;
   try {
     url = new URL(text);

@@ -63,7 +63,7 @@ const VARIABLES: { readonly [K in keyof Config]: VariableSpec<K> } = {
     key: 'upstreams',
     default: '',
     doc:
-      'Comma-separated backend URLs, http://host[:port] or https://host[:port], each optionally ' +
+      'Comma-separated backend URLs, http://host[:port] or https://host[:port] (L4: tcp://host:port, udp://host:port), each optionally ' +
       `?weight=N (N > 0, up to 1000, default 1). At most ${CAPACITY}. Empty starts the built-in demo pool.`,
     // The shared table has CAPACITY slots; more backends could not be tracked.
     parse: listOf(upstream, { max: CAPACITY, identity: (u) => u.url }),

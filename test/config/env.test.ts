@@ -90,6 +90,10 @@ const DEFAULTS: Config = {
   maxRequestsPerBackend: 0,
   envFile: '',
   configFile: '',
+  tcpListen: [],
+  udpListen: [],
+  l4Threads: 1,
+  acceptProxyProtocol: false,
 };
 
 t.test('an empty environment gives every default', async (t) => {
