@@ -52,7 +52,7 @@ export function checkListeners(config: Config, listeners: readonly L4ListenerSpe
     if (l.origin.startsWith('SLUICE_')) {
       const [variable, , item] = l.origin.split(' ');
       errors.push(new ConfigError(variable!, { value: `${l.host}:${l.port}=>${listenerPools(l)[0]}`, expected: problem, item: Number(item) }));
-    } else errors.push(new ConfigFileError(file, l.origin, problem));
+    } else errors.push(new ConfigFileError(file, l.origin, `expected ${problem}`));
   };
   const byName = new Map(pools.map((p) => [p.name, p]));
   const taken: { transport: 'tcp' | 'udp'; host: string; port: number; what: string }[] = [
