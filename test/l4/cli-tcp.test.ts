@@ -144,24 +144,33 @@ listeners:
 t.test('SIGHUP: new connections use the new pool, open ones keep their backend', async (t) => {
   const a = await namedEcho(t, 'a');
   const b = await namedEcho(t, 'b');
-  const l4 = await freePort();
-  const file = (port: number) => `
+  const [l4, added] = await Promise.all([freePort(), freePort()]);
+  const file = (port: number, extra = '') => `
 pools:
   svc: { upstreams: ["tcp://127.0.0.1:${port}"] }
 listeners:
   - { tcp: "127.0.0.1:${l4}", pool: svc }
-`;
+${extra}`;
   const sluice = await startSluice(t, { upstreams: [], config: file(a.port) });
   const before = await connect(l4);
   t.equal(await exchange(before, '1'), 'a:1');
-  sluice.writeConfig(file(b.port));
+  sluice.writeConfig(file(b.port, `  - { tcp: "127.0.0.1:${added}", pool: svc }\n`));
   const outcome = await sluice.reload();
   t.equal(outcome.msg, 'configuration reloaded');
+  t.match(outcome.changed, ['pools.svc', 'listeners']);
   const after = await connect(l4);
   t.equal(await exchange(after, '2'), 'b:2', 'a new connection goes to the new pool');
   t.equal(await exchange(before, '3'), 'a:3', 'the open one still talks to its backend');
-  before.destroy();
-  after.destroy();
+  await waitUntil('the added listener accepts', async () => !(await refused(added)));
+  const third = await connect(added);
+  t.equal(await exchange(third, '4'), 'b:4', 'a listener the reload added serves');
+
+  // Removed again: it stops accepting; the first listener keeps serving.
+  sluice.writeConfig(file(b.port));
+  t.equal((await sluice.reload()).msg, 'configuration reloaded');
+  await waitUntil('the removed listener stops accepting', () => refused(added));
+  t.equal(await exchange(after, '5'), 'b:5');
+  for (const s of [before, after, third]) s.destroy();
 });
 
 t.test('SIGTERM drains: no new connections, open ones run until they end, then the process exits 0', async (t) => {
