@@ -96,7 +96,7 @@ t.test('malformed records and lengths', async (t) => {
 
 t.test('hand-built hellos: SNI edge cases', async (t) => {
   const build = (exts: Buffer | null): Buffer => {
-    const parts = [Buffer.from([3, 3]), Buffer.alloc(32), Buffer.from([0]), Buffer.from([0, 2, 0x13, 0x01]), Buffer.from([1, 0])];
+    const parts: Buffer[] = [Buffer.from([3, 3]), Buffer.alloc(32), Buffer.from([0]), Buffer.from([0, 2, 0x13, 0x01]), Buffer.from([1, 0])];
     if (exts) parts.push(Buffer.from([exts.length >> 8, exts.length & 255]), exts);
     const body = Buffer.concat(parts);
     const hs = Buffer.concat([Buffer.from([1, 0, body.length >> 8, body.length & 255]), body]);
