@@ -8,7 +8,7 @@ import { encodeV2 } from '../../src/l4/proxy-protocol.js';
 import { ensureBuilt, freePort, runCli, startSluice } from '../helpers/sluice.js';
 import { until as waitUntil } from '../helpers/wait.js';
 import { adminGet, exchange, namedEcho, refused, sample, sha256 } from './fixtures/cli.js';
-import { blocks, connect, echo, readAll, server } from './fixtures/net.js';
+import { blocks, connect, echo, readAll, refusedPort, server } from './fixtures/net.js';
 
 await ensureBuilt();
 
@@ -213,4 +213,23 @@ t.test('a TCP listener on the HTTP listener\'s port is refused at start, naming 
   const r = runCli({ SLUICE_LISTEN: `127.0.0.1:${port}`, SLUICE_UPSTREAMS: `tcp://127.0.0.1:${backend.port}`, SLUICE_TCP_LISTEN: `127.0.0.1:${port}`, SLUICE_ADMIN_LISTEN: 'off' });
   t.equal(r.code, 1);
   t.match(r.stdout + r.stderr, /SLUICE_TCP_LISTEN.*already SLUICE_LISTEN's/);
+});
+
+t.test('health checks apply to L4 pools: a backend whose TCP check fails gets no connections', async (t) => {
+  const live = await echo(t);
+  const dead = await refusedPort();
+  const [l4, admin] = await Promise.all([freePort(), freePort()]);
+  const sluice = await startSluice(t, {
+    upstreams: [`tcp://127.0.0.1:${dead}`, `tcp://127.0.0.1:${live.port}`],
+    env: { SLUICE_TCP_LISTEN: `127.0.0.1:${l4}`, SLUICE_ADMIN_LISTEN: `127.0.0.1:${admin}`, SLUICE_HEALTH_CHECK: 'on', SLUICE_HEALTH_INTERVAL_MS: '500' },
+  });
+  t.match(sluice.logs().find((l) => l.msg === 'pool'), { health: 'tcp' }, 'an L4 pool is checked by TCP connect');
+  for (let i = 0; i < 6; i++) {
+    const s = await connect(l4);
+    t.equal(await exchange(s, `n${i}`), `n${i}`);
+    s.destroy();
+  }
+  const metrics = (await adminGet(admin, '/metrics')).body;
+  t.equal(sample(metrics, `sluice_l4_connect_failures_total{listener="tcp 127.0.0.1:${l4}",kind="tcp"}`), 0, 'the down backend was never tried');
+  t.equal(sample(metrics, `sluice_backend_healthy{backend="127.0.0.1:${dead}",pool="default"}`), 0);
 });
