@@ -110,7 +110,11 @@ export class L4Runtime {
       const base = { name: spec.name, kind: spec.kind, address: `${spec.host}:${spec.port}`, pools: [] as L4ListenerSnapshot['pools'] };
       if (tcp !== null) {
         const s = tcp.stats;
-        const pools = [...tcp.poolStats].map(([pool, p]) => ({ pool, opened: p.opened, active: p.active, connectFailures: p.connectFailures, bytesIn: p.bytesIn, bytesOut: p.bytesOut }));
+        const open = tcp.openPoolBytes();
+        const pools = [...tcp.poolStats].map(([pool, p]) => {
+          const o = open.get(pool);
+          return { pool, opened: p.opened, active: p.active, connectFailures: p.connectFailures, bytesIn: p.bytesIn + (o?.bytesIn ?? 0), bytesOut: p.bytesOut + (o?.bytesOut ?? 0) };
+        });
         out.push({
           ...base,
           pools,

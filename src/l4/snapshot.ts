@@ -9,7 +9,7 @@ export interface L4PoolSnapshot {
   active: number;
   /** Connect refusals and timeouts (UDP: sessions ended by a backend error). */
   connectFailures: number;
-  /** Client → backend and backend → client bytes of relays that have closed. */
+  /** Client → backend and backend → client bytes, open relays included. */
   bytesIn: number;
   bytesOut: number;
 }

@@ -30,7 +30,7 @@ export function renderL4Metrics(listeners: readonly L4ListenerSnapshot[], restar
   perPool('sluice_l4_pool_connections_opened_total', 'counter', 'Backend connections established, by listener and pool.', (p) => p.opened);
   perPool('sluice_l4_pool_connections_active', 'gauge', 'Relays open now, by listener and pool.', (p) => p.active);
   perPool('sluice_l4_pool_connect_failures_total', 'counter', 'Backend connects refused or timed out, by listener and pool.', (p) => p.connectFailures);
-  perPool('sluice_l4_pool_bytes_in_total', 'counter', 'Client to backend bytes of closed relays, by listener and pool.', (p) => p.bytesIn);
-  perPool('sluice_l4_pool_bytes_out_total', 'counter', 'Backend to client bytes of closed relays, by listener and pool.', (p) => p.bytesOut);
+  perPool('sluice_l4_pool_bytes_in_total', 'counter', 'Client to backend bytes, by listener and pool.', (p) => p.bytesIn);
+  perPool('sluice_l4_pool_bytes_out_total', 'counter', 'Backend to client bytes, by listener and pool.', (p) => p.bytesOut);
   return out.text();
 }

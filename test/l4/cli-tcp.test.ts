@@ -64,7 +64,7 @@ t.test('env form: SLUICE_TCP_LISTEN relays both ways intact, least-conn by defau
   t.equal(sample(metrics, `sluice_l4_connect_failures_total{listener="${name}",kind="tcp"}`), 0);
   t.equal(sample(metrics, `sluice_l4_pool_connections_opened_total{listener="${name}",pool="default"}`), 3);
   t.equal(sample(metrics, `sluice_l4_pool_connections_active{listener="${name}",pool="default"}`), 2);
-  t.equal(sample(metrics, `sluice_l4_pool_bytes_in_total{listener="${name}",pool="default"}`), size, 'pool bytes count closed relays');
+  t.equal(sample(metrics, `sluice_l4_pool_bytes_in_total{listener="${name}",pool="default"}`), size + 2, 'pool bytes count open relays too');
   t.equal(sample(metrics, 'sluice_backend_open_connections{backend="127.0.0.1:' + a.port + '",pool="default"}'), 1, 'OPEN_CONNS in the shared table');
 
   const status = JSON.parse((await adminGet(admin, '/api/status')).body) as { l4: { name: string; kind: string; running: boolean; stats: { active: number } }[] };
@@ -232,4 +232,36 @@ t.test('health checks apply to L4 pools: a backend whose TCP check fails gets no
   const metrics = (await adminGet(admin, '/metrics')).body;
   t.equal(sample(metrics, `sluice_l4_connect_failures_total{listener="tcp 127.0.0.1:${l4}",kind="tcp"}`), 0, 'the down backend was never tried');
   t.equal(sample(metrics, `sluice_backend_healthy{backend="127.0.0.1:${dead}",pool="default"}`), 0);
+});
+
+t.test('SLUICE_L4_THREADS=2 spreads listeners over two threads, both serving', async (t) => {
+  const a = await namedEcho(t, 'a');
+  const b = await namedEcho(t, 'b');
+  const [p1, p2, admin] = await Promise.all([freePort(), freePort(), freePort()]);
+  await startSluice(t, {
+    upstreams: [],
+    config: `
+pools:
+  a: { upstreams: ["tcp://127.0.0.1:${a.port}"] }
+  b: { upstreams: ["tcp://127.0.0.1:${b.port}"] }
+listeners:
+  - { tcp: "127.0.0.1:${p1}", pool: a }
+  - { tcp: "127.0.0.1:${p2}", pool: b }
+`,
+    env: { SLUICE_L4_THREADS: '2', SLUICE_ADMIN_LISTEN: `127.0.0.1:${admin}` },
+  });
+  const s1 = await connect(p1);
+  const s2 = await connect(p2);
+  t.equal(await exchange(s1, '1'), 'a:1');
+  t.equal(await exchange(s2, '2'), 'b:2');
+  const status = JSON.parse((await adminGet(admin, '/api/status')).body) as { l4: { name: string; thread: number; running: boolean }[] };
+  t.same(
+    status.l4.map((l) => [l.name, l.thread, l.running]),
+    [
+      [`tcp 127.0.0.1:${p1}`, 0, true],
+      [`tcp 127.0.0.1:${p2}`, 1, true],
+    ],
+  );
+  s1.destroy();
+  s2.destroy();
 });
