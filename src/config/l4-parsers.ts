@@ -6,6 +6,17 @@ import { DEFAULT_POOL } from '../model/pool.js';
 import { accept, reject, type Parser } from './parsers.js';
 import { listenAddress } from './value-parsers.js';
 
+/** Which HTTP listeners expect a PROXY v2 header: none, both, SLUICE_LISTEN's or SLUICE_TLS_LISTEN's. */
+export type AcceptProxy = 'off' | 'all' | 'plain' | 'tls';
+
+export const acceptProxy: Parser<AcceptProxy> = (text) => {
+  const t = text.toLowerCase();
+  if (['1', 'true', 'yes', 'on', 'all'].includes(t)) return accept('all');
+  if (['0', 'false', 'no', 'off'].includes(t)) return accept('off');
+  if (t === 'plain' || t === 'tls') return accept(t);
+  return reject(text, '1 (every HTTP listener), 0, plain (SLUICE_LISTEN only) or tls (SLUICE_TLS_LISTEN only)');
+};
+
 /** One env-declared L4 listener: an address and the pool it forwards to. */
 export interface L4Binding {
   readonly host: string;

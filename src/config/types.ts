@@ -6,7 +6,7 @@ import type { BalancerName, HashKey, PoolConfig, PoolSettings, StatusRange } fro
 import type { RouteSpec } from '../model/route.js';
 import type { Upstream } from '../model/upstream.js';
 import type { L4ListenerSpec } from '../model/listener.js';
-import type { L4Binding } from './l4-parsers.js';
+import type { AcceptProxy, L4Binding } from './l4-parsers.js';
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 
@@ -91,8 +91,8 @@ export interface Config extends PoolSettings {
   udpListen: L4Binding[];
   /** Threads the L4 listeners are spread over. */
   l4Threads: number;
-  /** HTTP listeners take the client address from a PROXY v2 header (and require one). */
-  acceptProxyProtocol: boolean;
+  /** HTTP listeners that take the client address from a PROXY v2 header (and require one). */
+  acceptProxyProtocol: AcceptProxy;
   /** Absolute path of the env file SIGHUP re-reads; '' = none. */
   envFile: string;
   /** Absolute path of the config file (pools and routes); '' = none. */

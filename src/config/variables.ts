@@ -12,7 +12,7 @@ import { cipherList, filePath, flag, optionalListenAddress, secret } from './tls
 import { DEFAULT_CIPHERS } from './ciphers.js';
 import { accessLogRate, adminExposureIssue, adminListen, adminToken } from './admin-parsers.js';
 import type { Issue } from './parsers.js';
-import { l4Binding } from './l4-parsers.js';
+import { acceptProxy, l4Binding } from './l4-parsers.js';
 
 export interface VariableSpec<K extends keyof Config> {
   readonly name: `SLUICE_${string}`;
@@ -427,9 +427,9 @@ const VARIABLES: { readonly [K in keyof Config]: VariableSpec<K> } = {
     key: 'acceptProxyProtocol',
     default: '0',
     doc:
-      'HTTP listeners (SLUICE_LISTEN, SLUICE_TLS_LISTEN) expect a PROXY protocol v2 header from a front balancer on every connection and ' +
-      'take the client address from it (X-Forwarded-For); off, such a header is not HTTP and gets 400. L4 listeners set accept_proxy_protocol in the config file.',
-    parse: flag,
+      'HTTP listeners expect a PROXY protocol v2 header from a front balancer on every connection and take the client address from it (X-Forwarded-For): ' +
+      '1 = both, plain = SLUICE_LISTEN only, tls = SLUICE_TLS_LISTEN only. Where off, such a header is not HTTP and gets 400. L4 listeners set accept_proxy_protocol in the config file.',
+    parse: acceptProxy,
   },
   envFile: {
     name: 'SLUICE_ENV_FILE',

@@ -83,8 +83,9 @@ export function handle(ctx: ProxyContext, res: HttpResponse, req: HttpRequest, l
  * resolution or percent-decoding: docs/routing.md).
  */
 export function forward(ctx: ProxyContext, res: HttpResponse, req: HttpRequest, listener: Listener): void {
-  const proxied = proxiedClient(res, ctx.acceptProxy);
-  if (proxied === PROXY_REFUSAL) return refuse(res, 400, ctx.acceptProxy ? 'PROXY protocol v2 header required' : 'PROXY protocol header not accepted here');
+  const acceptProxy = listener.proto === 'https' ? ctx.acceptProxyTls : ctx.acceptProxyPlain;
+  const proxied = proxiedClient(res, acceptProxy);
+  if (proxied === PROXY_REFUSAL) return refuse(res, 400, acceptProxy ? 'PROXY protocol v2 header required' : 'PROXY protocol header not accepted here');
   const method = req.getCaseSensitiveMethod();
   const url = req.getUrl();
   const query = req.getQuery();

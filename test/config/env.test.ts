@@ -93,7 +93,7 @@ const DEFAULTS: Config = {
   tcpListen: [],
   udpListen: [],
   l4Threads: 1,
-  acceptProxyProtocol: false,
+  acceptProxyProtocol: 'off',
 };
 
 t.test('an empty environment gives every default', async (t) => {

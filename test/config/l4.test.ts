@@ -100,6 +100,11 @@ t.test('--check: bad L4 variables are named with the item and what was expected'
   t.match(r.stderr, /SLUICE_L4_THREADS="0": expected an integer from 1 to 16/);
   t.match(r.stderr, /SLUICE_ACCEPT_PROXY_PROTOCOL="maybe"/);
 
+  for (const [text, value] of [['1', 'all'], ['on', 'all'], ['0', 'off'], ['plain', 'plain'], ['TLS', 'tls']] as const) {
+    const c = await loadConfig({ SLUICE_ACCEPT_PROXY_PROTOCOL: text, SLUICE_UPSTREAMS: 'http://10.0.0.5:80' });
+    t.equal(c.ok && c.config.acceptProxyProtocol, value, `SLUICE_ACCEPT_PROXY_PROTOCOL=${text}`);
+  }
+
   const pools = await check({ SLUICE_UPSTREAMS: 'tcp://10.0.0.7:5432', SLUICE_TCP_LISTEN: '127.0.0.1:5432=>pg', SLUICE_UDP_LISTEN: '127.0.0.1:53', SLUICE_LISTEN: '127.0.0.1:8080' });
   t.equal(pools.code, EXIT_CONFIG);
   t.match(pools.stderr, /SLUICE_TCP_LISTEN="127\.0\.0\.1:5432=>pg" \(item 1\): expected a pool that exists \(no pool "pg"\)/);

@@ -45,9 +45,9 @@ t.test('SLUICE_ACCEPT_PROXY_PROTOCOL=1: X-Forwarded-For is the header source; no
   t.equal(backend.requests.length, seen + 2, 'the request without a header never reached the backend');
 });
 
-t.test('off (the default): a PROXY header is not HTTP (400), and its address is never used', async (t) => {
+t.test('off (the default, or enabled for the TLS listener only): a PROXY header is not HTTP (400), and its address is never used', async (t) => {
   const backend = await startBackend(t);
-  const sluice = await startSluice(t, { upstreams: [backend.url] });
+  const sluice = await startSluice(t, { upstreams: [backend.url], env: { SLUICE_ACCEPT_PROXY_PROTOCOL: 'tls' } });
   const refused = await request(sluice.port, FRONT);
   t.match(refused, /^HTTP\/1\.1 400 /);
   t.match(refused, /PROXY protocol header not accepted here/);
