@@ -91,7 +91,8 @@ export function summarize(config: Config | ResolvedConfig): string {
   const count = fromFile ? config.pools.reduce((n, p) => n + p.upstreams.length, 0) : config.upstreams.length;
   const pool = count === 0 ? 'demo pool' : `${count} upstream${count === 1 ? '' : 's'}`;
   const workers = `${config.workers} worker${config.workers === 1 ? '' : 's'}`;
-  return `listen ${listen}, ${workers}, balancer ${config.balancer}, ${pool}, log level ${config.logLevel}`;
+  const l4 = 'listeners' in config && config.listeners.length > 0 ? `, L4 ${config.listeners.map((l) => l.name).join(', ')}` : '';
+  return `listen ${listen}, ${workers}, balancer ${config.balancer}, ${pool}, log level ${config.logLevel}${l4}`;
 }
 
 /** One line: the pools and routes of the config file. */

@@ -102,6 +102,7 @@ export async function start(config: ResolvedConfig, warnings: string[]): Promise
       backends: backends.length,
       pools: config.pools.length,
       routes: config.routes.length,
+      l4: config.listeners.map((l) => l.name),
     },
     'sluice is listening',
   );
@@ -139,6 +140,8 @@ export async function start(config: ResolvedConfig, warnings: string[]): Promise
   if (testHooks !== 'off') {
     // Test-only: SIGUSR2 makes worker 0 throw, to prove crash recovery.
     process.on('SIGUSR2', () => supervisor.crash(0));
+    // Test-only: SIGWINCH makes L4 thread 0 throw (its connections die; the ledger is undone).
+    process.on('SIGWINCH', () => supervisor.l4.crash(0));
     // Test-only: SIGUSR1 logs the shared counters, so tests can prove every slot was released.
     process.on('SIGUSR1', () => log.info(tableSnapshot(table, config.workers), 'table snapshot'));
   }

@@ -1,7 +1,7 @@
 // The admin listener on the control plane (node:http, main thread; never on the request path):
 //   GET  /                             status page (static HTML, no data)
 //   GET  /metrics                      Prometheus text
-//   GET  /api/status                   process, workers, configuration (secrets redacted)
+//   GET  /api/status                   process, workers, configuration (secrets redacted), L4 listeners
 //   GET  /api/backends[/:id]           per-backend state, load, counters, latency
 //   GET  /api/routes                   the route table in file order, with each route's hits
 //   GET  /api/pools                    every pool: balancer, settings, routes, backends
@@ -26,6 +26,8 @@ import { poolViews, routeHits, routeViews } from './routing-views.js';
 import type { SharedTable } from '../state/table.js';
 import { hostAllowed, mutationRefusal, TokenCheck, type Refusal } from './auth.js';
 import { STATUS_PAGE_CSP, STATUS_PAGE_HTML } from './status-page.js';
+import { l4Views, type L4Source } from './l4-views.js';
+import { renderL4Metrics } from '../metrics/l4-metrics.js';
 
 /** Request bodies (only /weight has one) are tiny; anything bigger is refused unread. */
 export const MAX_BODY_BYTES = 4096;
@@ -45,6 +47,8 @@ export interface WorkerSource {
   readonly config?: ResolvedConfig;
   liveThreadIds(): Set<number>;
   latencySnapshots(timeoutMs: number): Promise<WorkerLatency[]>;
+  /** The L4 threads (src/supervisor/l4-supervisor.ts), when there are any. */
+  readonly l4?: L4Source;
 }
 
 /** Active health checks' view of each backend (the checker satisfies this). */
@@ -137,12 +141,17 @@ export class AdminServer {
       allow(method, ['GET', 'HEAD']);
       const routing = this.#routing();
       const hits = routing === null ? [] : routeHits(routing, (i) => this.#options.table.routeHits(i));
-      const body = renderMetrics(await this.#backendStats(), this.#processStats(), hits, collectWebSocketCloses(this.#options.table));
+      const l4 = this.#options.workers.l4;
+      const [stats, l4Stats] = await Promise.all([this.#backendStats(), l4?.stats(LATENCY_TIMEOUT_MS) ?? []]);
+      let body = renderMetrics(stats, this.#processStats(), hits, collectWebSocketCloses(this.#options.table));
+      if (l4 !== undefined) body += renderL4Metrics(l4Stats, l4.restarts);
       return this.#send(res, 200, body, { 'content-type': METRICS_CONTENT_TYPE });
     }
     if (path === '/api/status') {
       allow(method, ['GET', 'HEAD']);
-      return this.#json(res, 200, this.#status());
+      const l4 = this.#options.workers.l4;
+      const listeners = l4 === undefined ? [] : l4Views(l4, await l4.stats(LATENCY_TIMEOUT_MS));
+      return this.#json(res, 200, { ...this.#status(), l4: listeners });
     }
     if (path === '/api/routes') {
       allow(method, ['GET', 'HEAD']);

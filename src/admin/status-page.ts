@@ -2,7 +2,8 @@
 // asset) in the spirit of HAProxy's stats page. It polls /api/status, /api/backends and /api/routes
 // every second and computes rates from the difference between polls; its buttons post drain /
 // enable / weight. Backends are grouped by pool (a header row per pool, HAProxy's "backend"
-// blocks); the route table below shows each route's hits and hit rate.
+// blocks); the route table below shows each route's hits and hit rate, and the L4 listeners'
+// table (status-page-l4.ts) their connections and bytes.
 //
 // The page itself holds no data, so it is served without a token; every call it makes carries the
 // token (from ?token=, #token=, or a prompt; kept in sessionStorage, removed from the address bar)
@@ -10,6 +11,7 @@
 // API is ever parsed as HTML. The Content-Security-Policy allows exactly this script and style.
 
 import { createHash } from 'node:crypto';
+import { L4_BODY, L4_SCRIPT } from './status-page-l4.js';
 
 const STYLE = `
 :root { --up: #2e7d32; --down: #c62828; --eject: #ef6c00; --drain: #1565c0; --off: #757575; }
@@ -206,6 +208,7 @@ function backendRow(b, now) {
   return tr;
 }
 
+${L4_SCRIPT}
 const previousHits = new Map();
 function matchText(m) {
   const parts = [];
@@ -250,6 +253,7 @@ async function refresh() {
     const now = Date.now();
     render(data.backends, now);
     renderRoutes(routing.routes, now);
+    renderL4(status.l4 || [], now);
     $("conn").textContent = "live " + new Date().toLocaleTimeString();
     $("conn").className = "";
   } catch (err) {
@@ -288,6 +292,7 @@ const BODY = `
     <thead><tr><th>#</th><th class="name">Route</th><th class="state">Match</th><th class="state">Action</th><th>Hits</th><th>Hits/s</th></tr></thead>
     <tbody id="route-rows"></tbody>
   </table>
+${L4_BODY}
 </main>
 <footer>Updated every second from /api/backends and /api/routes. Latency percentiles cover everything since start; rates cover the last second; route hits count from start or from the last reload that changed the routes.</footer>
 `;

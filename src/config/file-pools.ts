@@ -7,6 +7,7 @@ import type { PoolSettings, PoolSpec } from '../model/pool.js';
 import type { Upstream } from '../model/upstream.js';
 import { at, checkKeys, readBoolean, readList, readMap, readNumber, readString, readStrings, type FileMap, type Problems } from './file-values.js';
 import { upstream } from './value-parsers.js';
+import { readProxyProtocol } from './file-l4.js';
 import { variableFor } from './variables.js';
 
 /** How a file value becomes the text the variable's parser reads. */
@@ -64,7 +65,7 @@ export const POOL_KEYS: { readonly [K in keyof PoolSettings]: PoolKey } = {
 
 const FIELDS = Object.keys(POOL_KEYS) as (keyof PoolSettings)[];
 /** Keys of a pool map, and of each nested group (health, outlier, ewma, tls). */
-const GROUPS = new Map<string, string[]>([['', ['upstreams']]]);
+const GROUPS = new Map<string, string[]>([['', ['upstreams', 'proxy_protocol']]]);
 for (const field of FIELDS) {
   const [group, key] = POOL_KEYS[field].key.includes('.') ? POOL_KEYS[field].key.split('.') : ['', POOL_KEYS[field].key];
   if (group !== '' && !GROUPS.get('')?.includes(group)) GROUPS.get('')?.push(group);
@@ -103,8 +104,9 @@ function readPool(name: string, map: FileMap, where: string, problems: Problems,
   if (map.upstreams === undefined) problems.add(where, 'missing key "upstreams" (a list of backend URLs)');
   const overrides: Partial<PoolSettings> = {};
   for (const field of FIELDS) readSetting(field, map, where, overrides, problems, baseDir);
+  const proxyProtocol = readProxyProtocol(map.proxy_protocol, at(where, 'proxy_protocol'), problems);
   if (problems.count > before || upstreams === undefined) return undefined;
-  const spec = { name, upstreams, overrides };
+  const spec: PoolSpec = proxyProtocol === undefined ? { name, upstreams, overrides } : { name, upstreams, overrides, proxyProtocol };
   if (overrides.upstreamCa !== undefined && overrides.upstreamCa !== '' && !upstreams.some((u) => u.protocol === 'https:')) {
     problems.warn(at(where, 'tls.ca'), 'set, but no upstream of this pool is https://: it is not used');
   }

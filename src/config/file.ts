@@ -2,7 +2,7 @@
 // with "{"), and checked. Every problem is collected and reported as
 //   <file>: <where>: <what is wrong>
 // e.g. sluice.yaml: routes[3] (name "shop"): unknown pool "wbe". Top-level keys: pools, routes,
-// and x-* (ignored, for YAML anchors of shared settings).
+// listeners (L4, file-l4.ts), and x-* (ignored, for YAML anchors of shared settings).
 
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
@@ -11,6 +11,8 @@ import { DEFAULT_POOL, type PoolSpec } from '../model/pool.js';
 import type { RouteSpec } from '../model/route.js';
 import { readPools } from './file-pools.js';
 import { readRoutes } from './file-routes.js';
+import { readListeners } from './file-l4.js';
+import { listenerPools, type L4ListenerSpec } from '../model/listener.js';
 import { checkKeys, describe, isMap, Problems, type Problem } from './file-values.js';
 
 export class ConfigFileError extends Error {
@@ -34,6 +36,8 @@ export interface ConfigFileContent {
   readonly pools: PoolSpec[];
   /** null when the file has no routes key (then everything goes to the default pool). */
   readonly routes: RouteSpec[] | null;
+  /** L4 listeners, in file order ([] without a listeners key). */
+  readonly listeners: L4ListenerSpec[];
 }
 
 export type ConfigFileResult =
@@ -70,23 +74,27 @@ export function parseConfigFile(text: string, path: string, options: ConfigFileO
     const what = doc === null || doc === undefined ? 'an empty file' : describe(doc);
     return failed(path, '', `expected a map with pools: and routes:, got ${what}`);
   }
-  checkKeys(doc, ['pools', 'routes'], '', problems);
+  checkKeys(doc, ['pools', 'routes', 'listeners'], '', problems);
   const pools = doc.pools === undefined ? [] : readPools(doc.pools, problems, dirname(resolve(path)));
   const names = new Set([...options.externalPools, ...Object.keys(isMap(doc.pools) ? doc.pools : {})]);
   if (doc.pools === undefined && !options.externalPools.has(DEFAULT_POOL)) {
     problems.add('', 'no pools: declare them under pools:, or set SLUICE_UPSTREAMS for the pool "default"');
   }
-  const routes = doc.routes === undefined ? null : readRoutes(doc.routes, problems, names);
+  const listeners = doc.listeners === undefined ? [] : readListeners(doc.listeners, names, problems);
+  const l4Pools = new Set(listeners.flatMap(listenerPools));
+  let routes = doc.routes === undefined ? null : readRoutes(doc.routes, problems, names);
+  // A file of L4 listeners alone: HTTP requests find no route (404), rather than a pool "default".
+  if (routes === null && !names.has(DEFAULT_POOL) && doc.listeners !== undefined) routes = [];
   if (routes === null && !names.has(DEFAULT_POOL)) {
     problems.add('', 'no routes: and no pool "default" to send every request to');
   }
   for (const pool of pools) {
-    const used = routes === null ? pool.name === DEFAULT_POOL : routes.some((r) => usesPool(r, pool.name));
+    const used = l4Pools.has(pool.name) || (routes === null ? pool.name === DEFAULT_POOL : routes.some((r) => usesPool(r, pool.name)));
     if (!used) problems.warn(`pools.${pool.name}`, 'no route sends traffic to this pool');
   }
   const warnings = [...parsed.warnings, ...problems.warnings.map((w) => format(path, w))];
   if (problems.count > 0) return { ok: false, errors: problems.list.map((p) => new ConfigFileError(path, p.where, p.problem)), warnings };
-  return { ok: true, content: { pools, routes }, warnings };
+  return { ok: true, content: { pools, routes, listeners }, warnings };
 }
 
 function usesPool(route: RouteSpec, pool: string): boolean {

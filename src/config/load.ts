@@ -13,6 +13,7 @@ import { compileRoutes, RouteTableError } from '../model/route-table.js';
 import { ConfigError, parseEnv } from './env.js';
 import { ConfigFileError, readConfigFile } from './file.js';
 import type { Config, ResolvedConfig } from './types.js';
+import { checkListeners, envListeners, routeErrors, withL4Defaults } from './l4-check.js';
 
 export type LoadError = ConfigError | ConfigFileError;
 
@@ -24,27 +25,37 @@ export async function loadConfig(env: NodeJS.ProcessEnv): Promise<LoadResult> {
   const parsed = parseEnv(env);
   if (!parsed.ok) return parsed;
   const config = parsed.config;
-  if (config.configFile === '') return { ok: true, config: withoutFile(config), warnings: parsed.warnings };
+  const balancerSet = (env.SLUICE_BALANCER ?? '').trim() !== '';
+  if (config.configFile === '') {
+    const listeners = envListeners(config);
+    const specs = withL4Defaults([{ name: DEFAULT_POOL, upstreams: config.upstreams, overrides: {} }], listeners, null, balancerSet);
+    const l4 = checkListeners(config, listeners, specs, '');
+    if (l4.errors.length > 0) return { ok: false, errors: l4.errors, warnings: parsed.warnings };
+    return { ok: true, config: { ...config, pools: specs.map((p) => resolvePool(p, config)), routes: [catchAllRoute(DEFAULT_POOL)], listeners }, warnings: parsed.warnings };
+  }
   const external = new Set(config.upstreams.length > 0 ? [DEFAULT_POOL] : []);
   const file = await readConfigFile(config.configFile, { externalPools: external });
   const warnings = [...parsed.warnings, ...file.warnings];
   if (!file.ok) return { ok: false, errors: file.errors, warnings };
-  const merged = mergeDefaultPool(config, file.content.pools, warnings);
-  const errors = [...capacityErrors(config.configFile, merged), ...(await caFileErrors(config.configFile, merged))];
+  const listeners = [...envListeners(config), ...file.content.listeners];
+  const merged = withL4Defaults(mergeDefaultPool(config, file.content.pools, warnings), listeners, file.content.routes, balancerSet);
+  const errors: LoadError[] = [...capacityErrors(config.configFile, merged), ...(await caFileErrors(config.configFile, merged))];
   const routes = file.content.routes ?? [catchAllRoute(DEFAULT_POOL)];
   errors.push(...compileErrors(config.configFile, routes));
+  if (file.content.routes !== null) errors.push(...routeErrors(config.configFile, routes, merged));
+  errors.push(...checkListeners(config, listeners, merged, config.configFile).errors);
   if (errors.length > 0) return { ok: false, errors, warnings };
   const pools = merged.map((spec) => resolvePool(spec, config));
   const fallback = pools.find((p) => p.name === DEFAULT_POOL);
   // Until every reader of config.upstreams reads pools, it holds the default pool's list.
   const upstreams = fallback === undefined ? config.upstreams : [...fallback.upstreams];
-  return { ok: true, config: { ...config, upstreams, pools, routes }, warnings };
+  return { ok: true, config: { ...config, upstreams, pools, routes, listeners }, warnings };
 }
 
 /** No file: SLUICE_UPSTREAMS as the pool "default" (empty: the demo pool) and one catch-all route. */
 export function withoutFile(config: Config): ResolvedConfig {
   const pool = resolvePool({ name: DEFAULT_POOL, upstreams: config.upstreams, overrides: {} }, config);
-  return { ...config, pools: [pool], routes: [catchAllRoute(DEFAULT_POOL)] };
+  return { ...config, pools: [pool], routes: [catchAllRoute(DEFAULT_POOL)], listeners: envListeners(config) };
 }
 
 function mergeDefaultPool(config: Config, pools: readonly PoolSpec[], warnings: string[]): PoolSpec[] {

@@ -5,6 +5,8 @@
 import type { BalancerName, HashKey, PoolConfig, PoolSettings, StatusRange } from '../model/pool.js';
 import type { RouteSpec } from '../model/route.js';
 import type { Upstream } from '../model/upstream.js';
+import type { L4ListenerSpec } from '../model/listener.js';
+import type { AcceptProxy, L4Binding } from './l4-parsers.js';
 
 export type WsCompression = 'off' | 'shared' | 'dedicated';
 
@@ -94,6 +96,13 @@ export interface Config extends PoolSettings {
   wsIdleTimeoutMs: number;
   /** permessage-deflate towards clients: off, shared (no per-socket window) or dedicated (32 KiB window). */
   wsCompression: WsCompression;
+  /** L4 listeners declared in the environment (docs/l4.md); the file's `listeners:` add to them. */
+  tcpListen: L4Binding[];
+  udpListen: L4Binding[];
+  /** Threads the L4 listeners are spread over. */
+  l4Threads: number;
+  /** HTTP listeners that take the client address from a PROXY v2 header (and require one). */
+  acceptProxyProtocol: AcceptProxy;
   /** Absolute path of the env file SIGHUP re-reads; '' = none. */
   envFile: string;
   /** Absolute path of the config file (pools and routes); '' = none. */
@@ -106,4 +115,6 @@ export interface ResolvedConfig extends Config {
   readonly pools: PoolConfig[];
   /** In file order, names unique; compile with compileRoutes (src/model). */
   readonly routes: RouteSpec[];
+  /** L4 listeners: SLUICE_TCP_LISTEN, SLUICE_UDP_LISTEN, then the file's listeners (l4-check.ts). */
+  readonly listeners: L4ListenerSpec[];
 }

@@ -3,7 +3,7 @@
 
 import { isIP } from 'node:net';
 import type { HashKey, Upstream } from './types.js';
-import { accept, decimal, integer, reject, type Parser } from './parsers.js';
+import { accept, decimal, integer, reject, type Parsed, type Parser } from './parsers.js';
 
 const port = integer(1, 65535);
 
@@ -58,7 +58,8 @@ const weight = decimal(0, MAX_WEIGHT, true);
  * what duplicates are detected by; `host` is bare (no brackets), ready for a socket connect.
  */
 export const upstream: Parser<Upstream> = (text) => {
-  if (!/^https?:\/\//i.test(text)) return reject(text, 'an http:// or https:// URL');
+  if (/^(tcp|udp):\/\//i.test(text)) return l4Upstream(text);
+  if (!/^https?:\/\//i.test(text)) return reject(text, 'an http:// or https:// URL (tcp:// or udp:// for L4 pools)');
   let url: URL;
   try {
     url = new URL(text);
@@ -84,6 +85,21 @@ export const upstream: Parser<Upstream> = (text) => {
   const bare = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
   return accept({ url: `${protocol}//${url.hostname}:${portNumber}`, protocol, host: bare, port: portNumber, weight: w });
 };
+
+/**
+ * "tcp://host:port" or "udp://host:port" (port required, no default), optionally ?weight=N: the
+ * upstreams of L4 pools (docs/l4.md). Same host rules as http:// (a WHATWG URL with a special
+ * scheme would accept what net cannot connect to, so the host is checked through an http:// URL).
+ */
+function l4Upstream(text: string): Parsed<Upstream> {
+  const scheme = text.slice(0, 3).toLowerCase() as 'tcp' | 'udp';
+  const asHttp = upstream(`http${text.slice(3)}`);
+  if (!asHttp.ok) return reject(text, `a ${scheme}:// URL such as ${scheme}://10.0.0.7:${scheme === 'tcp' ? 5432 : 53}`);
+  if (!/:\d+(\/|\?|$)/.test(text.slice(6))) return reject(text, `a ${scheme}:// URL with a port, such as ${scheme}://10.0.0.7:${scheme === 'tcp' ? 5432 : 53}`);
+  const u = asHttp.value;
+  const host = u.host.includes(':') ? `[${u.host}]` : u.host;
+  return accept({ ...u, url: `${scheme}://${host}:${u.port}`, protocol: `${scheme}:` });
+}
 
 /**
  * One exact IPv4 or IPv6 address. IPv6 is written in its canonical compressed lower-case form, the

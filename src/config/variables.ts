@@ -12,6 +12,7 @@ import { cipherList, filePath, flag, optionalListenAddress, secret } from './tls
 import { DEFAULT_CIPHERS } from './ciphers.js';
 import { accessLogRate, adminExposureIssue, adminListen, adminToken } from './admin-parsers.js';
 import type { Issue } from './parsers.js';
+import { acceptProxy, l4Binding } from './l4-parsers.js';
 
 export interface VariableSpec<K extends keyof Config> {
   readonly name: `SLUICE_${string}`;
@@ -64,7 +65,7 @@ const VARIABLES: { readonly [K in keyof Config]: VariableSpec<K> } = {
     key: 'upstreams',
     default: '',
     doc:
-      'Comma-separated backend URLs, http://host[:port] or https://host[:port], each optionally ' +
+      'Comma-separated backend URLs, http://host[:port] or https://host[:port] (L4: tcp://host:port, udp://host:port), each optionally ' +
       `?weight=N (N > 0, up to 1000, default 1). At most ${CAPACITY}. Empty starts the built-in demo pool.`,
     // The shared table has CAPACITY slots; more backends could not be tracked.
     parse: listOf(upstream, { max: CAPACITY, identity: (u) => u.url }),
@@ -433,6 +434,38 @@ const VARIABLES: { readonly [K in keyof Config]: VariableSpec<K> } = {
       'WebSockets: permessage-deflate toward clients that offer it: off; shared (no memory per socket, no context ' +
       'takeover); dedicated (a 32 KiB window per socket, better ratios, about 300 KiB each). Backends are never sent it.',
     parse: oneOf(WS_COMPRESSIONS),
+  },
+  tcpListen: {
+    name: 'SLUICE_TCP_LISTEN',
+    key: 'tcpListen',
+    default: '',
+    doc:
+      'L4 TCP listeners: comma-separated host:port=>pool (=>pool left out: the pool "default"), e.g. ' +
+      '0.0.0.0:5432=>pg,0.0.0.0:6379=>redis. Bytes are relayed to the pool\'s backends (tcp://host:port upstreams); see docs/l4.md.',
+    parse: listOf(l4Binding, { max: 64, identity: (b) => `${b.host}:${b.port}` }),
+  },
+  udpListen: {
+    name: 'SLUICE_UDP_LISTEN',
+    key: 'udpListen',
+    default: '',
+    doc: 'L4 UDP listeners, as SLUICE_TCP_LISTEN: host:port=>pool, comma-separated; a client address sticks to one backend (udp://host:port upstreams) for a session.',
+    parse: listOf(l4Binding, { max: 64, identity: (b) => `${b.host}:${b.port}` }),
+  },
+  l4Threads: {
+    name: 'SLUICE_L4_THREADS',
+    key: 'l4Threads',
+    default: '1',
+    doc: 'Threads that run the L4 listeners, 1 to 16 (listener i runs on thread i mod N); none start without L4 listeners.',
+    parse: integer(1, 16),
+  },
+  acceptProxyProtocol: {
+    name: 'SLUICE_ACCEPT_PROXY_PROTOCOL',
+    key: 'acceptProxyProtocol',
+    default: '0',
+    doc:
+      'HTTP listeners expect a PROXY protocol v2 header from a front balancer on every connection and take the client address from it (X-Forwarded-For): ' +
+      '1 = both, plain = SLUICE_LISTEN only, tls = SLUICE_TLS_LISTEN only. Where off, such a header is not HTTP and gets 400. L4 listeners set accept_proxy_protocol in the config file.',
+    parse: acceptProxy,
   },
   envFile: {
     name: 'SLUICE_ENV_FILE',

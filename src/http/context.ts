@@ -49,6 +49,9 @@ export class ProxyContext {
   /** Draining: finish what is in flight, close client connections after their response. */
   draining = false;
   closeAfter = false;
+  /** SLUICE_ACCEPT_PROXY_PROTOCOL per listener: the client address comes from a PROXY v2 header (proxy-header.ts). */
+  acceptProxyPlain = false;
+  acceptProxyTls = false;
   onIdle: (() => void) | null = null;
 
   readonly #log: Logger;
@@ -95,6 +98,8 @@ export class ProxyContext {
   /** Derive the per-request values from a config once, not per request. */
   #apply(config: ResolvedConfig): void {
     this.builder.maxHeadBytes = config.maxHeaderBytes;
+    this.acceptProxyPlain = config.acceptProxyProtocol === 'all' || config.acceptProxyProtocol === 'plain';
+    this.acceptProxyTls = config.acceptProxyProtocol === 'all' || config.acceptProxyProtocol === 'tls';
     this.#trusted = new Set(config.trustedProxies);
   }
 

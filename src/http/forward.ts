@@ -11,6 +11,7 @@ import type { ExchangeHandler } from '../upstream/exchange.js';
 import type { Pool } from '../upstream/pool.js';
 import { BodyKind, Refusal, RESPONSE_DROP, RequestHeadBuilder, type BodyKindValue } from './request-head.js';
 import { clientAddress } from './client-address.js';
+import { PROXY_REFUSAL, proxiedClient } from './proxy-header.js';
 import type { ProxyContext } from './context.js';
 import { C } from '../state/layout.js';
 import { NO_HASH } from '../balancer/hash.js';
@@ -82,6 +83,9 @@ export function handle(ctx: ProxyContext, res: HttpResponse, req: HttpRequest, l
  * resolution or percent-decoding: docs/routing.md).
  */
 export function forward(ctx: ProxyContext, res: HttpResponse, req: HttpRequest, listener: Listener): void {
+  const acceptProxy = listener.proto === 'https' ? ctx.acceptProxyTls : ctx.acceptProxyPlain;
+  const proxied = proxiedClient(res, acceptProxy);
+  if (proxied === PROXY_REFUSAL) return refuse(res, 400, acceptProxy ? 'PROXY protocol v2 header required' : 'PROXY protocol header not accepted here');
   const method = req.getCaseSensitiveMethod();
   const url = req.getUrl();
   const query = req.getQuery();
@@ -101,7 +105,7 @@ export function forward(ctx: ProxyContext, res: HttpResponse, req: HttpRequest, 
     return redirect(ctx, res, action!.redirect, listener, b.host, url, query);
   }
   const rt = ctx.runtime(action.kind === 'pool' ? action.pool : action.split.pick(view, Math.random()));
-  const clientIp = clientAddress(res);
+  const clientIp = proxied ?? clientAddress(res);
   const target = ctx.target;
   target.path = route!.rewrite === null ? url : route!.rewrite.rewrite(url);
   target.host = route!.hostRewrite;

@@ -174,6 +174,19 @@ export class TcpProxy {
     for (const c of this.#conns) if (c.relay !== null) yield c.relay;
   }
 
+  /** Bytes of the relays open now, by pool (poolStats counts relays once they close). */
+  openPoolBytes(): Map<string, { bytesIn: number; bytesOut: number }> {
+    const out = new Map<string, { bytesIn: number; bytesOut: number }>();
+    for (const c of this.#conns) {
+      if (c.relay === null || c.pool === null) continue;
+      const b = out.get(c.pool.name) ?? { bytesIn: 0, bytesOut: 0 };
+      b.bytesIn += c.relay.bytesIn;
+      b.bytesOut += c.relay.bytesOut;
+      out.set(c.pool.name, b);
+    }
+    return out;
+  }
+
   /**
    * Bytes Sluice holds for open relays right now: what waits in each socket's write queue and what
    * has been read but not yet taken. The relay keeps this bounded per connection.

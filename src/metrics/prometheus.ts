@@ -48,7 +48,7 @@ function formatValue(n: number): string {
 
 const BOUND_LABELS = BUCKET_BOUNDS_SECONDS.map(formatValue);
 
-class Exposition {
+export class Exposition {
   readonly #lines: string[] = [];
 
   family(name: string, type: 'counter' | 'gauge' | 'histogram', help: string): this {

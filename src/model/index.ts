@@ -2,6 +2,7 @@
 // src/model imports only node built-ins and its own files, so it sits below every other module.
 
 export type { Upstream, Backend } from './upstream.js';
+export * from './listener.js';
 export {
   DEFAULT_POOL,
   POOL_SETTING_KEYS,

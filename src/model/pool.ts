@@ -104,19 +104,24 @@ export interface PoolSpec {
   readonly name: string;
   readonly upstreams: readonly Upstream[];
   readonly overrides: Partial<PoolSettings>;
+  /** L4: a PROXY header of this version ahead of every backend connection (docs/l4.md). */
+  readonly proxyProtocol?: 'v1' | 'v2';
 }
 
 /** A pool with every setting resolved (defaults, then the pool's own overrides). */
 export interface PoolConfig extends PoolSettings {
   readonly name: string;
   readonly upstreams: readonly Upstream[];
+  /** L4 only: see PoolSpec.proxyProtocol. */
+  readonly proxyProtocol?: 'v1' | 'v2';
 }
 
 /** `defaults` may be a whole Config: only the pool-level fields are read. */
 export function resolvePool(spec: PoolSpec, defaults: PoolSettings): PoolConfig {
   const settings = {} as PoolSettings;
   for (const key of POOL_SETTING_KEYS) copySetting(settings, key, spec.overrides[key] ?? defaults[key]);
-  return { ...settings, name: spec.name, upstreams: spec.upstreams };
+  const pool = { ...settings, name: spec.name, upstreams: spec.upstreams };
+  return spec.proxyProtocol === undefined ? pool : { ...pool, proxyProtocol: spec.proxyProtocol };
 }
 
 function copySetting<K extends keyof PoolSettings>(target: PoolSettings, key: K, value: PoolSettings[K]): void {

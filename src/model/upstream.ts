@@ -2,9 +2,10 @@
 // upstream with a slot in the shared table). Plain data, posted to workers as is.
 
 export interface Upstream {
-  /** As written by the user, normalised: "http://host:port". */
+  /** As written by the user, normalised: "http://host:port" (or tcp:// / udp:// for L4 pools). */
   readonly url: string;
-  readonly protocol: 'http:' | 'https:';
+  /** tcp: and udp: are L4 upstreams (docs/l4.md); an L4 listener also takes http(s): for host and port. */
+  readonly protocol: 'http:' | 'https:' | 'tcp:' | 'udp:';
   readonly host: string;
   readonly port: number;
   /** Relative weight, > 0. */

@@ -34,6 +34,7 @@ import type { ConfigSource } from './config-source.js';
  */
 export const RESTART_ONLY = [
   'listen',
+  'l4Threads',
   'workers',
   'maxHeaderBytes',
   'envFile',
@@ -173,6 +174,7 @@ export class Reloader {
     const fromFile = current.configFile !== '' || effective.configFile !== '';
     if (fromFile) changed.push(...poolsChanged.map((name) => `pools.${name}`));
     if (routesChanged) changed.push('routes');
+    if (!same(current.listeners, effective.listeners)) changed.push('listeners');
     if (changed.length === 0 && poolsChanged.length === 0) {
       log.info('reload: configuration unchanged');
       return { ok: true, changed, restartRequired };

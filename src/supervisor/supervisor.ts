@@ -11,6 +11,7 @@ import type { SharedTable } from '../state/table.js';
 import type { FromWorker, ToWorker } from './messages.js';
 import type { ProxyWorkerData } from '../../workers/proxy-worker.js';
 import type { WorkerLatency } from '../metrics/latency-merge.js';
+import { L4Supervisor } from './l4-supervisor.js';
 
 const WORKER_URL = new URL('../../workers/proxy-worker.js', import.meta.url);
 /**
@@ -76,6 +77,8 @@ export class Supervisor {
   /** Latency collections in progress, by request id: the replies so far and who still owes one. */
   readonly #latencyRounds = new Map<number, { replies: WorkerLatency[]; waiting: Set<number>; done: () => void }>();
   #latencyId = 0;
+  /** The L4 threads (l4-supervisor.ts): started, reconfigured and drained with the HTTP workers. */
+  readonly l4: L4Supervisor;
 
   constructor(config: ResolvedConfig, table: SharedTable, backends: Backend[], log: Logger, testHooks: TestHooks = 'off') {
     this.#config = config;
@@ -83,6 +86,7 @@ export class Supervisor {
     this.#backends = backends;
     this.#log = log;
     this.#testHooks = testHooks;
+    this.l4 = new L4Supervisor(config, table, backends, log, testHooks !== 'off');
   }
 
   /** Start every worker; resolves when all listen, rejects with the first listen failure. */
@@ -93,6 +97,7 @@ export class Supervisor {
     for (let i = 0; i < n; i++) ready.push(this.#launch(i, i));
     // The spare starts with the others, so a crash right after start-up is covered too.
     ready.push(this.#launch(-1, this.#freeIndices.pop()!));
+    ready.push(this.l4.start());
     await Promise.all(ready);
     this.#started = true;
   }
@@ -101,6 +106,7 @@ export class Supervisor {
   setBackends(backends: Backend[]): void {
     this.#backends = backends;
     this.#broadcast({ type: 'backends', backends, seed: seed() });
+    this.l4.setBackends(backends);
   }
 
   /**
@@ -111,6 +117,7 @@ export class Supervisor {
     this.#config = config;
     this.#backends = backends;
     this.#broadcast({ type: 'config', config, backends, seed: seed() });
+    this.l4.setConfig(config, backends);
   }
 
   /** The configuration (pools and routes included) last published to the workers. */
@@ -172,6 +179,7 @@ export class Supervisor {
           r.worker.postMessage({ type: 'drain', timeoutMs } satisfies ToWorker);
         }),
     );
+    exits.push(this.l4.drain(timeoutMs));
     await Promise.all(exits);
   }
 

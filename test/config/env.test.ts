@@ -94,6 +94,10 @@ const DEFAULTS: Config = {
   wsMaxMessageBytes: 1_048_576,
   wsIdleTimeoutMs: 60_000,
   wsCompression: 'off',
+  tcpListen: [],
+  udpListen: [],
+  l4Threads: 1,
+  acceptProxyProtocol: 'off',
 };
 
 t.test('an empty environment gives every default', async (t) => {
