@@ -2,7 +2,8 @@
 // with "{"), and checked. Every problem is collected and reported as
 //   <file>: <where>: <what is wrong>
 // e.g. sluice.yaml: routes[3] (name "shop"): unknown pool "wbe". Top-level keys: pools, routes,
-// and x-* (ignored, for YAML anchors of shared settings).
+// defaults (edge policy for every route: docs/edge.md), and x-* (ignored, for YAML anchors of
+// shared settings).
 
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
@@ -11,6 +12,7 @@ import { DEFAULT_POOL, type PoolSpec } from '../model/pool.js';
 import type { RouteSpec } from '../model/route.js';
 import { readPools } from './file-pools.js';
 import { readRoutes } from './file-routes.js';
+import { checkDefaults } from './file-edge.js';
 import { checkKeys, describe, isMap, Problems, type Problem } from './file-values.js';
 
 export class ConfigFileError extends Error {
@@ -70,13 +72,15 @@ export function parseConfigFile(text: string, path: string, options: ConfigFileO
     const what = doc === null || doc === undefined ? 'an empty file' : describe(doc);
     return failed(path, '', `expected a map with pools: and routes:, got ${what}`);
   }
-  checkKeys(doc, ['pools', 'routes'], '', problems);
+  checkKeys(doc, ['pools', 'routes', 'defaults'], '', problems);
+  const defaults = doc.defaults === undefined ? undefined : checkDefaults(doc.defaults, problems);
+  if (defaults !== undefined && doc.routes === undefined) problems.add('defaults', 'only applies to routes: add a routes: list (match: {} sends everything to one pool)');
   const pools = doc.pools === undefined ? [] : readPools(doc.pools, problems, dirname(resolve(path)));
   const names = new Set([...options.externalPools, ...Object.keys(isMap(doc.pools) ? doc.pools : {})]);
   if (doc.pools === undefined && !options.externalPools.has(DEFAULT_POOL)) {
     problems.add('', 'no pools: declare them under pools:, or set SLUICE_UPSTREAMS for the pool "default"');
   }
-  const routes = doc.routes === undefined ? null : readRoutes(doc.routes, problems, names);
+  const routes = doc.routes === undefined ? null : readRoutes(doc.routes, problems, names, dirname(resolve(path)), defaults);
   if (routes === null && !names.has(DEFAULT_POOL)) {
     problems.add('', 'no routes: and no pool "default" to send every request to');
   }

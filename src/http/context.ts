@@ -19,6 +19,7 @@ import { PoolRuntime } from './pool-runtime.js';
 import { LatencyRecorder } from '../metrics/latency.js';
 import type { AccessLog } from './access-log.js';
 import { upstreamTls } from '../upstream/tls-options.js';
+import { attachEdge } from '../edge/attach.js';
 
 export type { Backend } from '../model/upstream.js';
 
@@ -72,6 +73,7 @@ export class ProxyContext {
     this.table = table;
     this.#log = log;
     this.routes = compileRoutes(config.routes);
+    attachEdge(this.routes, table, config.trustedProxies, log);
     this.#apply(config);
     this.#install(config, backends, seed);
     this.#timer = setInterval(() => this.#sweep(), SWEEP_MS);
@@ -85,6 +87,7 @@ export class ProxyContext {
    */
   setConfig(config: ResolvedConfig, backends: readonly Backend[], seed: number): void {
     const routes = compileRoutes(config.routes);
+    attachEdge(routes, this.table, config.trustedProxies, this.#log);
     this.#apply(config);
     this.routes = routes;
     const old = this.pools;

@@ -5,7 +5,9 @@
 // MessagePorts. Every cross-thread read or write of a column goes through Atomics (see table.ts).
 //
 // Regions, in buffer order: header words (H) | backend columns (C × CAPACITY) | per-worker in-flight
-// (MAX_WORKERS × CAPACITY) | pool words (P × MAX_POOLS) | route hit counters (MAX_ROUTES).
+// (MAX_WORKERS × CAPACITY) | pool words (P × MAX_POOLS) | route hit counters (MAX_ROUTES) |
+// edge: route in-flight (MAX_ROUTES) | edge counters (E × MAX_ROUTES) | rate-limit buckets
+// (RATE_ENTRIES × R). The edge regions are described with their constants below.
 //
 // Pools: one table holds every pool. A backend is one (pool, upstream) pair with a slot of its own,
 // so the same address in two pools has two independent health, load and EWMA states, as two pools
@@ -150,11 +152,60 @@ export const P = {
 /** Routes whose hits are counted (a route past this index is served but not counted). */
 export const MAX_ROUTES = 4096;
 
+// Edge policy (src/edge). Workers own all three regions (Atomics.add/sub, compareExchange).
+//
+// Route in-flight: one word per route index, requests of that route in flight in every worker
+// (max_in_flight adds, compares, and backs out with sub). Never zeroed: every add is matched by one
+// sub of the same word when the request ends, whatever reloads happen in between.
+//
+// Edge counters: E words per route index, one Atomics.add per event, read by metrics. Counted per
+// route and key kind, never per key value (a client could otherwise grow the label set).
+//
+// Rate-limit buckets: a fixed-size open-addressing table of GCRA states shared by every worker, so
+// a limit is exact across threads. An entry is R words:
+//   KEY     first hash of (limit, key value); 0 = empty
+//   CHECK   second, independent hash of the same; a match needs both (a false match is ~2^-64)
+//   TAT     GCRA theoretical arrival time, low 32 bits in the limit's own unit (µs, or ms for slow
+//           limits: rate-table.ts), compared with serial arithmetic like the time stamps above
+//   EXPIRES table seconds after which the bucket is full again (TAT <= now): an entry past it is
+//           equivalent to no entry, so it may be evicted, and a TAT read after it is ignored (this
+//           is what keeps the 32-bit TAT from being read across a wrap)
+// A key lives in one of RATE_PROBE consecutive entries from its home index; lookups scan all of
+// them (an emptied entry never hides a later one), inserts claim an empty or expired entry with
+// compareExchange on KEY, and the GCRA step is a compareExchange loop on TAT. No locks.
+/** Rate-limit entries: 64 Ki keys (1 MiB). Beyond that, the least useful (soonest full) entry of a window is evicted. */
+export const RATE_ENTRIES = 65536;
+/** Words per rate-limit entry. */
+export const RATE_WORDS = 4;
+/** Entries a key may occupy from its home index (one cache line pair: 8 × 16 B). */
+export const RATE_PROBE = 8;
+export const R = { KEY: 0, CHECK: 1, TAT: 2, EXPIRES: 3 } as const;
+/** Edge counter words per route. */
+export const EDGE_WORDS = 16;
+/** Edge counter ids (E); LIMITED_BY + key kind index (rate-table.ts KEY_KINDS). */
+export const E = {
+  LIMITED_CLIENT_IP: 0,
+  LIMITED_HEADER: 1,
+  LIMITED_JWT: 2,
+  LIMITED_ROUTE: 3,
+  IP_DENIED: 4,
+  UNAUTHORIZED: 5,
+  FORBIDDEN: 6,
+  OVERLOADED: 7,
+  REDIS_FALLBACK: 8,
+  REDIS_CLOSED: 9,
+  CORS_PREFLIGHT: 10,
+  CORS_REFUSED: 11,
+} as const;
+
 const COLUMN_WORDS = COLUMNS * CAPACITY;
 const WORKER_WORDS = MAX_WORKERS * CAPACITY;
 const POOL_REGION = HEADER_WORDS + COLUMN_WORDS + WORKER_WORDS;
 const ROUTE_REGION = POOL_REGION + MAX_POOLS * POOL_WORDS;
-export const TOTAL_WORDS = ROUTE_REGION + MAX_ROUTES;
+const ROUTE_IN_FLIGHT_REGION = ROUTE_REGION + MAX_ROUTES;
+const EDGE_REGION = ROUTE_IN_FLIGHT_REGION + MAX_ROUTES;
+const RATE_REGION = EDGE_REGION + MAX_ROUTES * EDGE_WORDS;
+export const TOTAL_WORDS = RATE_REGION + RATE_ENTRIES * RATE_WORDS;
 export const BYTES = TOTAL_WORDS * Int32Array.BYTES_PER_ELEMENT;
 
 /** Word index of a pool's word (P). */
@@ -178,4 +229,19 @@ export function cell(column: number, slot: number): number {
 /** Word index of a worker's own in-flight count for a slot. */
 export function workerCell(worker: number, slot: number): number {
   return HEADER_WORDS + COLUMN_WORDS + worker * CAPACITY + slot;
+}
+
+/** Word index of a route's in-flight count (max_in_flight). */
+export function routeInFlightCell(route: number): number {
+  return ROUTE_IN_FLIGHT_REGION + route;
+}
+
+/** Word index of a route's edge counter (E). */
+export function edgeCell(route: number, counter: number): number {
+  return EDGE_REGION + route * EDGE_WORDS + counter;
+}
+
+/** Word index of word `field` (R) of rate-limit entry `entry`. */
+export function rateCell(entry: number, field: number): number {
+  return RATE_REGION + entry * RATE_WORDS + field;
 }
