@@ -1,0 +1,125 @@
+// Rate limits and max_in_flight through the real proxy. The exactness test runs 4 workers over one
+// key: the buckets are in the shared table, so the admitted count is the limit (one bucket of 40),
+// where per-worker buckets would admit up to 4 × 40.
+
+import t from 'tap';
+import http from 'node:http';
+import { ensureBuilt } from '../helpers/sluice.js';
+import { startBackend } from '../helpers/backends.js';
+import { echoJson, request, startWithConfig } from './helpers.js';
+
+t.before(ensureBuilt);
+
+/** Fire `n` requests over `conns` connections at once; statuses in completion order. */
+async function blast(port: number, path: string, n: number, conns: number, headers: Record<string, string> = {}): Promise<number[]> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: conns });
+  const one = () =>
+    new Promise<number>((resolve, reject) => {
+      const req = http.request({ host: '127.0.0.1', port, path, headers, agent }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode!));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+  const out = await Promise.all(Array.from({ length: n }, one));
+  agent.destroy();
+  return out;
+}
+
+t.test('4 workers share one bucket: admitted = burst (a 1/min refill adds at most 1 while the test runs)', async (t) => {
+  const backend = await startBackend(t, echoJson);
+  const sluice = await startWithConfig(
+    t,
+    `pools: { api: { upstreams: ["${backend.url}"] } }
+routes:
+  - match: { path_prefix: / }
+    pool: api
+    rate_limit: [{ key: route, rate: 1/m, burst: 40 }]
+`,
+    { workers: 4 },
+  );
+  // 64 connections spread over the 4 workers by the kernel; 400 requests in all.
+  const statuses = await blast(sluice.port, '/x', 400, 64);
+  const admitted = statuses.filter((s) => s === 200).length;
+  const limited = statuses.filter((s) => s === 429).length;
+  t.equal(admitted + limited, 400, 'every request is either admitted or limited');
+  t.ok(admitted >= 40 && admitted <= 41, `admitted ${admitted}, limit 40 (+1 refill at most); per-worker buckets would allow up to 160`);
+});
+
+t.test('429 carries Retry-After and the IETF RateLimit fields, exactly', async (t) => {
+  const backend = await startBackend(t, echoJson);
+  const sluice = await startWithConfig(
+    t,
+    `pools: { api: { upstreams: ["${backend.url}"] } }
+routes:
+  - match: { path_prefix: /ip }
+    pool: api
+    rate_limit: [{ key: client_ip, rate: 1/m, burst: 3 }]
+  - match: { path_prefix: /hdr }
+    pool: api
+    rate_limit: [{ key: "header:x-api-key", rate: 2/s, burst: 2, name: per-key }]
+`,
+  );
+  for (let i = 0; i < 3; i++) t.equal((await request(sluice.port, 'GET', '/ip')).status, 200, `request ${i + 1} of the burst passes`);
+  const r = await request(sluice.port, 'GET', '/ip');
+  t.equal(r.status, 429);
+  t.equal(r.headers['retry-after'], '60', 'one token per minute: the next one in 60 s');
+  t.equal(r.headers['ratelimit-policy'], '"client_ip";q=3;w=180');
+  t.equal(r.headers['ratelimit'], '"client_ip";r=0;t=60');
+  t.equal(r.body, 'rate limit exceeded\n');
+
+  // Keyed by header: each key its own bucket; a request without the header is not limited by it.
+  t.equal((await request(sluice.port, 'GET', '/hdr', { 'x-api-key': 'a' })).status, 200);
+  t.equal((await request(sluice.port, 'GET', '/hdr', { 'x-api-key': 'a' })).status, 200);
+  const a = await request(sluice.port, 'GET', '/hdr', { 'x-api-key': 'a' });
+  t.equal(a.status, 429);
+  t.equal(a.headers['retry-after'], '1');
+  t.equal(a.headers['ratelimit-policy'], '"per-key";q=2;w=1');
+  t.equal((await request(sluice.port, 'GET', '/hdr', { 'x-api-key': 'b' })).status, 200, 'another key has its own bucket');
+  for (let i = 0; i < 5; i++) t.equal((await request(sluice.port, 'GET', '/hdr')).status, 200, 'no header: not counted');
+});
+
+t.test('max_in_flight: beyond it a fast 503, and the slot is given back when a request ends', async (t) => {
+  const held: http.ServerResponse[] = [];
+  let arrived = 0;
+  const waiters: (() => void)[] = [];
+  const backend = await startBackend(t, (req, res) => {
+    req.resume();
+    if (req.url === '/slow') {
+      held.push(res);
+      arrived++;
+      for (const w of waiters.splice(0)) w();
+      return;
+    }
+    res.end('fast');
+  });
+  const sluice = await startWithConfig(
+    t,
+    `pools: { api: { upstreams: ["${backend.url}"] } }
+routes:
+  - match: { path_prefix: / }
+    pool: api
+    max_in_flight: 2
+`,
+    { workers: 2 },
+  );
+  const agent = new http.Agent({ keepAlive: false });
+  const slow = () =>
+    new Promise<number>((resolve, reject) => {
+      const req = http.request({ host: '127.0.0.1', port: sluice.port, path: '/slow', agent }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode!));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+  const first = [slow(), slow()];
+  while (arrived < 2) await new Promise<void>((r) => waiters.push(r));
+  const third = await request(sluice.port, 'GET', '/fast');
+  t.equal(third.status, 503, 'a third request while two are in flight');
+  t.equal(third.headers['x-sluice-error'], 'overloaded');
+  for (const res of held.splice(0)) res.end('done');
+  t.same(await Promise.all(first), [200, 200]);
+  t.equal((await request(sluice.port, 'GET', '/fast')).status, 200, 'slots given back');
+});
