@@ -328,7 +328,7 @@ function wholeNumber(m: FileMap, key: string, where: string, problems: Problems,
 }
 
 function readJwt(m: FileMap, where: string, problems: Problems, baseDir: string): JwtSpec | undefined {
-  checkKeys(m, ['jwks_file', 'jwks_url', 'secret', 'algorithms', 'issuer', 'audience', 'leeway_s', 'required_claims', 'claims', 'from', 'forward_claims', 'strip_token', 'cache_size'], where, problems);
+  checkKeys(m, ['jwks_file', 'jwks_url', 'jwks_cooldown_ms', 'secret', 'algorithms', 'issuer', 'audience', 'leeway_s', 'required_claims', 'claims', 'from', 'forward_claims', 'strip_token', 'cache_size'], where, problems);
   const before = problems.count;
   const sources = ['jwks_file', 'jwks_url', 'secret'].filter((k) => m[k] !== undefined);
   if (sources.length !== 1) problems.add(where, sources.length === 0 ? 'give one key source: jwks_file, jwks_url or secret' : `give one key source, not ${sources.join(' and ')}`);
@@ -346,6 +346,9 @@ function readJwt(m: FileMap, where: string, problems: Problems, baseDir: string)
     }
   }
   const jwksUrl = m.jwks_url === undefined ? null : (readHttpUrl(m.jwks_url, at(where, 'jwks_url'), problems) ?? null);
+  // An unknown kid refetches the URL at most this often: a stream of forged kids costs one fetch per 30 s.
+  const jwksCooldownMs = wholeNumber(m, 'jwks_cooldown_ms', where, problems, 30_000, 0, 600_000);
+  if (m.jwks_cooldown_ms !== undefined && m.jwks_url === undefined) problems.add(at(where, 'jwks_cooldown_ms'), 'only means something with jwks_url');
   let secret: string | null = null;
   if (m.secret !== undefined) {
     secret = readString(m.secret, at(where, 'secret'), problems) ?? null;
@@ -368,8 +371,8 @@ function readJwt(m: FileMap, where: string, problems: Problems, baseDir: string)
   const forwardClaims = readForwardClaims(m.forward_claims, at(where, 'forward_claims'), problems);
   const stripToken = m.strip_token === undefined ? false : readBoolean(m.strip_token, at(where, 'strip_token'), problems);
   const cacheSize = wholeNumber(m, 'cache_size', where, problems, JWT_CACHE, 0, 1_000_000);
-  if (problems.count > before || algorithms === undefined || audience === undefined || leewaySec === undefined || claims === undefined || from === undefined || forwardClaims === undefined || stripToken === undefined || cacheSize === undefined) return undefined;
-  return { jwks, jwksUrl, secret, algorithms, issuer, audience, leewaySec, claims, from, forwardClaims, stripToken, cacheSize: Math.max(1, cacheSize) };
+  if (problems.count > before || algorithms === undefined || audience === undefined || leewaySec === undefined || claims === undefined || from === undefined || forwardClaims === undefined || stripToken === undefined || cacheSize === undefined || jwksCooldownMs === undefined) return undefined;
+  return { jwks, jwksUrl, jwksCooldownMs, secret, algorithms, issuer, audience, leewaySec, claims, from, forwardClaims, stripToken, cacheSize: Math.max(1, cacheSize) };
 }
 
 function readIntrospection(m: FileMap, where: string, problems: Problems): IntrospectionSpec | undefined {

@@ -13,8 +13,6 @@ import { claimsHold } from './claims.js';
 import { BoundedCache, claimLine, deny, type Denial, type Outcome, type Pass } from './outcome.js';
 import { readToken } from './token.js';
 
-/** Unknown kid: refetch the JWKS URL at most this often (a stream of forged kids costs one fetch per 30 s). */
-const JWKS_COOLDOWN_MS = 30_000;
 /** Keys fetched from a URL are refetched after this long even when every kid is known (rotation). */
 const JWKS_MAX_AGE_MS = 10 * 60_000;
 
@@ -46,7 +44,7 @@ export class JwtAuth {
     this.#spec = spec;
     this.#clock = clock;
     if (spec.secret !== null) this.#key = new TextEncoder().encode(spec.secret);
-    else if (spec.jwksUrl !== null) this.#key = createRemoteJWKSet(new URL(spec.jwksUrl), { cooldownDuration: JWKS_COOLDOWN_MS, cacheMaxAge: JWKS_MAX_AGE_MS });
+    else if (spec.jwksUrl !== null) this.#key = createRemoteJWKSet(new URL(spec.jwksUrl), { cooldownDuration: spec.jwksCooldownMs, cacheMaxAge: JWKS_MAX_AGE_MS });
     else this.#key = createLocalJWKSet(spec.jwks as Parameters<typeof createLocalJWKSet>[0]);
     this.#options = {
       algorithms: [...spec.algorithms],

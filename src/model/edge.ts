@@ -40,6 +40,8 @@ export interface JwtSpec {
   /** JWKS document (a file's contents), or null when `jwksUrl` is given. */
   readonly jwks: unknown | null;
   readonly jwksUrl: string | null;
+  /** An unknown kid refetches the JWKS URL at most once per this many ms. */
+  readonly jwksCooldownMs: number;
   /** Shared secrets for HS256/384/512 (UTF-8 text). */
   readonly secret: string | null;
   readonly algorithms: readonly string[];
