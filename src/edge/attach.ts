@@ -7,6 +7,7 @@ import type { SharedTable } from '../state/table.js';
 import { deny } from './outcome.js';
 import { EdgePolicy, writeDenial, type EdgeEnv } from './policy.js';
 import { RateTable } from './rate-table.js';
+import { closeRedisClients } from './redis-limit.js';
 import type { EdgeGate } from '../model/edge.js';
 
 let rates: { words: Int32Array; table: RateTable } | null = null;
@@ -38,3 +39,8 @@ const BROKEN: EdgeGate = {
     ex.start();
   },
 };
+
+/** The worker is draining or crashing: close what the edge policies hold open (Redis connections). */
+export function closeEdge(): void {
+  closeRedisClients();
+}

@@ -75,6 +75,12 @@ function client(url: string, log: Logger): RedisWithGcra {
   return c;
 }
 
+/** Drain or crash: drop every Redis connection of this worker so the thread can end. */
+export function closeRedisClients(): void {
+  for (const c of clients.values()) c.disconnect();
+  clients.clear();
+}
+
 /** redis://user:secret@host → redis://user:***@host for logs. */
 export function redact(url: string): string {
   return url.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@');

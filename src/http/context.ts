@@ -19,7 +19,7 @@ import { PoolRuntime } from './pool-runtime.js';
 import { LatencyRecorder } from '../metrics/latency.js';
 import type { AccessLog } from './access-log.js';
 import { upstreamTls } from '../upstream/tls-options.js';
-import { attachEdge } from '../edge/attach.js';
+import { attachEdge, closeEdge } from '../edge/attach.js';
 
 export type { Backend } from '../model/upstream.js';
 
@@ -151,6 +151,7 @@ export class ProxyContext {
   /** Stop the deadline sweep and close idle upstream connections (drain). */
   close(): void {
     clearInterval(this.#timer);
+    closeEdge();
     for (const pool of this.pools) pool?.close();
   }
 
@@ -160,6 +161,7 @@ export class ProxyContext {
    */
   abort(): void {
     clearInterval(this.#timer);
+    closeEdge();
     for (const pool of this.pools) pool?.destroyAll();
     for (const pool of this.#retired) pool.destroyAll();
     this.#retired.clear();
