@@ -13,7 +13,7 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
-import type { Config } from '../config/types.js';
+import type { Config, ResolvedConfig } from '../config/types.js';
 import { VARIABLE_SPECS } from '../config/variables.js';
 import type { Backend } from '../http/context.js';
 import { collectBackendStats, type BackendStats } from '../metrics/backend-stats.js';
@@ -23,6 +23,7 @@ import { Admin, C, H, WEIGHT_SCALE } from '../state/layout.js';
 import type { SharedTable } from '../state/table.js';
 import { hostAllowed, mutationRefusal, TokenCheck, type Refusal } from './auth.js';
 import { STATUS_PAGE_CSP, STATUS_PAGE_HTML } from './status-page.js';
+import { renderEdgeMetrics } from '../edge/metrics.js';
 
 /** Request bodies (only /weight has one) are tiny; anything bigger is refused unread. */
 export const MAX_BODY_BYTES = 4096;
@@ -130,7 +131,8 @@ export class AdminServer {
 
     if (path === '/metrics') {
       allow(method, ['GET', 'HEAD']);
-      const body = renderMetrics(await this.#backendStats(), this.#processStats());
+      const cfg = this.#options.config;
+      const body = renderMetrics(await this.#backendStats(), this.#processStats()) + renderEdgeMetrics(this.#options.table.words, 'routes' in cfg ? (cfg as ResolvedConfig).routes : []);
       return this.#send(res, 200, body, { 'content-type': METRICS_CONTENT_TYPE });
     }
     if (path === '/api/status') {

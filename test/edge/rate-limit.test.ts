@@ -4,7 +4,7 @@
 
 import t from 'tap';
 import http from 'node:http';
-import { ensureBuilt } from '../helpers/sluice.js';
+import { ensureBuilt, freePort } from '../helpers/sluice.js';
 import { startBackend } from '../helpers/backends.js';
 import { echoJson, request, startWithConfig } from './helpers.js';
 
@@ -47,19 +47,22 @@ routes:
   t.ok(admitted >= 40 && admitted <= 41, `admitted ${admitted}, limit 40 (+1 refill at most); per-worker buckets would allow up to 160`);
 });
 
-t.test('429 carries Retry-After and the IETF RateLimit fields, exactly', async (t) => {
+t.test('429 carries Retry-After and the IETF RateLimit fields, exactly; /metrics counts by key kind', async (t) => {
   const backend = await startBackend(t, echoJson);
+  const adminPort = await freePort();
   const sluice = await startWithConfig(
     t,
     `pools: { api: { upstreams: ["${backend.url}"] } }
 routes:
-  - match: { path_prefix: /ip }
+  - name: by-ip
+    match: { path_prefix: /ip }
     pool: api
     rate_limit: [{ key: client_ip, rate: 1/m, burst: 3 }]
   - match: { path_prefix: /hdr }
     pool: api
     rate_limit: [{ key: "header:x-api-key", rate: 2/s, burst: 2, name: per-key }]
 `,
+    { env: { SLUICE_ADMIN_LISTEN: `127.0.0.1:${adminPort}` } },
   );
   for (let i = 0; i < 3; i++) t.equal((await request(sluice.port, 'GET', '/ip')).status, 200, `request ${i + 1} of the burst passes`);
   const r = await request(sluice.port, 'GET', '/ip');
@@ -78,6 +81,11 @@ routes:
   t.equal(a.headers['ratelimit-policy'], '"per-key";q=2;w=1');
   t.equal((await request(sluice.port, 'GET', '/hdr', { 'x-api-key': 'b' })).status, 200, 'another key has its own bucket');
   for (let i = 0; i < 5; i++) t.equal((await request(sluice.port, 'GET', '/hdr')).status, 200, 'no header: not counted');
+  const metrics = (await request(adminPort, 'GET', '/metrics')).body;
+  t.match(metrics, /^sluice_edge_rate_limited_total\{route="by-ip",key="client_ip"\} 1$/m);
+  t.match(metrics, /^sluice_edge_rate_limited_total\{route="route-1",key="header"\} 1$/m);
+  const edgeLines = metrics.split('\n').filter((l) => l.startsWith('sluice_edge_'));
+  t.ok(edgeLines.length > 0 && edgeLines.every((l) => /^sluice_edge_\w+\{route="[^"]+",(key|reason|fail|result)="\w+"\} \d+$/.test(l) || /^sluice_edge_in_flight/.test(l)), 'labels are route and kind only: no key values, no clients');
 });
 
 t.test('max_in_flight: beyond it a fast 503, and the slot is given back when a request ends', async (t) => {
