@@ -50,6 +50,7 @@ let sluice: Sluice;
 let introspections = 0;
 let jwksFetches = 0;
 let jwks: JWK[] = [];
+let authCalls = 0;
 let rs1: { priv: CryptoKey; pub: JWK };
 let rs2: { priv: CryptoKey; pub: JWK };
 let es: { priv: CryptoKey; pub: JWK };
@@ -82,6 +83,11 @@ t.before(async () => {
     });
   });
   const authService = await server(t, (req, res) => {
+    authCalls++;
+    if (req.headers['x-token'] === 'cached') {
+      res.writeHead(200, { 'x-auth-user': 'cached-user', 'cache-control': 'max-age=60' });
+      return res.end();
+    }
     if (req.headers['x-token'] === 'letmein' && String(req.headers['x-forwarded-uri']).startsWith('/fwd/')) {
       res.writeHead(200, { 'x-auth-user': 'alice', 'x-other': 'not copied' });
       return res.end();
@@ -129,6 +135,13 @@ routes:
   - match: { path_prefix: /fwd/ }
     pool: api
     auth: { forward: { url: "${authService}/check", copy_headers: [x-auth-user] } }
+  - match: { path_prefix: /fwdc/ }
+    pool: api
+    auth: { forward: { url: "${authService}/check", copy_headers: [x-auth-user], cache: true } }
+  - match: { path_prefix: /per-user/ }
+    pool: api
+    auth: { jwt: { jwks_url: "${jwksUrl}/jwks", audience: api } }
+    rate_limit: [{ key: "jwt:sub", rate: 1/m, burst: 2 }]
 `,
     { files: { 'keys.json': fileJwks, 'ops.htpasswd': htpasswd } },
   );
@@ -239,4 +252,29 @@ t.test('forward auth: 2xx copies the listed headers; anything else goes back as 
   t.equal(no.status, 401);
   t.equal(no.headers['www-authenticate'], 'Custom realm="fwd"');
   t.equal(no.body, 'nope');
+});
+
+t.test('forward auth cache: a 2xx with max-age is reused for the same credentials', async (t) => {
+  const before = authCalls;
+  for (let i = 0; i < 3; i++) {
+    const r = await request(sluice.port, 'GET', '/fwdc/x', { 'x-token': 'cached', authorization: 'Bearer same' });
+    t.equal(r.seen!.headers['x-auth-user'], 'cached-user');
+  }
+  t.equal(authCalls, before + 1, 'asked once');
+  await request(sluice.port, 'GET', '/fwdc/x', { 'x-token': 'cached', authorization: 'Bearer other' });
+  t.equal(authCalls, before + 2, 'other credentials ask again');
+});
+
+t.test('rate limit keyed by a verified claim: one bucket per user, not per token', async (t) => {
+  const alice1 = await sign(rs2.priv, 'RS256', 'rs-2', { sub: 'alice', n: 1 });
+  const alice2 = await sign(rs2.priv, 'RS256', 'rs-2', { sub: 'alice', n: 2 });
+  const bob = await sign(rs2.priv, 'RS256', 'rs-2', { sub: 'bob' });
+  const get = (tok: string) => request(sluice.port, 'GET', '/per-user/x', { authorization: `Bearer ${tok}` });
+  t.equal((await get(alice1)).status, 200);
+  t.equal((await get(alice2)).status, 200, 'another token of the same user');
+  const third = await get(alice1);
+  t.equal(third.status, 429, 'the user\'s burst of 2 is spent, whichever token');
+  t.equal(third.headers['ratelimit-policy'], '"jwt";q=2;w=120');
+  t.equal((await get(bob)).status, 200, 'another user');
+  t.equal((await request(sluice.port, 'GET', '/per-user/x')).status, 401, 'no token: refused by auth, not counted');
 });
