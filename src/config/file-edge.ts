@@ -153,7 +153,7 @@ function readRateLimits(node: unknown, where: string, problems: Problems, hasCla
         burst = undefined;
       }
     }
-    if (rate !== undefined && burst !== undefined && (rate.periodMs / rate.count) * burst > MAX_DEPTH_MS) {
+    if (rate !== undefined && burst !== undefined && (rate.periodMs / rate.count) * (burst + 1) > MAX_DEPTH_MS) {
       problems.add(w, `burst ${burst} at ${rate.count} per ${rate.periodMs} ms takes more than 6 days to refill; lower the burst or raise the rate`);
     }
     let global: string | null = null;

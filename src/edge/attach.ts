@@ -6,7 +6,7 @@ import type { RouteTable } from '../model/route-table.js';
 import type { SharedTable } from '../state/table.js';
 import { deny } from './outcome.js';
 import { EdgePolicy, writeDenial, type EdgeEnv } from './policy.js';
-import { RateTable } from './rate-table.js';
+import { RateTable, SWEEP_EVERY_MS } from './rate-table.js';
 import { closeRedisClients } from './redis-limit.js';
 import type { EdgeGate } from '../model/edge.js';
 
@@ -14,7 +14,11 @@ let rates: { words: Int32Array; table: RateTable } | null = null;
 
 /** Every route with an edge policy gets its gate; one that fails to compile refuses its requests (503). */
 export function attachEdge(routes: RouteTable, table: SharedTable, trustedProxies: readonly string[], log: Logger): void {
-  if (rates === null || rates.words !== table.words) rates = { words: table.words, table: new RateTable(table.words, table.epoch) };
+  if (rates === null || rates.words !== table.words) {
+    const rt = new RateTable(table.words, table.epoch);
+    rates = { words: table.words, table: rt };
+    setInterval(() => rt.sweep(), SWEEP_EVERY_MS).unref();
+  }
   const env: EdgeEnv = { words: table.words, rates: rates.table, trusted: new Set(trustedProxies), log };
   for (const route of routes.routes) {
     const spec = route.spec.edge;

@@ -163,16 +163,17 @@ export const MAX_ROUTES = 4096;
 //
 // Rate-limit buckets: a fixed-size open-addressing table of GCRA states shared by every worker, so
 // a limit is exact across threads. An entry is R words:
-//   KEY     first hash of (limit, key value); 0 = empty
-//   CHECK   second, independent hash of the same; a match needs both (a false match is ~2^-64)
-//   TAT     GCRA theoretical arrival time, low 32 bits in the limit's own unit (µs, or ms for slow
-//           limits: rate-table.ts), compared with serial arithmetic like the time stamps above
-//   EXPIRES table seconds after which the bucket is full again (TAT <= now): an entry past it is
-//           equivalent to no entry, so it may be evicted, and a TAT read after it is ignored (this
-//           is what keeps the 32-bit TAT from being read across a wrap)
-// A key lives in one of RATE_PROBE consecutive entries from its home index; lookups scan all of
-// them (an emptied entry never hides a later one), inserts claim an empty or expired entry with
-// compareExchange on KEY, and the GCRA step is a compareExchange loop on TAT. No locks.
+//   KEY     first hash of (limit, key value); 0 = empty, 1 = being rewritten
+//   CHECK   second, independent hash of the same (a match needs both: a false match is ~2^-64);
+//           its low bit is the entry's unit (1 = ms, 0 = µs)
+//   TAT     GCRA theoretical arrival time, low 32 bits in the limit's unit (µs, or ms for slow
+//           limits: rate-table.ts), compared with serial arithmetic like the time stamps above;
+//           every worker's sweep keeps it within a few minutes behind now, so it never wraps
+//   EXPIRES table seconds when the bucket is full again: only used to pick what to evict
+// A key lives in one of the RATE_PROBE entries of its window; lookups scan the window without any
+// lock, and the GCRA step is a compareExchange loop on TAT. Only claiming an entry for a new key
+// takes the window's claim word (one per window, after the entries), so two threads seeing the
+// same new key at once cannot give it two entries; a claim publishes KEY last.
 /** Rate-limit entries: 64 Ki keys (1 MiB). Beyond that, the least useful (soonest full) entry of a window is evicted. */
 export const RATE_ENTRIES = 65536;
 /** Words per rate-limit entry. */
@@ -205,7 +206,8 @@ const ROUTE_REGION = POOL_REGION + MAX_POOLS * POOL_WORDS;
 const ROUTE_IN_FLIGHT_REGION = ROUTE_REGION + MAX_ROUTES;
 const EDGE_REGION = ROUTE_IN_FLIGHT_REGION + MAX_ROUTES;
 const RATE_REGION = EDGE_REGION + MAX_ROUTES * EDGE_WORDS;
-export const TOTAL_WORDS = RATE_REGION + RATE_ENTRIES * RATE_WORDS;
+const RATE_CLAIM_REGION = RATE_REGION + RATE_ENTRIES * RATE_WORDS;
+export const TOTAL_WORDS = RATE_CLAIM_REGION + RATE_ENTRIES / RATE_PROBE;
 export const BYTES = TOTAL_WORDS * Int32Array.BYTES_PER_ELEMENT;
 
 /** Word index of a pool's word (P). */
@@ -239,6 +241,11 @@ export function routeInFlightCell(route: number): number {
 /** Word index of a route's edge counter (E). */
 export function edgeCell(route: number, counter: number): number {
   return EDGE_REGION + route * EDGE_WORDS + counter;
+}
+
+/** Word index of the claim word of the window holding rate-limit entry `entry` (0 free, 1 held). */
+export function rateClaimCell(entry: number): number {
+  return RATE_CLAIM_REGION + ((entry / RATE_PROBE) | 0);
 }
 
 /** Word index of word `field` (R) of rate-limit entry `entry`. */

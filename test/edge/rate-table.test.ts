@@ -4,7 +4,7 @@
 
 import t from 'tap';
 import { RATE_ENTRIES, RATE_PROBE, TOTAL_WORDS } from '../../src/state/layout.js';
-import { RateLimitParams, RateTable } from '../../src/edge/rate-table.js';
+import { RateLimitParams, RateTable, SWEEP_EVERY_MS } from '../../src/edge/rate-table.js';
 
 function tables(n: number): { views: RateTable[]; clock: { ms: number } } {
   const words = new Int32Array(new SharedArrayBuffer(TOTAL_WORDS * 4));
@@ -48,6 +48,10 @@ t.test('keys and limits are independent', async (t) => {
   t.ok(rt!.take(b, 'x'), 'another limit, same key');
 });
 
+t.test('a bucket deeper than the table can hold is refused (--check refuses it first)', async (t) => {
+  t.throws(() => new RateLimitParams('deep', 1, 3_600_000, 30000), /deeper than/);
+});
+
 t.test('slow limits count in ms, fast ones in µs; both exact', async (t) => {
   const slow = new RateLimitParams('s', 10, 86_400_000, 10); // 10/day
   const fast = new RateLimitParams('f', 100_000, 1000, 10); // 100k/s: T = 10 µs
@@ -66,12 +70,16 @@ t.test('slow limits count in ms, fast ones in µs; both exact', async (t) => {
   t.equal(rt!.retryAfterMs, 8_640_000, 'a tenth of a day');
 });
 
-t.test('a key idle for longer than the 32-bit µs window reads as a full bucket', async (t) => {
+t.test('a key idle for longer than the 32-bit µs window reads as a full bucket (the sweep keeps TAT near now)', async (t) => {
   const { views: [rt], clock } = tables(1);
   const p = new RateLimitParams('r', 1, 1000, 3);
   for (let i = 0; i < 3; i++) rt!.take(p, 'k');
   t.notOk(rt!.take(p, 'k'));
-  clock.ms += 2 ** 31 / 1000 + 1234; // the µs clock's low 32 bits wrapped past the stored TAT
+  // An hour in steps of the workers' sweep period: the µs clock's low 32 bits wrap meanwhile.
+  for (let m = 0; m < 30; m++) {
+    clock.ms += SWEEP_EVERY_MS;
+    rt!.sweep();
+  }
   let n = 0;
   while (rt!.take(p, 'k')) n++;
   t.equal(n, 3);
@@ -87,4 +95,37 @@ t.test('a full probe window evicts an idle key first, bounded memory', async (t)
   const before = rt!.evictions;
   for (let i = 0; i < RATE_PROBE * 4; i++) t.ok(rt!.take(p, 'fresh' + i), 'a new key after the others went idle');
   t.equal(rt!.evictions, before, 'idle entries are reused without counting as an eviction');
+});
+
+t.test('real threads racing on one key: the compareExchange loop admits exactly the burst', async (t) => {
+  const { Worker } = await import('node:worker_threads');
+  const { fileURLToPath } = await import('node:url');
+  const { ensureBuilt } = await import('../helpers/sluice.js');
+  await ensureBuilt();
+  const module = fileURLToPath(new URL('../../dist/src/edge/rate-table.js', import.meta.url));
+  const buffer = new SharedArrayBuffer(TOTAL_WORDS * 4);
+  // Each of 4 threads tries 20,000 takes at once on one key (and 2,000 fresh keys, so entries are
+  // claimed concurrently too); a 1/10s limit cannot refill while the threads run.
+  const code = `
+    const { workerData, parentPort } = require('node:worker_threads');
+    import(workerData.module).then(({ RateLimitParams, RateTable }) => {
+      const rt = new RateTable(new Int32Array(workerData.buffer), 0);
+      const p = new RateLimitParams('race', 1, 10_000, 30000);
+      const q = new RateLimitParams('fresh', 1, 10_000, 1);
+      let one = 0, fresh = 0;
+      for (let i = 0; i < 20000; i++) {
+        if (rt.take(p, 'hot')) one++;
+        if (i < 2000 && rt.take(q, 'k' + i)) fresh++;
+      }
+      parentPort.postMessage({ one, fresh });
+    });`;
+  const results = await Promise.all(
+    Array.from({ length: 4 }, () => new Promise<{ one: number; fresh: number }>((resolve, reject) => {
+      const w = new Worker(code, { eval: true, workerData: { module, buffer } });
+      w.once('message', resolve);
+      w.once('error', reject);
+    })),
+  );
+  t.equal(results.reduce((a, r) => a + r.one, 0), 30000, 'one shared bucket: exactly its burst');
+  t.equal(results.reduce((a, r) => a + r.fresh, 0), 2000, 'each fresh key admitted once across 4 threads (no twin entries)');
 });
