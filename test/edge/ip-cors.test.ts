@@ -115,3 +115,34 @@ t.test('CORS headers on actual requests', async (t) => {
   const none = await request(plain.port, 'GET', '/api/items');
   t.equal(none.headers['access-control-allow-origin'], undefined, 'no Origin, no CORS headers');
 });
+
+t.test('SIGHUP recompiles the edge policies: a changed file takes effect, an invalid one is refused', async (t) => {
+  const { writeFileSync } = await import('node:fs');
+  const { writeConfig } = await import('./helpers.js');
+  const { startSluice } = await import('../helpers/sluice.js');
+  const backend = await startBackend(t, echoJson);
+  const yaml = (policy: string) => `pools: { api: { upstreams: ["${backend.url}"] } }\nroutes:\n  - match: { path_prefix: / }\n    pool: api\n${policy}`;
+  const { file, dir } = writeConfig(yaml('    ip_deny: ["0.0.0.0/0"]\n'));
+  // A reload re-reads SLUICE_ENV_FILE, and through it the config file. The reloader refuses an
+  // empty SLUICE_UPSTREAMS (so the pool "default" is set, unused), and today it only applies a
+  // reload when a variable changed: each step also changes SLUICE_REQUEST_TIMEOUT_MS.
+  const envFile = `${dir}/sluice.env`;
+  const env = (timeout: number) => writeFileSync(envFile, `SLUICE_CONFIG=${file}\nSLUICE_UPSTREAMS=${backend.url}\nSLUICE_REQUEST_TIMEOUT_MS=${timeout}\n`);
+  env(15000);
+  const s = await startSluice(t, { upstreams: [backend.url], env: { SLUICE_ENV_FILE: envFile } });
+  t.equal((await request(s.port, 'GET', '/x')).status, 403);
+  writeFileSync(file, yaml('    rate_limit: [{ key: route, rate: 1/m, burst: 1 }]\n'));
+  env(15001);
+  let mark = s.logs().length;
+  s.child.kill('SIGHUP');
+  await s.waitForLog((l) => l.msg === 'configuration reloaded', 10_000, mark);
+  t.equal((await request(s.port, 'GET', '/x')).status, 200, 'the deny list is gone');
+  t.equal((await request(s.port, 'GET', '/x')).status, 429, 'the new limit applies');
+  writeFileSync(file, yaml('    rate_limit: [{ key: route, rate: often }]\n'));
+  env(15002);
+  mark = s.logs().length;
+  s.child.kill('SIGHUP');
+  const refused = await s.waitForLog((l) => l.msg.startsWith('reload refused'), 10_000, mark);
+  t.match(JSON.stringify(refused), /rate_limit\[0\]\.rate: got \\"often\\"/);
+  t.equal((await request(s.port, 'GET', '/x')).status, 429, 'the running policy keeps its state');
+});
