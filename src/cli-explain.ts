@@ -2,6 +2,7 @@
 // becomes (path, host, headers) and where it goes, from the configuration in the environment,
 // without starting anything. For reviewing route tables by hand and asserting on them in CI.
 
+import { describeEdge } from './edge/describe.js';
 import type { ResolvedConfig } from './config/types.js';
 import { applyHeaderOps, type HeaderPair } from './model/index.js';
 import type { CompiledRoute } from './model/compiled-route.js';
@@ -146,5 +147,6 @@ function describeForward(config: ResolvedConfig, route: CompiledRoute, request: 
     o.maxBodyBytes === undefined ? '' : `max_body_bytes ${o.maxBodyBytes}`,
   ].filter((s) => s !== '');
   if (overrides.length > 0) lines.push(`overrides: ${overrides.join(', ')}`);
+  if (route.spec.edge !== undefined) lines.push(`edge: ${describeEdge(route.spec.edge)}`);
   return lines;
 }

@@ -46,7 +46,7 @@ export interface EdgeRead {
  * `action` is the route's action kind: edge keys only mean something with pool or split.
  */
 export function readEdge(map: FileMap, defaults: FileMap | undefined, where: string, problems: Problems, baseDir: string, action: string | undefined): EdgeRead {
-  const own = EDGE_KEYS.filter((k) => map[k] !== undefined);
+  const own = EDGE_KEYS.filter((k) => map[k] !== undefined && map[k] !== 'none');
   if (own.length > 0 && action !== undefined && action !== 'pool' && action !== 'split') {
     for (const k of own) problems.add(`${where}: ${k}`, `only means something with pool or split (this route answers with ${action})`);
     return { edge: undefined, removes: [] };
@@ -55,6 +55,8 @@ export function readEdge(map: FileMap, defaults: FileMap | undefined, where: str
   const merged: FileMap = {};
   const origin: Record<string, string> = {};
   for (const k of EDGE_KEYS) {
+    // `none` opts a route out of a key the defaults set.
+    if (map[k] === 'none') continue;
     if (map[k] !== undefined) {
       merged[k] = map[k];
       origin[k] = `${where}: ${k}`;

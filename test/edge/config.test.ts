@@ -141,3 +141,31 @@ t.test('sluice --check names each bad edge key and exits 1', async (t) => {
   t.equal(r.status, 1);
   t.match(r.stderr, /routes\[0\]: rate_limit\[0\]\.rate: got "fast", expected <count>\/<period>/);
 });
+
+t.test('a route opts out of a default with none', async (t) => {
+  const routes = ok(`defaults:
+  auth: { api_keys: { sha256: ["${HEX}"] } }
+  rate_limit: [{ rate: 10/s }]
+routes:
+  - { match: { path: /healthz }, pool: api, auth: none }
+  - { match: { path: /open }, pool: api, auth: none, rate_limit: none }
+  - { match: {}, pool: api }
+`);
+  t.same(Object.keys(routes[0]!.edge!), ['rateLimit'], 'the default limit, no auth');
+  t.equal(routes[1]!.edge, undefined, 'nothing left');
+  t.same(Object.keys(routes[2]!.edge!).sort(), ['auth', 'rateLimit']);
+});
+
+t.test('--explain names the route\'s edge policy', async (t) => {
+  const { file } = writeConfig(`${POOLS}routes:
+  - match: {}
+    pool: api
+    rate_limit: [{ key: "header:x-api-key", rate: 1000/m, global: "redis://127.0.0.1:1" }]
+    auth: { api_keys: { sha256: ["${HEX}"] } }
+    ip_allow: ["10.0.0.0/8"]
+    max_in_flight: 50
+`);
+  const r = spawnSync(process.execPath, [BUILT_CLI, '--explain', 'GET', 'http://a.test/x'], { env: { PATH: process.env.PATH, SLUICE_CONFIG: file }, encoding: 'utf8' });
+  t.equal(r.status, 0, r.stderr);
+  t.match(r.stdout, /^edge: ip_allow 1 block\(s\), rate_limit header:x-api-key 1000\/60000ms burst 1000 global \(fail open\), auth api_keys, max_in_flight 50$/m);
+});
