@@ -280,13 +280,30 @@ export class EdgePolicy implements EdgeGate {
   }
 
   /**
-   * Answer here, synchronously (inside the uWS handler, corked). A request with a body is answered
-   * and its connection closed: the body is not read, so nothing after it could be parsed safely.
+   * Answer here. Without a body: at once (inside the uWS handler, corked). With one: the body is
+   * not read, so the connection is closed after the answer, and the answer is written on the next
+   * turn, as forward.ts refuse() does: while a response is pending uWS drops the connection if
+   * more arrives, instead of parsing the unread body as a request. Cold path: a closure is fine.
    */
   #answer(req: HttpRequest, res: HttpResponse, d: Denial): false {
     const hasBody = req.getHeader('transfer-encoding') !== '' || (req.getHeader('content-length') !== '' && req.getHeader('content-length') !== '0');
-    writeDenial(res, d, this.#responseHeaders);
-    res.end(d.body, hasBody);
+    const extra = this.#responseHeaders;
+    if (!hasBody) {
+      writeDenial(res, d, extra);
+      res.end(d.body);
+      return false;
+    }
+    let gone = false;
+    res.onAborted(() => {
+      gone = true;
+    });
+    setImmediate(() => {
+      if (gone) return;
+      res.cork(() => {
+        writeDenial(res, d, extra);
+        res.end(d.body, true);
+      });
+    });
     return false;
   }
 }

@@ -131,3 +131,35 @@ routes:
   t.same(await Promise.all(first), [200, 200]);
   t.equal((await request(sluice.port, 'GET', '/fast')).status, 200, 'slots given back');
 });
+
+t.test('a refused request with a body gets its answer and a closed connection; nothing in the body is parsed as a request', async (t) => {
+  const net = await import('node:net');
+  let hits = 0;
+  const backend = await startBackend(t, (req, res) => {
+    hits++;
+    req.resume();
+    res.end('ok');
+  });
+  const sluice = await startWithConfig(
+    t,
+    `pools: { api: { upstreams: ["${backend.url}"] } }
+routes:
+  - match: { path_prefix: / }
+    pool: api
+    ip_deny: ["0.0.0.0/0"]
+`,
+  );
+  const smuggled = 'GET /inner HTTP/1.1\r\nHost: x\r\n\r\n';
+  const raw = `POST /outer HTTP/1.1\r\nHost: x\r\nContent-Length: ${smuggled.length}\r\n\r\n${smuggled}`;
+  const answer = await new Promise<string>((resolve, reject) => {
+    const sock = net.connect(sluice.port, '127.0.0.1', () => sock.write(raw));
+    let got = '';
+    sock.setEncoding('utf8');
+    sock.on('data', (d: string) => (got += d));
+    sock.on('close', () => resolve(got));
+    sock.on('error', reject);
+  });
+  t.match(answer, /^HTTP\/1\.1 403 Forbidden\r\n/);
+  t.equal(answer.match(/HTTP\/1\.1 /g)!.length, 1, 'one answer: the body was not taken for a second request');
+  t.equal(hits, 0, 'the backend saw nothing');
+});
