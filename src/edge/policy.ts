@@ -187,6 +187,7 @@ export class EdgePolicy implements EdgeGate {
     const pending = this.#pending;
     if (pending === null) return ex.start();
     this.#pending = null;
+    ex.wait();
     pending.then(
       (o) => {
         if (ex.cancelled) return;

@@ -300,6 +300,8 @@ export class Exchange implements ExchangeHandler, GatedExchange {
   /** Edge policy: response headers to add (CORS), and what to run when the request ends. */
   #edgeHeaders: readonly string[] | null = null;
   #edgeDone: (() => void) | null = null;
+  /** Counted in ctx.inFlight while an asynchronous edge check runs (a drain waits for it). */
+  #held = false;
 
   constructor(
     ctx: ProxyContext,
@@ -345,14 +347,30 @@ export class Exchange implements ExchangeHandler, GatedExchange {
   start(): void {
     if (this.#over) return;
     const slot = this.#rt.pick(-1, this.#hash);
-    if (slot < 0) return this.#respondError(noBackend(slot));
+    if (slot < 0) {
+      this.#respondError(noBackend(slot));
+      return this.#unhold();
+    }
     this.#slot = slot;
     this.#ctx.onStart(this.#rt, slot);
     this.#pool = this.#ctx.pools[slot]!;
     this.#pool.acquire(this);
+    this.#unhold();
   }
 
   // Edge policy (GatedExchange): see src/edge/policy.ts.
+
+  wait(): void {
+    this.#held = true;
+    this.#ctx.inFlight++;
+  }
+
+  #unhold(): void {
+    if (!this.#held) return;
+    this.#held = false;
+    const ctx = this.#ctx;
+    if (--ctx.inFlight === 0 && ctx.onIdle !== null) ctx.onIdle();
+  }
 
   resume(): void {
     if (!this.#over) this.#res.cork(() => this.start());
@@ -748,6 +766,7 @@ export class Exchange implements ExchangeHandler, GatedExchange {
     if (this.#accounted) return;
     this.#accounted = true;
     if (this.#edgeDone !== null) this.#edgeDone();
+    this.#unhold();
     const totalMs = performance.now() - this.#started;
     if (this.#slot >= 0) this.#ctx.onDone(this.#slot, status, totalMs, this.#upstreamMs);
     const log = this.#ctx.accessLog;

@@ -130,6 +130,8 @@ export interface GatedExchange {
   readonly cancelled: boolean;
   /** Start now, inside the request handler (corked already). */
   start(): void;
+  /** An asynchronous check begins: the exchange counts as in flight (a drain waits for it). */
+  wait(): void;
   /** Start later, after an asynchronous check (corks itself; nothing if the client is gone). */
   resume(): void;
   appendRequestHeaders(lines: string): void;

@@ -12,7 +12,7 @@ import { SignJWT, exportJWK, generateKeyPair, type JWK, type CryptoKey } from 'j
 import bcrypt from 'bcryptjs';
 import { ensureBuilt, type Sluice } from '../helpers/sluice.js';
 import { startBackend } from '../helpers/backends.js';
-import { echoJson, request, startWithConfig } from './helpers.js';
+import { echoJson, request, startWithConfig, until } from './helpers.js';
 
 /** A loopback HTTP server closed at teardown. */
 async function server(t: Tap.Test, handler: http.RequestListener): Promise<string> {
@@ -277,4 +277,46 @@ t.test('rate limit keyed by a verified claim: one bucket per user, not per token
   t.equal(third.headers['ratelimit-policy'], '"jwt";q=2;w=120');
   t.equal((await get(bob)).status, 200, 'another user');
   t.equal((await request(sluice.port, 'GET', '/per-user/x')).status, 401, 'no token: refused by auth, not counted');
+});
+
+t.test('a drain waits for a request whose auth check is still running', async (t) => {
+  const backend = await startBackend(t, echoJson);
+  let release: (() => void) | null = null;
+  const asked = new Promise<void>((resolveAsked) => {
+    void server(t, (_req, res) => {
+      release = () => {
+        res.writeHead(200, { 'x-auth-user': 'late' });
+        res.end();
+      };
+      resolveAsked();
+    }).then((url) => (authUrl = url));
+  });
+  let authUrl = '';
+  while (authUrl === '') await new Promise((r) => setImmediate(r));
+  const s = await startWithConfig(t, `pools: { api: { upstreams: ["${backend.url}"] } }
+routes:
+  - { match: {}, pool: api, auth: { forward: { url: "${authUrl}/check", copy_headers: [x-auth-user], timeout_ms: 10000 } } }
+`);
+  const reply = request(s.port, 'GET', '/x');
+  await asked;
+  const stopped = s.stop();
+  // The worker is draining once its listening socket is closed: new connections are refused.
+  const net = await import('node:net');
+  await until(
+    () =>
+      new Promise<boolean>((resolve) => {
+        const c = net.connect(s.port, '127.0.0.1');
+        c.once('connect', () => {
+          c.destroy();
+          resolve(false);
+        });
+        c.once('error', () => resolve(true));
+      }),
+    'the listener is closed',
+  );
+  release!();
+  const r = await reply;
+  t.equal(r.status, 200, 'answered after the auth service, not cut by the drain');
+  t.equal(r.seen!.headers['x-auth-user'], 'late');
+  t.equal(await stopped, 0);
 });
