@@ -1,20 +1,19 @@
 // JWT bearer authentication (RFC 7519, RFC 6750) with jose: keys from a JWKS document (a file,
-// read by the config loader), a JWKS URL (fetched by this worker, cached, refetched on an unknown
-// kid at most once per cooldown: jose's remote key set), or a shared secret for HS*. iss, aud,
+// read by the config loader), a JWKS URL (fetched on the control plane and broadcast to workers,
+// refetched on an unknown kid at most once per cooldown: remote-jwks.ts), or a shared secret. iss, aud,
 // exp and nbf are checked with leeway, then the route's claim rules (403 when they fail).
 //
 // Verification is asynchronous (WebCrypto) and costs tens of µs for RS256, so verified tokens are
 // cached (bounded, keyed by the token itself, until exp): a warm token is checked synchronously.
 
 import type { HttpRequest } from 'uWebSockets.js';
-import { createLocalJWKSet, createRemoteJWKSet, errors, jwtVerify, type JWTPayload, type JWTVerifyOptions } from 'jose';
+import { createLocalJWKSet, errors, jwtVerify, type JWTPayload, type JWTVerifyOptions } from 'jose';
+import { JwksUnavailable, remoteJwks } from './remote-jwks.js';
 import type { JwtSpec } from '../model/edge.js';
 import { claimsHold } from './claims.js';
 import { BoundedCache, claimLine, deny, type Denial, type Outcome, type Pass } from './outcome.js';
 import { readToken } from './token.js';
 
-/** Keys fetched from a URL are refetched after this long even when every kid is known (rotation). */
-const JWKS_MAX_AGE_MS = 10 * 60_000;
 
 type KeyInput = Parameters<typeof jwtVerify>[1];
 
@@ -44,7 +43,7 @@ export class JwtAuth {
     this.#spec = spec;
     this.#clock = clock;
     if (spec.secret !== null) this.#key = new TextEncoder().encode(spec.secret);
-    else if (spec.jwksUrl !== null) this.#key = createRemoteJWKSet(new URL(spec.jwksUrl), { cooldownDuration: spec.jwksCooldownMs, cacheMaxAge: JWKS_MAX_AGE_MS });
+    else if (spec.jwksUrl !== null) this.#key = remoteJwks(spec.jwksUrl, spec.jwksCooldownMs).getKey as KeyInput;
     else this.#key = createLocalJWKSet(spec.jwks as Parameters<typeof createLocalJWKSet>[0]);
     this.#options = {
       algorithms: [...spec.algorithms],
@@ -72,7 +71,7 @@ export class JwtAuth {
       ({ payload } = await jwtVerify(token, this.#key as Parameters<typeof jwtVerify>[1] & Uint8Array, this.#options));
     } catch (err) {
       // Key-fetch trouble is ours, not the client's: say so without blaming the token.
-      if (err instanceof errors.JWKSTimeout || (err instanceof Error && /fetch|ECONNREFUSED/i.test(err.message) && !(err instanceof errors.JOSEError))) {
+      if (err instanceof JwksUnavailable) {
         return deny(503, 'token keys unavailable\n', 'x-sluice-error', 'auth-unavailable', 'retry-after', '1');
       }
       return invalid(err instanceof errors.JOSEError ? err.code : 'malformed token');

@@ -320,3 +320,45 @@ routes:
   t.equal(r.seen!.headers['x-auth-user'], 'late');
   t.equal(await stopped, 0);
 });
+
+t.test('JWKS URLs are fetched on the control plane: once per process, not once per worker', async (t) => {
+  let fetches = 0;
+  let keys: JWK[] = [rs1.pub];
+  const url = await server(t, (_req, res) => {
+    fetches++;
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ keys }));
+  });
+  const backend = await startBackend(t, echoJson);
+  const s = await startWithConfig(
+    t,
+    `pools: { api: { upstreams: ["${backend.url}"] } }
+routes:
+  - { match: { path_prefix: /a/ }, pool: api, auth: { jwt: { jwks_url: "${url}/jwks", jwks_cooldown_ms: 0 } } }
+  - { match: { path_prefix: /b/ }, pool: api, auth: { jwt: { jwks_url: "${url}/jwks", jwks_cooldown_ms: 0 } } }
+`,
+    { workers: 4 },
+  );
+  // Many connections, so every worker verifies tokens (distinct tokens: no cache hits).
+  const tokens = await Promise.all(Array.from({ length: 40 }, (_, i) => sign(rs1.priv, 'RS256', 'rs-1', { sub: `u${i}` })));
+  const agentMany = new http.Agent({ keepAlive: false });
+  const statuses = await Promise.all(
+    tokens.map(
+      (tok, i) =>
+        new Promise<number>((resolve, reject) => {
+          const req = http.request({ host: '127.0.0.1', port: s.port, path: i % 2 === 0 ? '/a/x' : '/b/x', headers: { authorization: `Bearer ${tok}` }, agent: agentMany }, (res) => {
+            res.resume();
+            res.on('end', () => resolve(res.statusCode!));
+          });
+          req.on('error', reject);
+          req.end();
+        }),
+    ),
+  );
+  t.ok(statuses.every((x) => x === 200), 'all verified');
+  t.equal(fetches, 1, 'one fetch for 4 workers and 2 routes');
+  keys = [rs1.pub, rs2.pub];
+  const rotated = await sign(rs2.priv, 'RS256', 'rs-2', { sub: 'new' });
+  t.equal((await request(s.port, 'GET', '/a/x', { authorization: `Bearer ${rotated}` })).status, 200, 'an unknown kid refreshes the set');
+  t.equal(fetches, 2);
+});
