@@ -16,6 +16,7 @@ const DENIED: [string, number][] = [
   ['unauthorized', E.UNAUTHORIZED],
   ['forbidden', E.FORBIDDEN],
   ['overloaded', E.OVERLOADED],
+  ['auth_unavailable', E.AUTH_UNAVAILABLE],
 ];
 
 function esc(v: string): string {
@@ -35,7 +36,7 @@ export function renderEdgeMetrics(words: Int32Array, routes: readonly RouteSpec[
   family('sluice_edge_rate_limited_total', 'counter', 'Requests answered 429 by a rate limit, by route and key kind.', (route, i) =>
     LIMITED.map(([kind, c]) => `sluice_edge_rate_limited_total{route="${route}",key="${kind}"} ${read(i, c)}`),
   );
-  family('sluice_edge_denied_total', 'counter', 'Requests refused by the edge policy (IP lists 403, auth 401/403, max_in_flight 503), by route and reason.', (route, i) =>
+  family('sluice_edge_denied_total', 'counter', 'Requests refused by the edge policy (IP lists 403, auth 401/403 or 503 when it cannot check, max_in_flight 503), by route and reason.', (route, i) =>
     DENIED.map(([reason, c]) => `sluice_edge_denied_total{route="${route}",reason="${reason}"} ${read(i, c)}`),
   );
   family('sluice_edge_redis_unavailable_total', 'counter', 'Global rate-limit decisions made without Redis: fallback to the local limit (open) or 503 (closed).', (route, i) => [

@@ -272,7 +272,9 @@ export class EdgePolicy implements EdgeGate {
   }
 
   #counted(o: Outcome): Outcome {
-    if (!o.ok) this.#count(o.status === 401 ? E.UNAUTHORIZED : o.status === 403 ? E.FORBIDDEN : E.OVERLOADED);
+    // 403 for claims; 5xx when the keys, the introspection endpoint or the auth service could not be
+    // reached; any other refusal (a forward-auth redirect to a login page) counts as unauthorized.
+    if (!o.ok) this.#count(o.status === 403 ? E.FORBIDDEN : o.status >= 500 ? E.AUTH_UNAVAILABLE : E.UNAUTHORIZED);
     return o;
   }
 

@@ -197,6 +197,7 @@ export const E = {
   REDIS_CLOSED: 9,
   CORS_PREFLIGHT: 10,
   CORS_REFUSED: 11,
+  AUTH_UNAVAILABLE: 12,
 } as const;
 
 const COLUMN_WORDS = COLUMNS * CAPACITY;
