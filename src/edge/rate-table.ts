@@ -18,7 +18,7 @@ const MAX_DEPTH_UNITS = 2 ** 29;
 const SWEEP_BEHIND_MS = 60_000;
 /** How often each worker sweeps (behind + every = 3 minutes at most, still far inside the window). */
 export const SWEEP_EVERY_MS = 120_000;
-/** Margin added to EXPIRES so that entries are never judged full a second early. */
+/** Margin added to EXPIRES (eviction only): a key is never evicted as idle before its bucket is full. */
 const EXPIRY_MARGIN_S = 1;
 
 /** One configured limit in table form: its seeds and GCRA constants, in its own unit. */
@@ -104,10 +104,7 @@ export class RateTable {
     return this.takeN(p, value, 1) === 1;
   }
 
-  /**
-   * Take up to `n` requests' worth at once (the Redis lease refills the local table this way, and
-   * the local fallback uses n = 1). Returns how many were taken: n, or 0.
-   */
+  /** Take `n` requests' worth at once, all or none. Returns n, or 0. */
   takeN(p: RateLimitParams, value: string, n: number): number {
     const w = this.#words;
     const ms = this.#clock() - this.#epoch;
