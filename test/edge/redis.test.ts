@@ -13,8 +13,8 @@ import { ensureBuilt, freePort } from '../helpers/sluice.js';
 import { startBackend } from '../helpers/backends.js';
 import { echoJson, request, startWithConfig, until } from './helpers.js';
 
-async function startRedis(t: { teardown(fn: () => unknown): void }): Promise<{ port: number; proc: ChildProcess }> {
-  const port = await freePort();
+async function startRedis(t: { teardown(fn: () => unknown): void }, port?: number): Promise<{ port: number; proc: ChildProcess }> {
+  port ??= await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'sluice-redis-'));
   const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: 'ignore' });
   t.teardown(() => {
@@ -23,7 +23,7 @@ async function startRedis(t: { teardown(fn: () => unknown): void }): Promise<{ p
   await until(
     () =>
       new Promise<boolean>((resolve) => {
-        const s = net.connect(port, '127.0.0.1', () => {
+        const s = net.connect(port!, '127.0.0.1', () => {
           s.write('PING\r\n');
         });
         s.once('data', (d) => {
@@ -92,4 +92,10 @@ routes:
   const local = await statuses(a.port, '/shared/x', 60, 'beta');
   t.ok(local.filter((s) => s === 200).length <= 30, 'the fallback still limits');
   t.ok(local.includes(429));
+
+  // Redis back (empty, on the same port): the hosts reconnect by themselves and use it again.
+  const mark = a.logs().length;
+  await startRedis(t, redis.port);
+  await a.waitForLog((l) => l.msg === 'rate limit: Redis reachable again', 15_000, mark);
+  await until(async () => (await request(a.port, 'GET', '/strict/x')).status === 200, 'fail: closed admits again');
 });
