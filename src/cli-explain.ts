@@ -2,6 +2,7 @@
 // becomes (path, host, headers) and where it goes, from the configuration in the environment,
 // without starting anything. For reviewing route tables by hand and asserting on them in CI.
 
+import { describeEdge } from './edge/describe.js';
 import type { ResolvedConfig } from './config/types.js';
 import { applyHeaderOps, type HeaderPair } from './model/index.js';
 import type { CompiledRoute } from './model/compiled-route.js';
@@ -147,5 +148,6 @@ function describeForward(config: ResolvedConfig, route: CompiledRoute, request: 
   ].filter((s) => s !== '');
   if (overrides.length > 0) lines.push(`overrides: ${overrides.join(', ')}`);
   if (!route.websocket) lines.push('websocket: false (a WebSocket handshake here gets 403)');
+  if (route.spec.edge !== undefined) lines.push(`edge: ${describeEdge(route.spec.edge)}`);
   return lines;
 }

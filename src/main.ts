@@ -3,6 +3,7 @@
 
 import type { ResolvedConfig } from './config/types.js';
 import { createLogger } from './log.js';
+import { startJwksService } from './edge/jwks-service.js';
 import { SharedTable } from './state/table.js';
 import { C, H, RETIRE_EVERY_MS, workerCell } from './state/layout.js';
 import { Membership } from './state/membership.js';
@@ -44,6 +45,8 @@ export async function start(config: ResolvedConfig, warnings: string[]): Promise
   // uWS reads this once, when its addon loads (in the first worker): set it before any worker starts.
   process.env.UWS_HTTP_MAX_HEADERS_SIZE = String(config.maxHeaderBytes);
   const log = createLogger(config.logLevel, { role: 'control' });
+  // JWKS URLs of JWT routes: fetched here, once per process, for every worker (src/edge).
+  startJwksService(log);
   for (const w of warnings) log.warn(w);
 
   let demo: DemoPool | null = null;

@@ -28,6 +28,7 @@ import { hostAllowed, mutationRefusal, TokenCheck, type Refusal } from './auth.j
 import { STATUS_PAGE_CSP, STATUS_PAGE_HTML } from './status-page.js';
 import { l4Views, type L4Source } from './l4-views.js';
 import { renderL4Metrics } from '../metrics/l4-metrics.js';
+import { renderEdgeMetrics } from '../edge/metrics.js';
 
 /** Request bodies (only /weight has one) are tiny; anything bigger is refused unread. */
 export const MAX_BODY_BYTES = 4096;
@@ -143,8 +144,10 @@ export class AdminServer {
       const hits = routing === null ? [] : routeHits(routing, (i) => this.#options.table.routeHits(i));
       const l4 = this.#options.workers.l4;
       const [stats, l4Stats] = await Promise.all([this.#backendStats(), l4?.stats(LATENCY_TIMEOUT_MS) ?? []]);
+      const cfg = this.#options.config;
       let body = renderMetrics(stats, this.#processStats(), hits, collectWebSocketCloses(this.#options.table));
       if (l4 !== undefined) body += renderL4Metrics(l4Stats, l4.restarts);
+      body += renderEdgeMetrics(this.#options.table.words, 'routes' in cfg ? (cfg as ResolvedConfig).routes : []);
       return this.#send(res, 200, body, { 'content-type': METRICS_CONTENT_TYPE });
     }
     if (path === '/api/status') {

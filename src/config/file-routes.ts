@@ -36,6 +36,7 @@ import {
   type Problems,
 } from './file-values.js';
 import { didYouMean } from './suggest.js';
+import { EDGE_KEYS, readEdge } from './file-edge.js';
 import { variableFor } from './variables.js';
 
 const ACTIONS = ['pool', 'split', 'redirect', 'respond'] as const;
@@ -53,13 +54,18 @@ const ROUTE_KEYS = [
   'retries',
   'max_body_bytes',
   'websocket',
+  ...EDGE_KEYS,
 ];
 const MATCH_KEYS = ['host', 'path', 'path_prefix', 'path_regex', 'methods', 'headers', 'query'];
 const HEADER_MATCH_KINDS = ['exact', 'prefix', 'regex', 'present'] as const;
 const ROUTE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
 /** Routes in file order; problems (including unknown pools, duplicate names, shadowing) recorded. */
-export function readRoutes(node: unknown, problems: Problems, pools: ReadonlySet<string>): RouteSpec[] {
+/**
+ * `baseDir` anchors relative file paths (jwks_file, htpasswd); `defaults` is the top-level
+ * defaults: block (edge keys every pool or split route gets unless it sets its own).
+ */
+export function readRoutes(node: unknown, problems: Problems, pools: ReadonlySet<string>, baseDir = process.cwd(), defaults?: FileMap): RouteSpec[] {
   const list = readList(node, 'routes', problems);
   if (list === undefined) return [];
   if (list.length === 0) problems.add('routes', 'an empty list routes nothing: every request would get 404');
@@ -77,7 +83,7 @@ export function readRoutes(node: unknown, problems: Problems, pools: ReadonlySet
     if (first !== undefined) problems.add(label, `name ${JSON.stringify(effective)} is already used by routes[${first}]`);
     else names.set(effective, index);
     const map = readMap(item, label, problems);
-    const spec = map === undefined ? undefined : readRoute(map, index, label, problems, pools);
+    const spec = map === undefined ? undefined : readRoute(map, index, label, problems, pools, baseDir, defaults);
     if (spec !== undefined) for (const p of routeProblems(spec)) problems.add(label, p);
     routes.push(spec ?? { name: `route-${index}`, match: {}, action: { kind: 'pool', pool: '' } });
     valid.push(spec !== undefined && problems.count === before);
@@ -93,7 +99,7 @@ function checkPool(name: string, pools: ReadonlySet<string>, where: string, prob
 }
 
 /** A RouteSpec, or undefined when the shape is wrong (problems recorded). */
-function readRoute(map: FileMap, index: number, label: string, problems: Problems, pools: ReadonlySet<string>): RouteSpec | undefined {
+function readRoute(map: FileMap, index: number, label: string, problems: Problems, pools: ReadonlySet<string>, baseDir: string, defaults: FileMap | undefined): RouteSpec | undefined {
   const before = problems.count;
   const key = (k: string) => `${label}: ${k}`;
   checkKeys(map, ROUTE_KEYS, label, problems);
@@ -109,12 +115,15 @@ function readRoute(map: FileMap, index: number, label: string, problems: Problem
   const action = readAction(map, label, problems, pools);
   const rewrite = readRewrite(map, label, problems);
   const hostRewrite = map.host_rewrite === undefined ? undefined : readString(map.host_rewrite, key('host_rewrite'), problems);
-  const requestHeaders = map.request_headers === undefined ? undefined : readHeaderOps(map.request_headers, key('request_headers'), problems);
+  let requestHeaders = map.request_headers === undefined ? undefined : readHeaderOps(map.request_headers, key('request_headers'), problems);
   const responseHeaders = map.response_headers === undefined ? undefined : readHeaderOps(map.response_headers, key('response_headers'), problems);
   const overrides = readOverrides(map, label, problems);
+  const { edge, removes } = readEdge(map, defaults, label, problems, baseDir, ACTIONS.find((a) => map[a] !== undefined));
+  // Headers the policy sets upstream (claims, copied auth headers) never come from the client.
+  if (removes.length > 0) requestHeaders = { ...requestHeaders, remove: [...(requestHeaders?.remove ?? []), ...removes] };
   const websocket = map.websocket === undefined ? undefined : readBoolean(map.websocket, key('websocket'), problems);
   if (problems.count > before || match === undefined || action === undefined) return undefined;
-  return defined({ name, match, action, rewrite, hostRewrite, requestHeaders, responseHeaders, overrides, websocket });
+  return defined({ name, match, action, rewrite, hostRewrite, requestHeaders, responseHeaders, overrides, websocket, edge });
 }
 
 function readMatch(node: unknown, where: string, problems: Problems): RouteMatch | undefined {

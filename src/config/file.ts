@@ -2,7 +2,8 @@
 // with "{"), and checked. Every problem is collected and reported as
 //   <file>: <where>: <what is wrong>
 // e.g. sluice.yaml: routes[3] (name "shop"): unknown pool "wbe". Top-level keys: pools, routes,
-// listeners (L4, file-l4.ts), and x-* (ignored, for YAML anchors of shared settings).
+// listeners (L4, file-l4.ts), defaults (edge policy for every route: docs/edge.md), and x-*
+// (ignored, for YAML anchors of shared settings).
 
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
@@ -13,6 +14,7 @@ import { readPools } from './file-pools.js';
 import { readRoutes } from './file-routes.js';
 import { readListeners } from './file-l4.js';
 import { listenerPools, type L4ListenerSpec } from '../model/listener.js';
+import { checkDefaults } from './file-edge.js';
 import { checkKeys, describe, isMap, Problems, type Problem } from './file-values.js';
 
 export class ConfigFileError extends Error {
@@ -74,7 +76,9 @@ export function parseConfigFile(text: string, path: string, options: ConfigFileO
     const what = doc === null || doc === undefined ? 'an empty file' : describe(doc);
     return failed(path, '', `expected a map with pools: and routes:, got ${what}`);
   }
-  checkKeys(doc, ['pools', 'routes', 'listeners'], '', problems);
+  checkKeys(doc, ['pools', 'routes', 'listeners', 'defaults'], '', problems);
+  const defaults = doc.defaults === undefined ? undefined : checkDefaults(doc.defaults, problems);
+  if (defaults !== undefined && doc.routes === undefined) problems.add('defaults', 'only applies to routes: add a routes: list (match: {} sends everything to one pool)');
   const pools = doc.pools === undefined ? [] : readPools(doc.pools, problems, dirname(resolve(path)));
   const names = new Set([...options.externalPools, ...Object.keys(isMap(doc.pools) ? doc.pools : {})]);
   if (doc.pools === undefined && !options.externalPools.has(DEFAULT_POOL)) {
@@ -82,7 +86,7 @@ export function parseConfigFile(text: string, path: string, options: ConfigFileO
   }
   const listeners = doc.listeners === undefined ? [] : readListeners(doc.listeners, names, problems);
   const l4Pools = new Set(listeners.flatMap(listenerPools));
-  let routes = doc.routes === undefined ? null : readRoutes(doc.routes, problems, names);
+  let routes = doc.routes === undefined ? null : readRoutes(doc.routes, problems, names, dirname(resolve(path)), defaults);
   // A file of L4 listeners alone: HTTP requests find no route (404), rather than a pool "default".
   if (routes === null && !names.has(DEFAULT_POOL) && doc.listeners !== undefined) routes = [];
   if (routes === null && !names.has(DEFAULT_POOL)) {

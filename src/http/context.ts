@@ -19,6 +19,7 @@ import { PoolRuntime } from './pool-runtime.js';
 import { LatencyRecorder } from '../metrics/latency.js';
 import type { AccessLog } from './access-log.js';
 import { upstreamTls } from '../upstream/tls-options.js';
+import { attachEdge, closeEdge } from '../edge/attach.js';
 
 export type { Backend } from '../model/upstream.js';
 
@@ -75,6 +76,7 @@ export class ProxyContext {
     this.table = table;
     this.#log = log;
     this.routes = compileRoutes(config.routes);
+    attachEdge(this.routes, table, config.trustedProxies, log);
     this.#apply(config);
     this.#install(config, backends, seed);
     this.#timer = setInterval(() => this.#sweep(), SWEEP_MS);
@@ -88,6 +90,7 @@ export class ProxyContext {
    */
   setConfig(config: ResolvedConfig, backends: readonly Backend[], seed: number): void {
     const routes = compileRoutes(config.routes);
+    attachEdge(routes, this.table, config.trustedProxies, this.#log);
     this.#apply(config);
     this.routes = routes;
     const old = this.pools;
@@ -153,6 +156,7 @@ export class ProxyContext {
   /** Stop the deadline sweep and close idle upstream connections (drain). */
   close(): void {
     clearInterval(this.#timer);
+    closeEdge();
     for (const pool of this.pools) pool?.close();
   }
 
@@ -162,6 +166,7 @@ export class ProxyContext {
    */
   abort(): void {
     clearInterval(this.#timer);
+    closeEdge();
     for (const pool of this.pools) pool?.destroyAll();
     for (const pool of this.#retired) pool.destroyAll();
     this.#retired.clear();

@@ -20,6 +20,8 @@ import type { CompiledRoute } from '../model/compiled-route.js';
 import type { CompiledRespond } from '../model/respond.js';
 import type { CompiledRedirect } from '../model/redirect.js';
 import { NO_ROUTE } from '../model/route-table.js';
+import type { GatedExchange } from '../model/edge.js';
+import { writeDenial } from '../edge/policy.js';
 
 /** First retry waits about this long (jittered ±50%, doubling per further retry). */
 const RETRY_BACKOFF_MS = 25;
@@ -122,8 +124,12 @@ export function forward(ctx: ProxyContext, res: HttpResponse, req: HttpRequest, 
     return;
   }
   if (ctx.draining) ctx.closeAfter = true;
+  // Edge policy (src/edge): may answer here, or let the exchange start now or after its async checks.
+  const gate = route!.edge;
+  if (gate !== null && !gate.check(req, res, method, query, clientIp, ctx.trusted(clientIp), listener.proto)) return;
   const ex = new Exchange(ctx, rt, route!, maxBody, res, method, b, rt.needsHash ? rt.hashOf(req, clientIp) : NO_HASH, listener.hsts, clientIp);
-  ex.start();
+  if (gate === null) ex.start();
+  else gate.admit(ex);
 }
 
 /** No route matched: 404 with x-sluice-error: no-route. */
@@ -234,7 +240,7 @@ function connectionNamed(value: string, into: Set<string> | null): Set<string> |
   return into;
 }
 
-export class Exchange implements ExchangeHandler {
+export class Exchange implements ExchangeHandler, GatedExchange {
   readonly #ctx: ProxyContext;
   /** The pool this request is balanced over, and the route that chose it (both fixed at start). */
   readonly #rt: PoolRuntime;
@@ -251,7 +257,7 @@ export class Exchange implements ExchangeHandler {
   readonly #requestId: string;
   readonly #traceId: string;
   #bytesOut = 0;
-  readonly #head: string;
+  #head: string;
   readonly #isHead: boolean;
   readonly #bodyKind: BodyKindValue;
   readonly #idempotent: boolean;
@@ -296,6 +302,11 @@ export class Exchange implements ExchangeHandler {
   #out: Buffer | null = null;
   #outOffset = 0;
   #writableSet = false;
+  /** Edge policy: response headers to add (CORS), and what to run when the request ends. */
+  #edgeHeaders: readonly string[] | null = null;
+  #edgeDone: (() => void) | null = null;
+  /** Counted in ctx.inFlight while an asynchronous edge check runs (a drain waits for it). */
+  #held = false;
 
   constructor(
     ctx: ProxyContext,
@@ -339,12 +350,64 @@ export class Exchange implements ExchangeHandler {
   }
 
   start(): void {
+    if (this.#over) return;
     const slot = this.#rt.pick(-1, this.#hash);
-    if (slot < 0) return this.#respondError(noBackend(slot));
+    if (slot < 0) {
+      this.#respondError(noBackend(slot));
+      return this.#unhold();
+    }
     this.#slot = slot;
     this.#ctx.onStart(this.#rt, slot);
     this.#pool = this.#ctx.pools[slot]!;
     this.#pool.acquire(this);
+    this.#unhold();
+  }
+
+  // Edge policy (GatedExchange): see src/edge/policy.ts.
+
+  wait(): void {
+    this.#held = true;
+    this.#ctx.inFlight++;
+  }
+
+  #unhold(): void {
+    if (!this.#held) return;
+    this.#held = false;
+    const ctx = this.#ctx;
+    if (--ctx.inFlight === 0 && ctx.onIdle !== null) ctx.onIdle();
+  }
+
+  resume(): void {
+    if (!this.#over) this.#res.cork(() => this.start());
+  }
+
+  appendRequestHeaders(lines: string): void {
+    // Before the blank line that ends the head.
+    this.#head = this.#head.slice(0, -2) + lines + '\r\n';
+  }
+
+  addResponseHeaders(pairs: readonly string[]): void {
+    this.#edgeHeaders = pairs;
+  }
+
+  onFinish(fn: () => void): void {
+    this.#edgeDone = fn;
+  }
+
+  deny(status: number, headers: readonly string[], body: string): void {
+    if (this.#over || this.#headSent) return;
+    this.#headSent = true;
+    this.#finished = true;
+    this.#over = true;
+    const res = this.#res;
+    const close = this.#ctx.closeAfter || !this.#bodyDone;
+    res.cork(() => {
+      if (this.#clientPaused) this.#resumeClient();
+      writeDenial(res, { ok: false, status, headers, body }, this.#edgeHeaders);
+      if (this.#hsts !== null) res.writeHeader('strict-transport-security', this.#hsts);
+      res.end(body, close);
+    });
+    this.#account(status);
   }
 
   /**
@@ -470,6 +533,8 @@ export class Exchange implements ExchangeHandler {
     }
     // The route's response header edits: set/add after the backend's own (set ones were dropped).
     for (let i = 0; i < edits.append.length; i++) res.writeHeader(edits.append[i]!.name, edits.append[i]!.value);
+    const edge = this.#edgeHeaders;
+    if (edge !== null) for (let i = 0; i < edge.length; i += 2) res.writeHeader(edge[i]!, edge[i + 1]!);
     // Ask the client to close after this response when draining, or when the backend answered
     // before the upload finished (the rest of the body is read and thrown away, within a bound).
     // It has to be a header written now: this uWS build's end(body, true) after write() puts
@@ -695,6 +760,8 @@ export class Exchange implements ExchangeHandler {
     res.writeHeader('content-type', 'text/plain');
     res.writeHeader('x-sluice-error', err.kind);
     if (err.status === 503) res.writeHeader('retry-after', '1');
+    const edge = this.#edgeHeaders;
+    if (edge !== null) for (let i = 0; i < edge.length; i += 2) res.writeHeader(edge[i]!, edge[i + 1]!);
     res.end(err.message + '\n', close);
     this.#account(err.status);
   }
@@ -703,6 +770,8 @@ export class Exchange implements ExchangeHandler {
   #account(status: number): void {
     if (this.#accounted) return;
     this.#accounted = true;
+    if (this.#edgeDone !== null) this.#edgeDone();
+    this.#unhold();
     const totalMs = performance.now() - this.#started;
     if (this.#slot >= 0) this.#ctx.onDone(this.#slot, status, totalMs, this.#upstreamMs);
     const log = this.#ctx.accessLog;

@@ -3,6 +3,7 @@
 // The host and an exact or prefix path are answered by the table's index (route-table.ts); the
 // `matches` method checks everything and is the reference the index is tested against.
 
+import type { EdgeGate } from './edge.js';
 import { compileHeaderOps, type HeaderOps } from './header-ops.js';
 import { normaliseHost } from './host.js';
 import { headerCheck, MethodCheck, PathRegexCheck, QueryCheck, type Check } from './matchers.js';
@@ -52,6 +53,8 @@ export class CompiledRoute {
   readonly overrides: RouteOverrides;
   /** WebSocket handshakes allowed (the route's `websocket`, default true). */
   readonly websocket: boolean;
+  /** The route's edge policy (src/edge), set by the worker after compiling; null = none. */
+  edge: EdgeGate | null = null;
   /** Methods, query, headers, path regex: what the index leaves to check, cheapest first. */
   readonly #rest: readonly Check[];
 

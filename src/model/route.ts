@@ -3,6 +3,8 @@
 // there; compile.ts turns it into the matching form. Validation with user-facing messages lives
 // beside each concern (regex.ts, header-ops.ts, rewrite.ts, ...) and in src/config/file-routes.ts.
 
+import type { EdgeSpec } from './edge.js';
+
 /** How one request header must look. A header sent with an empty value counts as absent. */
 export type HeaderMatcher =
   | { readonly kind: 'exact'; readonly value: string }
@@ -122,6 +124,8 @@ export interface RouteSpec {
   readonly overrides?: RouteOverrides;
   /** Whether a WebSocket handshake may take this route (default true); false answers it 403. */
   readonly websocket?: boolean;
+  /** Rate limits, max_in_flight, auth, IP lists, CORS (src/model/edge.ts); only with pool or split. */
+  readonly edge?: EdgeSpec;
 }
 
 /** The route a configuration without routes gets: everything to one pool. */

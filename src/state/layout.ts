@@ -6,7 +6,9 @@
 //
 // Regions, in buffer order: header words (H) | backend columns (C × CAPACITY) | per-worker in-flight
 // (MAX_WORKERS × CAPACITY) | pool words (P × MAX_POOLS) | route hit counters (MAX_ROUTES) |
-// WebSocket close counters (WS_CLOSERS × (WS_CLOSE_CODES + 1)).
+// WebSocket close counters (WS_CLOSERS × (WS_CLOSE_CODES + 1)) | edge: route in-flight (MAX_ROUTES) |
+// edge counters (E × MAX_ROUTES) | rate-limit buckets (RATE_ENTRIES × R). The edge regions are
+// described with their constants below.
 //
 // Pools: one table holds every pool. A backend is one (pool, upstream) pair with a slot of its own,
 // so the same address in two pools has two independent health, load and EWMA states, as two pools
@@ -166,12 +168,64 @@ export const WS_CLOSE_CODES: readonly number[] = [1000, 1001, 1002, 1003, 1005, 
 export const WS_CLOSERS = ['client', 'backend', 'sluice'] as const;
 const WS_CLOSE_WORDS = (WS_CLOSE_CODES.length + 1) * WS_CLOSERS.length;
 
+// Edge policy (src/edge). Workers own all three regions (Atomics.add/sub, compareExchange).
+//
+// Route in-flight: one word per route index, requests of that route in flight in every worker
+// (max_in_flight adds, compares, and backs out with sub). Never zeroed: every add is matched by one
+// sub of the same word when the request ends, whatever reloads happen in between.
+//
+// Edge counters: E words per route index, one Atomics.add per event, read by metrics. Counted per
+// route and key kind, never per key value (a client could otherwise grow the label set).
+//
+// Rate-limit buckets: a fixed-size open-addressing table of GCRA states shared by every worker, so
+// a limit is exact across threads. An entry is R words:
+//   KEY     first hash of (limit, key value); 0 = empty, 1 = being rewritten
+//   CHECK   second, independent hash of the same (a match needs both: a false match is ~2^-64);
+//           its low bit is the entry's unit (1 = ms, 0 = µs)
+//   TAT     GCRA theoretical arrival time, low 32 bits in the limit's unit (µs, or ms for slow
+//           limits: rate-table.ts), compared with serial arithmetic like the time stamps above;
+//           every worker's sweep keeps it within a few minutes behind now, so it never wraps
+//   EXPIRES table seconds when the bucket is full again: only used to pick what to evict
+// A key lives in one of the RATE_PROBE entries of its window; lookups scan the window without any
+// lock, and the GCRA step is a compareExchange loop on TAT. Only claiming an entry for a new key
+// takes the window's claim word (one per window, after the entries), so two threads seeing the
+// same new key at once cannot give it two entries; a claim publishes KEY last.
+/** Rate-limit entries: 64 Ki keys (1 MiB). Beyond that, the least useful (soonest full) entry of a window is evicted. */
+export const RATE_ENTRIES = 65536;
+/** Words per rate-limit entry. */
+export const RATE_WORDS = 4;
+/** Entries a key may occupy from its home index (one cache line pair: 8 × 16 B). */
+export const RATE_PROBE = 8;
+export const R = { KEY: 0, CHECK: 1, TAT: 2, EXPIRES: 3 } as const;
+/** Edge counter words per route. */
+export const EDGE_WORDS = 16;
+/** Edge counter ids (E); LIMITED_BY + key kind index (rate-table.ts KEY_KINDS). */
+export const E = {
+  LIMITED_CLIENT_IP: 0,
+  LIMITED_HEADER: 1,
+  LIMITED_JWT: 2,
+  LIMITED_ROUTE: 3,
+  IP_DENIED: 4,
+  UNAUTHORIZED: 5,
+  FORBIDDEN: 6,
+  OVERLOADED: 7,
+  REDIS_FALLBACK: 8,
+  REDIS_CLOSED: 9,
+  CORS_PREFLIGHT: 10,
+  CORS_REFUSED: 11,
+  AUTH_UNAVAILABLE: 12,
+} as const;
+
 const COLUMN_WORDS = COLUMNS * CAPACITY;
 const WORKER_WORDS = MAX_WORKERS * CAPACITY;
 const POOL_REGION = HEADER_WORDS + COLUMN_WORDS + WORKER_WORDS;
 const ROUTE_REGION = POOL_REGION + MAX_POOLS * POOL_WORDS;
 const WS_CLOSE_REGION = ROUTE_REGION + MAX_ROUTES;
-export const TOTAL_WORDS = WS_CLOSE_REGION + WS_CLOSE_WORDS;
+const ROUTE_IN_FLIGHT_REGION = WS_CLOSE_REGION + WS_CLOSE_WORDS;
+const EDGE_REGION = ROUTE_IN_FLIGHT_REGION + MAX_ROUTES;
+const RATE_REGION = EDGE_REGION + MAX_ROUTES * EDGE_WORDS;
+const RATE_CLAIM_REGION = RATE_REGION + RATE_ENTRIES * RATE_WORDS;
+export const TOTAL_WORDS = RATE_CLAIM_REGION + RATE_ENTRIES / RATE_PROBE;
 export const BYTES = TOTAL_WORDS * Int32Array.BYTES_PER_ELEMENT;
 
 /** Word index of a pool's word (P). */
@@ -201,4 +255,24 @@ export function cell(column: number, slot: number): number {
 /** Word index of a worker's own in-flight count for a slot. */
 export function workerCell(worker: number, slot: number): number {
   return HEADER_WORDS + COLUMN_WORDS + worker * CAPACITY + slot;
+}
+
+/** Word index of a route's in-flight count (max_in_flight). */
+export function routeInFlightCell(route: number): number {
+  return ROUTE_IN_FLIGHT_REGION + route;
+}
+
+/** Word index of a route's edge counter (E). */
+export function edgeCell(route: number, counter: number): number {
+  return EDGE_REGION + route * EDGE_WORDS + counter;
+}
+
+/** Word index of the claim word of the window holding rate-limit entry `entry` (0 free, 1 held). */
+export function rateClaimCell(entry: number): number {
+  return RATE_CLAIM_REGION + ((entry / RATE_PROBE) | 0);
+}
+
+/** Word index of word `field` (R) of rate-limit entry `entry`. */
+export function rateCell(entry: number, field: number): number {
+  return RATE_REGION + entry * RATE_WORDS + field;
 }

@@ -237,7 +237,7 @@ t.test('route errors: unknown pool, bad regex, duplicate name, unreachable, unkn
     'sluice.yaml: routes[1]: match.path_regex: a quantifier inside a repeated group can stop at more than one place, as in (a+)+ or (\\w+\\s?)*: it could backtrack catastrophically',
     'sluice.yaml: routes[3] (name "shop"): name "shop" is already used by routes[2]',
     'sluice.yaml: routes[3] (name "shop"): unknown pool "wbe" (did you mean "web"?)',
-    'sluice.yaml: routes[5]: unknown key "pol" (did you mean "pool"?); known keys: name, match, pool, split, redirect, respond, split_key, strip_prefix, prefix_rewrite, regex_rewrite, host_rewrite, request_headers, response_headers, timeout_ms, retries, max_body_bytes, websocket',
+    'sluice.yaml: routes[5]: unknown key "pol" (did you mean "pool"?); known keys: name, match, pool, split, redirect, respond, split_key, strip_prefix, prefix_rewrite, regex_rewrite, host_rewrite, request_headers, response_headers, timeout_ms, retries, max_body_bytes, websocket, rate_limit, max_in_flight, auth, ip_allow, ip_deny, cors',
     'sluice.yaml: routes[5]: match: unknown key "mtach"; known keys: host, path, path_prefix, path_regex, methods, headers, query',
     'sluice.yaml: routes[6]: match.methods: expected a list, got a string ("GET")',
     'sluice.yaml: routes[6]: match.headers.x-canary: expected a string or one of { exact | prefix | regex | present }, got a number (1) (quote it: "1")',
