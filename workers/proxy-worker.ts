@@ -75,9 +75,11 @@ port.on('message', (msg: ToWorker) => {
   switch (msg.type) {
     case 'backends':
       ctx.setConfig(current, msg.backends, msg.seed);
+      send({ type: 'applied', generation: msg.generation });
       return;
     case 'config':
       reconfigure(msg.config, msg.backends, msg.seed);
+      send({ type: 'applied', generation: msg.generation });
       return;
     case 'drain':
       void app.drain(msg.timeoutMs).then(() => {
