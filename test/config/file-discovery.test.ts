@@ -1,0 +1,71 @@
+// The discovery keys of a pool in the config file (dns, etcd, file, registry): what they become,
+// that `upstreams` may then be left out, and a named error for every mistake (what --check prints).
+
+import t from 'tap';
+import { parseConfigFile } from '../../src/config/file.js';
+
+const ROUTE = `routes:\n  - { match: { path_prefix: / }, pool: api }\n`;
+
+function parse(pool: string) {
+  return parseConfigFile(`pools:\n  api: ${pool}\n${ROUTE}`, '/etc/sluice/sluice.yaml', { externalPools: new Set() });
+}
+
+function errors(pool: string): string[] {
+  const r = parse(pool);
+  return r.ok ? [] : r.errors.map((e) => e.message);
+}
+
+t.test('each source, as written', async (t) => {
+  const r = parse(`{ dns: { name: api.internal, type: srv, min_ttl_s: 2, max_ttl_s: 60 }, etcd: { endpoints: ["http://127.0.0.1:2379/"], prefix: /sluice/services/api/ }, file: api.json }`);
+  t.ok(r.ok, JSON.stringify(r.ok ? '' : r.errors.map((e) => e.message)));
+  if (!r.ok) return;
+  const api = r.content.pools[0]!;
+  t.same(api.upstreams, [], 'no upstreams needed with a source');
+  t.same(api.discovery, {
+    sources: [
+      { kind: 'dns', name: 'api.internal', type: 'SRV', port: 0, scheme: 'http:', minTtlMs: 2000, maxTtlMs: 60_000 },
+      { kind: 'etcd', endpoints: ['http://127.0.0.1:2379'], prefix: '/sluice/services/api/' },
+      { kind: 'file', path: '/etc/sluice/api.json' },
+    ],
+    registry: true,
+  });
+  const a = parse(`{ dns: { name: api.internal, port: 8080 } }`);
+  t.ok(a.ok);
+  if (a.ok) t.same(a.content.pools[0]!.discovery!.sources[0], { kind: 'dns', name: 'api.internal', type: 'A', port: 8080, scheme: 'http:', minTtlMs: 1000, maxTtlMs: 300_000 }, 'A by default; TTL floor 1 s, ceiling 300 s');
+  const reg = parse(`{ registry: true }`);
+  t.ok(reg.ok);
+  if (reg.ok) t.same(reg.content.pools[0]!.discovery, { sources: [], registry: true });
+  const both = parse(`{ upstreams: ["http://10.0.0.1:80"], registry: true }`);
+  t.ok(both.ok, 'static upstreams beside the registry');
+});
+
+t.test('every mistake named', async (t) => {
+  const cases: [string, RegExp][] = [
+    [`{ }`, /pools\.api: missing key "upstreams" \(a list of backend URLs\), or a discovery source/],
+    [`{ upstreams: [] }`, /pools\.api\.upstreams: at least one upstream URL/],
+    [`{ dns: { type: A, port: 80 } }`, /pools\.api\.dns: missing key "name"/],
+    [`{ dns: { name: "bad name!", port: 80 } }`, /pools\.api\.dns\.name: "bad name!" is not a DNS name/],
+    [`{ dns: { name: a.b, type: MX, port: 80 } }`, /pools\.api\.dns\.type: got "MX", expected A, AAAA or SRV/],
+    [`{ dns: { name: a.b, type: A } }`, /pools\.api\.dns: missing key "port" \(A records carry no port\)/],
+    [`{ dns: { name: a.b, port: 70000 } }`, /pools\.api\.dns\.port: got 70000, expected a port 1-65535/],
+    [`{ dns: { name: a.b, port: 80, scheme: ftp } }`, /pools\.api\.dns\.scheme: got "ftp", expected http or https/],
+    [`{ dns: { name: a.b, port: 80, min_ttl_s: 0 } }`, /pools\.api\.dns\.min_ttl_s: got 0, expected seconds from 0.1/],
+    [`{ dns: { name: a.b, port: 80, min_ttl_s: 10, max_ttl_s: 5 } }`, /pools\.api\.dns\.min_ttl_s: 10 is above max_ttl_s 5/],
+    [`{ dns: { name: a.b, port: 80, ttl: 5 } }`, /pools\.api\.dns: unknown key "ttl"/],
+    [`{ etcd: { prefix: /a/ } }`, /pools\.api\.etcd: missing key "endpoints"/],
+    [`{ etcd: { endpoints: [], prefix: /a/ } }`, /pools\.api\.etcd\.endpoints: at least one etcd client URL/],
+    [`{ etcd: { endpoints: ["127.0.0.1:2379"], prefix: /a/ } }`, /pools\.api\.etcd\.endpoints\[0\]: "127\.0\.0\.1:2379": expected http\(s\):\/\/host:port/],
+    [`{ etcd: { endpoints: ["http://127.0.0.1:2379"] } }`, /pools\.api\.etcd: missing key "prefix"/],
+    [`{ etcd: { endpoints: ["http://127.0.0.1:2379"], prefix: services } }`, /pools\.api\.etcd\.prefix: "services": expected a key prefix that starts and ends with "\/"/],
+    [`{ file: "" }`, /pools\.api\.file: expected the path of a JSON file/],
+    [`{ file: 3 }`, /pools\.api\.file: expected a string/],
+    [`{ registry: yes }`, /pools\.api\.registry: expected true or false/],
+    [`{ dsn: { name: a.b } }`, /pools\.api: unknown key "dsn" \(did you mean "dns"\?\)/],
+  ];
+  for (const [pool, expected] of cases) {
+    const found = errors(pool);
+    t.ok(found.some((e) => expected.test(e)), `${pool} → ${expected} (got ${JSON.stringify(found)})`);
+  }
+  const srvPort = parse(`{ dns: { name: a.b, type: SRV, port: 80 } }`);
+  t.ok(srvPort.ok && srvPort.warnings.some((w) => /SRV records carry their own ports/.test(w)), 'a port beside SRV is a warning');
+});
