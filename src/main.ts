@@ -14,7 +14,7 @@ import { Reloader, type ReloadResult } from './reload/reloader.js';
 import { configureUpstreamTls } from './upstream/tls-options.js';
 import { startAdminServer, type AdminServer } from './admin/server.js';
 import { readVersion } from './cli.js';
-import { DiscoveryCoordinator, dnsServers } from './discovery/coordinator.js';
+import { DiscoveryCoordinator } from './discovery/coordinator.js';
 
 /** At start, how long discovery sources get to report before Sluice starts with what is known. */
 const DISCOVERY_START_MS = 3000;
@@ -58,7 +58,7 @@ export async function start(config: ResolvedConfig, warnings: string[]): Promise
   let discovery: DiscoveryCoordinator | null = null;
   const base = config;
   if (DiscoveryCoordinator.wanted(config)) {
-    discovery = new DiscoveryCoordinator({ log, dnsServers: dnsServers(process.env.SLUICE_DNS_SERVERS), health: () => healthByBackend(checker) });
+    discovery = new DiscoveryCoordinator({ log, dnsServers: config.dnsServers, health: () => healthByBackend(checker) });
     discovery.configure(config);
     await discovery.initial(DISCOVERY_START_MS);
     config = discovery.compose(config);

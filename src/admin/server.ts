@@ -135,7 +135,8 @@ export class AdminServer {
         'referrer-policy': 'no-referrer',
       });
     }
-    const changes = method === 'POST' || method === 'PUT' || method === 'DELETE';
+    // Registrations change state as POSTs do: the same guard (elsewhere PUT and DELETE are only 405s).
+    const changes = method === 'POST' || ((method === 'PUT' || method === 'DELETE') && path.startsWith('/api/registry/'));
     const refusal = this.#token.check(req) ?? (changes ? mutationRefusal(req) : null);
     if (refusal !== null) return this.#refuse(req, res, refusal);
 

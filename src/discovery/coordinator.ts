@@ -225,17 +225,3 @@ export class DiscoveryCoordinator {
     }
   }
 }
-
-/** SLUICE_DNS_SERVERS: "ip[:port],…" for every dns source; throws naming the variable when bad. */
-export function dnsServers(text: string | undefined): string[] {
-  if (text === undefined || text.trim() === '') return [];
-  return text.split(',').map((s) => {
-    const v = s.trim();
-    const m = /^(?:\[([0-9a-fA-F:.]+)\]|(\d{1,3}(?:\.\d{1,3}){3}))(?::(\d{1,5}))?$/.exec(v);
-    const port = m?.[3] === undefined ? 53 : Number(m[3]);
-    if (m === null || port < 1 || port > 65535) {
-      throw new Error(`SLUICE_DNS_SERVERS: got ${JSON.stringify(v)}, expected IP[:port] (IPv6 as [addr]:port), comma-separated`);
-    }
-    return v;
-  });
-}

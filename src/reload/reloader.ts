@@ -51,6 +51,7 @@ export const RESTART_ONLY = [
   'tlsCiphers',
   'redirectHttps',
   'hstsMaxAge',
+  'dnsServers',
 ] as const satisfies readonly (keyof Config)[];
 
 /** Past the check timeout, time for the probe's own timer and the event loop to report it. */
