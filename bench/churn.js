@@ -118,6 +118,7 @@ function churn({ etcd, admin, churners }) {
   let i = 0;
   let stopped = false;
   let timer = null;
+  let pending = Promise.resolve();
   const tick = async () => {
     if (stopped) return;
     const b = churners[i % churners.length];
@@ -151,7 +152,7 @@ function churn({ etcd, admin, churners }) {
   };
   const loop = () => {
     timer = setTimeout(() => {
-      void tick();
+      pending = tick();
       if (!stopped) loop();
     }, 1000);
   };
@@ -160,6 +161,8 @@ function churn({ etcd, admin, churners }) {
     stop: async () => {
       stopped = true;
       clearTimeout(timer);
+      // The change in progress finishes (and is measured) before Sluice is stopped.
+      await pending;
       for (const j of joined) {
         if (j.via === 'etcd') await etcd.delete().key(`${PREFIX}${j.id}`).catch(() => undefined);
         else await adminCall(admin, 'DELETE', `/api/registry/churn/${j.id}`).catch(() => undefined);
