@@ -56,5 +56,16 @@ t.test('file source: rename and in-place renders, invalid renders keep the last 
     return p.pools[0].members.length === 1;
   });
   for (let i = 0; i < 8; i++) t.equal((await request(sluice.url)).body, 'two');
+
+  // SIGHUP with another setting keeps what the source found (the source itself keeps running).
+  sluice.writeConfig({ pools: { api: { file, balancer: 'round-robin' } }, routes: [{ match: { path_prefix: '/' }, pool: 'api' }] });
+  const reloaded = await sluice.reload();
+  t.equal(reloaded.msg, 'configuration reloaded');
+  t.same(reloaded.changed, ['pools.api']);
+  const after = JSON.parse((await request(`${admin}/api/pools`)).body);
+  t.same(after.pools[0].members.map((m: { url: string }) => m.url), [two.url], 'the discovered backend is still the member');
+  t.equal(after.pools[0].balancer, 'round-robin');
+  render([one.url]);
+  await until('the file is still watched after the reload', async () => (await request(sluice.url)).body === 'one');
   t.notOk(sluice.logs().some((l) => l.level >= 50 && l.msg !== 'discovery file is not valid JSON; keeping the last known backends' && l.msg !== 'discovery file has invalid entries; keeping the last known backends'), 'no other error logged');
 });
