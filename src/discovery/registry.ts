@@ -90,8 +90,14 @@ export class Registry {
         const lease = client.lease(registration.ttl_s, { autoKeepAlive: false });
         await lease.grant();
         const value = { url: registration.url, weight: registration.weight, ttl_s: registration.ttl_s, registered: true, ...(registration.zone ? { zone: registration.zone } : {}) };
-        // A heartbeat writes the key under a new lease; the old lease, holding nothing now, lapses.
-        await lease.put(etcd.prefix + registration.id).value(JSON.stringify(value));
+        // A heartbeat writes the key under a new lease (any host may take it, and ttl_s may change),
+        // then revokes the lease of the registration it replaces, which holds nothing any more. A
+        // key some other tool wrote under that id keeps its lease: it may hold other keys.
+        const previous = await lease.put(etcd.prefix + registration.id).value(JSON.stringify(value)).getPrevious();
+        const old = previous?.lease;
+        if (old !== undefined && old !== '0' && old !== (await lease.grant()) && registeredValue(previous.value)) {
+          await client.leaseClient.leaseRevoke({ ID: old }).catch(() => undefined);
+        }
       } catch (err) {
         this.#log.warn({ pool, id: registration.id, err: (err as Error).message }, 'registry: etcd write failed');
         return { ok: false, status: 503, error: `etcd is unavailable: ${(err as Error).message}` };
@@ -167,6 +173,14 @@ export class Registry {
   stop(): void {
     for (const held of this.#memory.values()) for (const h of held.values()) clearTimeout(h.timer);
     this.#memory.clear();
+  }
+}
+
+function registeredValue(value: Buffer | undefined): boolean {
+  try {
+    return (JSON.parse(value?.toString() ?? '') as { registered?: unknown }).registered === true;
+  } catch {
+    return false;
   }
 }
 

@@ -94,6 +94,14 @@ t.test('registry writes to etcd with a lease', { skip: etcdInstalled() ? false :
   const stored = etcd.ctl('get', `${PREFIX}joined`, '--print-value-only');
   t.same(JSON.parse(stored), { url: joined.url, weight: 2, ttl_s: 2, registered: true }, 'the key in etcd');
   await until('the registered backend serves', async () => (await request(sluice.url)).body === 'joined');
+  // A heartbeat moves the key to a new lease and revokes the one it replaces.
+  const leases = (): string[] => etcd.ctl('lease', 'list').split('\n').slice(1).filter((l) => l.trim() !== '');
+  const before = leases();
+  t.equal(before.length, 1, 'one lease per registration');
+  t.equal((await call('PUT', '/api/registry/api', { url: joined.url, weight: 2, ttl_s: 2, id: 'joined' })).status, 200);
+  const after = leases();
+  t.equal(after.length, 1, 'still one lease after a heartbeat');
+  t.not(after[0], before[0], 'a fresh one');
   const list = JSON.parse((await call('GET', '/api/registry/api')).body);
   t.same(list, { pool: 'api', store: 'etcd', registrations: [{ id: 'joined', url: joined.url, weight: 2, ttl_s: 2 }] });
   const p = JSON.parse((await call('GET', '/api/pools')).body);
