@@ -169,18 +169,7 @@ export class DiscoveryCoordinator {
     const all: Discovered[] = pool.upstreams.filter((u) => u.source === undefined || u.source === 'static').map((u) => ({ upstream: u, priority: 0 }));
     for (const r of this.#running.get(pool.name) ?? []) all.push(...(r.members ?? []));
     all.push(...this.registry.members(pool.name));
-    const byUrl = new Map<string, Discovered>();
-    for (const d of all) if (!byUrl.has(d.upstream.url)) byUrl.set(d.upstream.url, d);
-    const unique = [...byUrl.values()];
-    const priorities = [...new Set(unique.map((d) => d.priority))].sort((a, b) => a - b);
-    const served: Upstream[] = [];
-    for (const priority of priorities) {
-      const group = unique.filter((d) => d.priority === priority);
-      served.push(...group.map((d) => d.upstream));
-      // A group with a member not known to be down is enough; otherwise the next one joins too.
-      if (group.some((d) => health.get(`${pool.name}\0${d.upstream.url}`) !== 'unhealthy')) break;
-    }
-    return served;
+    return servedMembers(pool.name, all, health);
   }
 
   #allReported(): boolean {
@@ -224,4 +213,24 @@ export class DiscoveryCoordinator {
         return new FileSource(spec, ctx);
     }
   }
+}
+
+/**
+ * What a pool serves of everything found for it (in precedence order): one backend per URL, the
+ * first to name it; then priority groups, lowest first, each one joining only while every member
+ * of the groups before it is known to be down (`health`: state by "pool\0url").
+ */
+export function servedMembers(pool: string, found: readonly Discovered[], health: ReadonlyMap<string, string>): Upstream[] {
+  const byUrl = new Map<string, Discovered>();
+  for (const d of found) if (!byUrl.has(d.upstream.url)) byUrl.set(d.upstream.url, d);
+  const unique = [...byUrl.values()];
+  const priorities = [...new Set(unique.map((d) => d.priority))].sort((a, b) => a - b);
+  const served: Upstream[] = [];
+  for (const priority of priorities) {
+    const group = unique.filter((d) => d.priority === priority);
+    served.push(...group.map((d) => d.upstream));
+    // A group with a member not known to be down is enough; otherwise the next one joins too.
+    if (group.some((d) => health.get(`${pool}\0${d.upstream.url}`) !== 'unhealthy')) break;
+  }
+  return served;
 }
