@@ -5,6 +5,8 @@
 //   etcd:     { endpoints: ["http://127.0.0.1:2379"], prefix: /sluice/services/api/ }
 //   file:     /etc/sluice/api.json        (relative: from the config file's directory)
 //   registry: true                        (PUT /api/registry/:pool only, kept in memory)
+// A pool with a source takes registrations too (into etcd when it has an etcd source) unless it
+// says registry: false.
 
 import { isAbsolute, resolve } from 'node:path';
 import type { DiscoverySpec, DnsDiscovery, PoolDiscovery } from '../model/discovery.js';
@@ -36,10 +38,11 @@ export function readDiscovery(map: FileMap, where: string, problems: Problems, b
     if (path !== undefined && path.trim() === '') problems.add(at(where, 'file'), 'expected the path of a JSON file of backends');
     else if (path !== undefined) sources.push({ kind: 'file', path: isAbsolute(path) ? path : resolve(baseDir, path) });
   }
+  // The registration API is on for a pool with a source unless it says registry: false.
   let registry = sources.length > 0;
   if (map.registry !== undefined) {
     const on = readBoolean(map.registry, at(where, 'registry'), problems);
-    if (on !== undefined) registry = on || sources.length > 0;
+    if (on !== undefined) registry = on;
   }
   return { sources, registry };
 }

@@ -104,6 +104,9 @@ function readPool(name: string, map: FileMap, where: string, problems: Problems,
   const upstreams = map.upstreams === undefined ? (discovered ? [] : undefined) : readUpstreams(map.upstreams, at(where, 'upstreams'), problems, discovered);
   if (map.upstreams === undefined && !discovered) problems.add(where, 'missing key "upstreams" (a list of backend URLs), or a discovery source (dns, etcd, file, registry)');
   const discovery = readDiscovery(map, where, problems, baseDir);
+  if (map.upstreams === undefined && discovery !== undefined && discovery.sources.length === 0 && !discovery.registry) {
+    problems.add(where, 'no backends can reach this pool: no "upstreams", no discovery source, and registry: false');
+  }
   const overrides: Partial<PoolSettings> = {};
   for (const field of FIELDS) readSetting(field, map, where, overrides, problems, baseDir);
   if (problems.count > before || upstreams === undefined) return undefined;

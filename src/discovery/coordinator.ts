@@ -148,13 +148,6 @@ export class DiscoveryCoordinator {
     return { ...config, pools };
   }
 
-  /** Where each backend of each pool came from, "pool\0url" → source. */
-  sources(config: ResolvedConfig): Map<string, string> {
-    const out = new Map<string, string>();
-    for (const p of config.pools) for (const u of p.upstreams) out.set(`${p.name}\0${u.url}`, u.source ?? 'static');
-    return out;
-  }
-
   async stop(): Promise<void> {
     this.#stopped = true;
     if (this.#debounce !== null) clearTimeout(this.#debounce);

@@ -35,6 +35,8 @@ t.test('each source, as written', async (t) => {
   const reg = parse(`{ registry: true }`);
   t.ok(reg.ok);
   if (reg.ok) t.same(reg.content.pools[0]!.discovery, { sources: [], registry: true });
+  const off = parse(`{ file: a.json, registry: false }`);
+  t.ok(off.ok && off.content.pools[0]!.discovery!.registry === false, 'registry: false turns the API off for a pool with a source');
   const both = parse(`{ upstreams: ["http://10.0.0.1:80"], registry: true }`);
   t.ok(both.ok, 'static upstreams beside the registry');
 });
@@ -60,6 +62,7 @@ t.test('every mistake named', async (t) => {
     [`{ file: "" }`, /pools\.api\.file: expected the path of a JSON file/],
     [`{ file: 3 }`, /pools\.api\.file: expected a string/],
     [`{ registry: yes }`, /pools\.api\.registry: expected true or false/],
+    [`{ registry: false }`, /pools\.api: no backends can reach this pool/],
     [`{ dsn: { name: a.b } }`, /pools\.api: unknown key "dsn" \(did you mean "dns"\?\)/],
   ];
   for (const [pool, expected] of cases) {
