@@ -264,7 +264,8 @@ export class AdminServer {
       try {
         const workers = this.#options.workers;
         const replies = await workers.latencySnapshots(LATENCY_TIMEOUT_MS);
-        return this.#latency.update(replies, workers.liveThreadIds());
+        const table = this.#options.table;
+        return this.#latency.update(replies, workers.liveThreadIds(), (slot) => table.get(C.SLOT_GEN, slot));
       } finally {
         this.#collecting = null;
       }

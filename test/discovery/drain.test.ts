@@ -70,4 +70,8 @@ t.test('removed backends drain before their slot is reused', async (t) => {
   t.equal((await slots())[third.url], slowSlot);
   await until('the reused slot serves its new backend', async () => (await request(sluice.url)).body === 'third');
   t.pass('the reused slot serves its new backend');
+  // Its counters and latency are its own, not the slow backend's before it.
+  const view = async () => JSON.parse((await api('GET', '/api/backends')).body).backends.find((x: { url: string }) => x.url === third.url);
+  await until('latency of the reused slot counts only the new backend', async () => (await view()).latency.total.count === third.requests.length);
+  t.equal((await view()).requests, third.requests.length, 'requests of the reused slot: only the new backend');
 });
