@@ -103,8 +103,10 @@ function readPool(name: string, map: FileMap, where: string, problems: Problems,
   const discovered = hasDiscovery(map);
   const upstreams = map.upstreams === undefined ? (discovered ? [] : undefined) : readUpstreams(map.upstreams, at(where, 'upstreams'), problems, discovered);
   if (map.upstreams === undefined && !discovered) problems.add(where, 'missing key "upstreams" (a list of backend URLs), or a discovery source (dns, etcd, file, registry)');
+  const beforeDiscovery = problems.count;
   const discovery = readDiscovery(map, where, problems, baseDir);
-  if (map.upstreams === undefined && discovery !== undefined && discovery.sources.length === 0 && !discovery.registry) {
+  // Only when the keys themselves are fine: a source with a mistake is reported as that mistake.
+  if (map.upstreams === undefined && problems.count === beforeDiscovery && discovery !== undefined && discovery.sources.length === 0 && !discovery.registry) {
     problems.add(where, 'no backends can reach this pool: no "upstreams", no discovery source, and registry: false');
   }
   const overrides: Partial<PoolSettings> = {};

@@ -2,7 +2,12 @@
 // that `upstreams` may then be left out, and a named error for every mistake (what --check prints).
 
 import t from 'tap';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { parseConfigFile } from '../../src/config/file.js';
+import { BUILT_CLI, ensureBuilt } from '../helpers/sluice.js';
 
 const ROUTE = `routes:\n  - { match: { path_prefix: / }, pool: api }\n`;
 
@@ -71,4 +76,23 @@ t.test('every mistake named', async (t) => {
   }
   const srvPort = parse(`{ dns: { name: a.b, type: SRV, port: 80 } }`);
   t.ok(srvPort.ok && srvPort.warnings.some((w) => /SRV records carry their own ports/.test(w)), 'a port beside SRV is a warning');
+});
+
+t.test('sluice --check: discovery errors by name, and what each pool discovers', async (t) => {
+  await ensureBuilt();
+  const dir = mkdtempSync(join(tmpdir(), 'sluice-check-discovery-'));
+  const check = (yaml: string) => {
+    const file = join(dir, `c${Math.random()}.yaml`);
+    writeFileSync(file, yaml);
+    return spawnSync(process.execPath, [BUILT_CLI, '--check'], { env: { PATH: process.env.PATH, SLUICE_CONFIG: file }, encoding: 'utf8' });
+  };
+  const ok = check(`pools:\n  api: { etcd: { endpoints: ["http://127.0.0.1:2379"], prefix: /s/api/ }, upstreams: ["http://10.0.0.1:80"] }\n  web: { dns: { name: web.test, port: 80 }, registry: false }\n${ROUTE}`);
+  t.equal(ok.status, 0, ok.stderr);
+  t.match(ok.stdout, /1 upstream \+ discovered/);
+  t.match(ok.stdout, /pools \[api \(1 \+ etcd, registry\), web \(0 \+ dns\)\]/);
+  const bad = check(`pools:\n  api: { dns: { name: "x y", type: MX } }\n${ROUTE}`);
+  t.equal(bad.status, 1);
+  t.match(bad.stderr, /pools\.api\.dns\.name: "x y" is not a DNS name/);
+  t.match(bad.stderr, /pools\.api\.dns\.type: got "MX", expected A, AAAA or SRV/);
+  t.notMatch(bad.stderr, /no backends can reach/, 'a mistaken source is reported as that mistake only');
 });
