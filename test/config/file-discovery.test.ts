@@ -96,3 +96,12 @@ t.test('sluice --check: discovery errors by name, and what each pool discovers',
   t.match(bad.stderr, /pools\.api\.dns\.type: got "MX", expected A, AAAA or SRV/);
   t.notMatch(bad.stderr, /no backends can reach/, 'a mistaken source is reported as that mistake only');
 });
+
+t.test('sluice --explain names a pool\'s discovery sources', async (t) => {
+  await ensureBuilt();
+  const file = join(mkdtempSync(join(tmpdir(), 'sluice-explain-discovery-')), 'c.yaml');
+  writeFileSync(file, `pools:\n  api: { dns: { name: api.test, port: 80 }, upstreams: ["http://10.0.0.1:80"] }\n${ROUTE}`);
+  const r = spawnSync(process.execPath, [BUILT_CLI, '--explain', 'GET', 'http://x/'], { env: { PATH: process.env.PATH, SLUICE_CONFIG: file }, encoding: 'utf8' });
+  t.equal(r.status, 0, r.stderr);
+  t.match(r.stdout, /pool api: balancer peak-ewma, http:\/\/10\.0\.0\.1:80, discovered by dns, registered through the API/);
+});
