@@ -24,6 +24,8 @@ import type { Discovered, DiscoverySource } from './source.js';
 
 /** Sources report in bursts (a file render, a deploy's many keys): apply once they settle. */
 const DEBOUNCE_MS = 50;
+/** Longest a shutdown waits for sources to stop (an etcd watch cancel needs etcd). */
+const STOP_WAIT_MS = 1000;
 /** How often priority groups look at health (only pools with more than one group do). */
 const PRIORITY_CHECK_MS = 500;
 
@@ -153,7 +155,11 @@ export class DiscoveryCoordinator {
     if (this.#debounce !== null) clearTimeout(this.#debounce);
     if (this.#priorityTimer !== null) clearInterval(this.#priorityTimer);
     this.registry.stop();
-    await Promise.all([...this.#running.values()].flat().map((r) => r.source.stop()));
+    // A watch cancel waits for etcd; an unreachable etcd must not hold up a shutdown.
+    let timer: NodeJS.Timeout | undefined;
+    const bound = new Promise<void>((resolve) => (timer = setTimeout(resolve, STOP_WAIT_MS)));
+    await Promise.race([Promise.all([...this.#running.values()].flat().map((r) => r.source.stop())), bound]);
+    clearTimeout(timer);
     this.#running.clear();
     this.clients.closeAll();
   }
