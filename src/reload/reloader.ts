@@ -100,6 +100,8 @@ export class Reloader {
   readonly #demo: readonly Upstream[] | null;
   #config: ResolvedConfig;
   #backends: Backend[];
+  /** A discovery job queued and not started yet (membershipChanged). */
+  #queuedDiscovery: Promise<ReloadResult> | null = null;
   /** Reloads run one at a time, in signal order. */
   #queue: Promise<unknown> = Promise.resolve();
 
@@ -117,12 +119,20 @@ export class Reloader {
     this.#discovery = discovery;
   }
 
-  /** A discovery source changed: recompose the running configuration's pools and apply them. */
+  /**
+   * A discovery source changed: recompose the running configuration's pools and apply them. Calls
+   * made while one is still waiting its turn share it (it composes what is current when it runs),
+   * so a burst of changes during a slow two-step swap queues one job, not one per change.
+   */
   membershipChanged(): Promise<ReloadResult> {
-    return this.#serial(() => {
+    if (this.#queuedDiscovery !== null) return this.#queuedDiscovery;
+    const job = this.#serial(() => {
+      this.#queuedDiscovery = null;
       const d = this.#discovery;
       return d === null ? Promise.resolve({ ok: true, changed: [], restartRequired: [] }) : this.#apply(d.compose(this.#base), 'discovery');
     });
+    this.#queuedDiscovery = job;
+    return job;
   }
 
   get config(): ResolvedConfig {
