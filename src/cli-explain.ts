@@ -131,7 +131,10 @@ function describeForward(config: ResolvedConfig, route: CompiledRoute, request: 
   for (const name of pools) {
     const pool = config.pools.find((p) => p.name === name);
     if (pool === undefined) continue;
-    const list = pool.upstreams.length === 0 ? 'the demo pool' : pool.upstreams.map((u) => u.url).join(', ');
+    // Discovered backends are only known once running: name the sources instead.
+    const sources = pool.discovery === undefined ? [] : [...pool.discovery.sources.map((d) => `discovered by ${d.kind}`), ...(pool.discovery.registry ? ['registered through the API'] : [])];
+    const listed = pool.upstreams.map((u) => u.url);
+    const list = listed.length === 0 && sources.length === 0 ? 'the demo pool' : [...listed, ...sources].join(', ');
     lines.push(`pool ${name}: balancer ${pool.balancer}, ${list}`);
   }
   const path = route.rewritePath(view.path);

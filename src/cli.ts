@@ -89,7 +89,9 @@ export function summarize(config: Config | ResolvedConfig): string {
   const listen = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
   const fromFile = config.configFile !== '' && 'pools' in config;
   const count = fromFile ? config.pools.reduce((n, p) => n + p.upstreams.length, 0) : config.upstreams.length;
-  const pool = count === 0 ? 'demo pool' : `${count} upstream${count === 1 ? '' : 's'}`;
+  const discovering = fromFile && (config as ResolvedConfig).pools.some((p) => p.discovery !== undefined);
+  const upstreams = `${count} upstream${count === 1 ? '' : 's'}`;
+  const pool = count === 0 && !discovering ? 'demo pool' : discovering ? `${upstreams} + discovered` : upstreams;
   const workers = `${config.workers} worker${config.workers === 1 ? '' : 's'}`;
   const l4 = 'listeners' in config && config.listeners.length > 0 ? `, L4 ${config.listeners.map((l) => l.name).join(', ')}` : '';
   return `listen ${listen}, ${workers}, balancer ${config.balancer}, ${pool}, log level ${config.logLevel}${l4}`;
@@ -97,7 +99,14 @@ export function summarize(config: Config | ResolvedConfig): string {
 
 /** One line: the pools and routes of the config file. */
 export function summarizeRouting(config: ResolvedConfig): string {
-  const pools = config.pools.map((p) => `${p.name} (${p.upstreams.length})`).join(', ');
+  // A discovering pool: its static count, then its sources (api (2 + etcd, registry)).
+  const found = (p: ResolvedConfig['pools'][number]): string => {
+    const d = p.discovery;
+    if (d === undefined) return '';
+    const kinds = [...d.sources.map((x) => x.kind), ...(d.registry ? ['registry'] : [])];
+    return ` + ${kinds.join(', ')}`;
+  };
+  const pools = config.pools.map((p) => `${p.name} (${p.upstreams.length}${found(p)})`).join(', ');
   const routes = `${config.routes.length} route${config.routes.length === 1 ? '' : 's'}`;
   return `${config.configFile}: ${config.pools.length} pool${config.pools.length === 1 ? '' : 's'} [${pools}], ${routes}`;
 }

@@ -15,6 +15,12 @@ import { Reloader, type ReloadResult } from './reload/reloader.js';
 import { configureUpstreamTls } from './upstream/tls-options.js';
 import { startAdminServer, type AdminServer } from './admin/server.js';
 import { readVersion } from './cli.js';
+import { DiscoveryCoordinator } from './discovery/coordinator.js';
+
+/** At start, how long discovery sources get to report before Sluice starts with what is known. */
+const DISCOVERY_START_MS = 3000;
+/** How often slots of removed backends are checked for being drained (only while some are). */
+const RECLAIM_EVERY_MS = 200;
 
 export interface Running {
   supervisor: Supervisor;
@@ -49,6 +55,18 @@ export async function start(config: ResolvedConfig, warnings: string[]): Promise
   startJwksService(log);
   for (const w of warnings) log.warn(w);
 
+  // Discovery: sources start now, and membership starts with what they report (the checker that
+  // priority groups consult is created below; until then nothing is known to be unhealthy).
+  let checker: ActiveChecker | null = null;
+  let discovery: DiscoveryCoordinator | null = null;
+  const base = config;
+  if (DiscoveryCoordinator.wanted(config)) {
+    discovery = new DiscoveryCoordinator({ log, dnsServers: config.dnsServers, health: () => healthByBackend(checker) });
+    discovery.configure(config);
+    await discovery.initial(DISCOVERY_START_MS);
+    config = discovery.compose(config);
+  }
+
   let demo: DemoPool | null = null;
   if (hasNoUpstreams(config)) {
     demo = await startDemoPool();
@@ -69,7 +87,7 @@ export async function start(config: ResolvedConfig, warnings: string[]): Promise
   const backends = membership.assignPools(config.pools);
   // HTTP checks of https backends trust what the workers trust.
   configureUpstreamTls(config);
-  const checker = new ActiveChecker(table, healthOptions(config), log, poolHealthOptions(config.pools));
+  checker = new ActiveChecker(table, healthOptions(config), log, poolHealthOptions(config.pools));
   checker.track(backends);
   logRouting(log, config, checker);
   // With checks on, a backend gets traffic only after a check passes: let the first round finish.
@@ -83,13 +101,14 @@ export async function start(config: ResolvedConfig, warnings: string[]): Promise
   try {
     await supervisor.start();
     if (config.adminListen !== null) {
-      const started = await startAdminServer({ config, table, workers: supervisor, health: checker, log, version: readVersion() });
+      const started = await startAdminServer({ config, table, workers: supervisor, health: checker, log, version: readVersion(), registry: discovery?.registry });
       admin = started.server;
       adminAt = `${started.address.address}:${started.address.port}`;
     }
   } catch (err) {
     log.fatal({ err: (err as Error).message }, 'start-up failed');
     checker.stop();
+    await discovery?.stop();
     clearInterval(retire);
     await supervisor.drain(0);
     await demo?.close();
@@ -112,16 +131,27 @@ export async function start(config: ResolvedConfig, warnings: string[]): Promise
 
   const reloader = new Reloader(
     source,
-    { config, backends, demo: demo?.upstreams ?? null },
+    { config, backends, demo: demo?.upstreams ?? null, base },
     { membership, workers: supervisor, checker, table, log },
   );
+  if (discovery !== null) {
+    reloader.useDiscovery(discovery);
+    discovery.onChange(() => void reloader.membershipChanged());
+  }
+  // Slots of backends that left are reused once every worker has dropped them and they are drained.
+  const reclaim = setInterval(() => {
+    if (membership.leaving > 0) membership.reclaim(supervisor.appliedGeneration());
+  }, RECLAIM_EVERY_MS);
+  reclaim.unref();
 
   let stopping: Promise<void> | null = null;
   const stop = (): Promise<void> =>
     (stopping ??= (async () => {
       const { drainTimeoutMs } = reloader.config;
       log.info({ drainTimeoutMs }, 'draining');
-      checker.stop();
+      await discovery?.stop();
+      clearInterval(reclaim);
+      checker?.stop();
       clearInterval(retire);
       await supervisor.drain(drainTimeoutMs);
       await admin?.close();
@@ -149,6 +179,11 @@ export async function start(config: ResolvedConfig, warnings: string[]): Promise
     process.on('SIGUSR1', () => log.info(tableSnapshot(table, config.workers), 'table snapshot'));
   }
   return { supervisor, table, checker, reload: () => reloader.reload(), stop };
+}
+
+/** Each backend's health state by "pool\0url" (discovery's priority groups read it). */
+function healthByBackend(checker: ActiveChecker | null): Map<string, string> {
+  return new Map((checker?.snapshot() ?? []).map((h) => [`${h.pool}\0${h.url}`, h.state]));
 }
 
 /** One line per pool (balancer, backends, checks) and one for the route table, at start. */

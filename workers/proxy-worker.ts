@@ -6,6 +6,7 @@ import type { Config, ResolvedConfig } from '../src/config/types.js';
 import { withoutFile } from '../src/config/load.js';
 import { createLogger } from '../src/log.js';
 import { SharedTable } from '../src/state/table.js';
+import { C } from '../src/state/layout.js';
 import { ProxyContext, type Backend } from '../src/http/context.js';
 import { ProxyApp } from '../src/http/proxy-app.js';
 import { tlsListener } from '../src/tls/ssl-app.js';
@@ -42,6 +43,21 @@ const latency = new LatencyRecorder();
 configureUpstreamTls(data.config);
 /** The configuration running now, with its pools and routes (a plain Config is the one-pool case). */
 let current = resolved(data.config);
+/**
+ * Each member slot's generation (SLOT_GEN) when this worker last saw it. Discovery reuses the slots
+ * of drained backends: a slot whose generation moved on belongs to another backend now, whose
+ * latency must start from nothing.
+ */
+const slotGens = new Map<number, number>();
+function noteSlots(backends: readonly Backend[]): void {
+  for (const b of backends) {
+    const gen = table.get(C.SLOT_GEN, b.slot);
+    const seen = slotGens.get(b.slot);
+    if (seen !== undefined && seen !== gen) latency.reset(b.slot);
+    slotGens.set(b.slot, gen);
+  }
+}
+noteSlots(data.backends);
 const ctx = new ProxyContext(current, table, data.backends, log, data.seed, latency);
 let accessRate = data.config.accessLog;
 ctx.accessLog = accessLog(accessRate, data.index);
@@ -75,11 +91,15 @@ process.on('uncaughtException', (err) => {
 port.on('message', (msg: ToWorker) => {
   switch (msg.type) {
     case 'backends':
+      noteSlots(msg.backends);
       ctx.setConfig(current, msg.backends, msg.seed);
       app.ws.retire(new Set(msg.backends.map((b) => b.slot)), current.drainTimeoutMs);
+      send({ type: 'applied', generation: msg.generation });
       return;
     case 'config':
+      noteSlots(msg.backends);
       reconfigure(msg.config, msg.backends, msg.seed);
+      send({ type: 'applied', generation: msg.generation });
       return;
     case 'drain':
       void app.drain(msg.timeoutMs).then(() => {

@@ -93,6 +93,8 @@ export interface PoolView {
   /** The routes that can send to it, by name. */
   readonly routes: readonly string[];
   readonly settings: Record<string, unknown>;
+  /** Discovery sources (each backend's own `source` says which one found it); registry: whether PUT /api/registry/:pool works. */
+  readonly discovery: { readonly sources: readonly unknown[]; readonly registry: boolean };
   readonly backends: { total: number; available: number };
   readonly members: readonly (BackendStats & { check: unknown })[];
 }
@@ -106,6 +108,7 @@ export function poolViews(config: ResolvedConfig, backends: readonly (BackendSta
       balancer: p.balancer,
       routes: config.routes.filter((r) => actionPools(r.action).includes(p.name)).map((r) => r.name),
       settings: settingsSummary(p),
+      discovery: { sources: p.discovery?.sources ?? [], registry: p.discovery?.registry ?? false },
       backends: { total: members.length, available: members.filter((b) => b.available).length },
       members,
     };

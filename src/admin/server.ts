@@ -8,6 +8,7 @@
 //   POST /api/backends/:id/drain       stop new traffic (in-flight requests finish)
 //   POST /api/backends/:id/enable      take traffic again
 //   POST /api/backends/:id/weight      {"weight": n}, 0 to 1000
+//   PUT|GET /api/registry/:pool, DELETE /api/registry/:pool/:id   registration API (registry-api.ts)
 // `:id` is the table slot or "host:port". Changes are single Atomics stores into the shared table,
 // so every worker sees them on its next pick. Counters are read from the table; latency needs one
 // message round to the workers per scrape (concurrent scrapes share it).
@@ -29,6 +30,8 @@ import { STATUS_PAGE_CSP, STATUS_PAGE_HTML } from './status-page.js';
 import { l4Views, type L4Source } from './l4-views.js';
 import { renderL4Metrics } from '../metrics/l4-metrics.js';
 import { renderEdgeMetrics } from '../edge/metrics.js';
+import type { Registry } from '../discovery/registry.js';
+import { REGISTRY_PATH, registryCall } from './registry-api.js';
 
 /** Request bodies (only /weight has one) are tiny; anything bigger is refused unread. */
 export const MAX_BODY_BYTES = 4096;
@@ -64,6 +67,8 @@ export interface AdminOptions {
   health?: HealthSource;
   log: Logger;
   version: string;
+  /** The registration API's store (absent: no pool takes registrations). */
+  registry?: Registry | undefined;
 }
 
 class HttpError extends Error {
@@ -135,7 +140,9 @@ export class AdminServer {
         'referrer-policy': 'no-referrer',
       });
     }
-    const refusal = this.#token.check(req) ?? (method === 'POST' ? mutationRefusal(req) : null);
+    // Registrations change state as POSTs do: the same guard (elsewhere PUT and DELETE are only 405s).
+    const changes = method === 'POST' || ((method === 'PUT' || method === 'DELETE') && path.startsWith('/api/registry/'));
+    const refusal = this.#token.check(req) ?? (changes ? mutationRefusal(req) : null);
     if (refusal !== null) return this.#refuse(req, res, refusal);
 
     if (path === '/metrics') {
@@ -170,6 +177,16 @@ export class AdminServer {
     if (path === '/api/backends') {
       allow(method, ['GET', 'HEAD']);
       return this.#json(res, 200, { backends: await this.#backendViews() });
+    }
+    const r = REGISTRY_PATH.exec(path);
+    if (r !== null) {
+      const pool = decodeSegment(r[1]!);
+      const id = r[2] === undefined ? undefined : decodeSegment(r[2]);
+      const body = method === 'PUT' ? await readBody(req) : '';
+      const answer = await registryCall(this.#options.registry, method, pool, id, body);
+      if (method !== 'GET' && method !== 'HEAD' && answer.status === 200) this.#log.info({ remote: req.socket.remoteAddress, method, pool, id }, 'registry change');
+      const allowHeader = answer.status === 405 ? { allow: (answer.body as { allow: string }).allow } : undefined;
+      return this.#json(res, answer.status, answer.body, allowHeader);
     }
     const m = /^\/api\/backends\/([^/]+)(?:\/([^/]+))?$/.exec(path);
     if (m !== null) {
@@ -245,10 +262,11 @@ export class AdminServer {
     const latency = await this.#collectLatency();
     const { table, workers, health } = this.#options;
     const checks = new Map((health?.snapshot() ?? []).map((h) => [h.slot, h]));
+    const sources = new Map(workers.backends.map((b) => [b.slot, b.upstream.source ?? 'static']));
     return collectBackendStats(table, only ? [only] : workers.backends, latency, this.#decay()).map((b) => {
       const h = checks.get(b.slot);
       const check = h ? { state: h.state, successes: h.successes, failures: h.failures, lastCheck: h.lastCheck, since: h.since } : null;
-      return { ...b, check };
+      return { ...b, source: sources.get(b.slot) ?? 'static', check };
     });
   }
 
@@ -258,7 +276,8 @@ export class AdminServer {
       try {
         const workers = this.#options.workers;
         const replies = await workers.latencySnapshots(LATENCY_TIMEOUT_MS);
-        return this.#latency.update(replies, workers.liveThreadIds());
+        const table = this.#options.table;
+        return this.#latency.update(replies, workers.liveThreadIds(), (slot) => table.get(C.SLOT_GEN, slot));
       } finally {
         this.#collecting = null;
       }

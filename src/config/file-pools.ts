@@ -8,6 +8,7 @@ import type { Upstream } from '../model/upstream.js';
 import { at, checkKeys, readBoolean, readList, readMap, readNumber, readString, readStrings, type FileMap, type Problems } from './file-values.js';
 import { upstream } from './value-parsers.js';
 import { readProxyProtocol } from './file-l4.js';
+import { DISCOVERY_KEYS, hasDiscovery, readDiscovery } from './file-discovery.js';
 import { variableFor } from './variables.js';
 
 /** How a file value becomes the text the variable's parser reads. */
@@ -65,7 +66,7 @@ export const POOL_KEYS: { readonly [K in keyof PoolSettings]: PoolKey } = {
 
 const FIELDS = Object.keys(POOL_KEYS) as (keyof PoolSettings)[];
 /** Keys of a pool map, and of each nested group (health, outlier, ewma, tls). */
-const GROUPS = new Map<string, string[]>([['', ['upstreams', 'proxy_protocol']]]);
+const GROUPS = new Map<string, string[]>([['', ['upstreams', 'proxy_protocol', ...DISCOVERY_KEYS]]]);
 for (const field of FIELDS) {
   const [group, key] = POOL_KEYS[field].key.includes('.') ? POOL_KEYS[field].key.split('.') : ['', POOL_KEYS[field].key];
   if (group !== '' && !GROUPS.get('')?.includes(group)) GROUPS.get('')?.push(group);
@@ -100,23 +101,36 @@ function readPool(name: string, map: FileMap, where: string, problems: Problems,
       if (sub !== undefined) checkKeys(sub, keys, at(where, group), problems);
     }
   }
-  const upstreams = map.upstreams === undefined ? undefined : readUpstreams(map.upstreams, at(where, 'upstreams'), problems);
-  if (map.upstreams === undefined) problems.add(where, 'missing key "upstreams" (a list of backend URLs)');
+  const discovered = hasDiscovery(map);
+  const upstreams = map.upstreams === undefined ? (discovered ? [] : undefined) : readUpstreams(map.upstreams, at(where, 'upstreams'), problems, discovered);
+  if (map.upstreams === undefined && !discovered) problems.add(where, 'missing key "upstreams" (a list of backend URLs), or a discovery source (dns, etcd, file, registry)');
+  const beforeDiscovery = problems.count;
+  const discovery = readDiscovery(map, where, problems, baseDir);
+  // Only when the keys themselves are fine: a source with a mistake is reported as that mistake.
+  if (map.upstreams === undefined && problems.count === beforeDiscovery && discovery !== undefined && discovery.sources.length === 0 && !discovery.registry) {
+    problems.add(where, 'no backends can reach this pool: no "upstreams", no discovery source, and registry: false');
+  }
   const overrides: Partial<PoolSettings> = {};
   for (const field of FIELDS) readSetting(field, map, where, overrides, problems, baseDir);
   const proxyProtocol = readProxyProtocol(map.proxy_protocol, at(where, 'proxy_protocol'), problems);
   if (problems.count > before || upstreams === undefined) return undefined;
-  const spec: PoolSpec = proxyProtocol === undefined ? { name, upstreams, overrides } : { name, upstreams, overrides, proxyProtocol };
+  const spec: PoolSpec = {
+    name,
+    upstreams,
+    overrides,
+    ...(proxyProtocol === undefined ? {} : { proxyProtocol }),
+    ...(discovery === undefined ? {} : { discovery }),
+  };
   if (overrides.upstreamCa !== undefined && overrides.upstreamCa !== '' && !upstreams.some((u) => u.protocol === 'https:')) {
     problems.warn(at(where, 'tls.ca'), 'set, but no upstream of this pool is https://: it is not used');
   }
   return spec;
 }
 
-function readUpstreams(node: unknown, where: string, problems: Problems): Upstream[] | undefined {
+function readUpstreams(node: unknown, where: string, problems: Problems, discovered: boolean): Upstream[] | undefined {
   const list = readStrings(node, where, problems);
   if (list === undefined) return undefined;
-  if (list.length === 0) {
+  if (list.length === 0 && !discovered) {
     problems.add(where, 'at least one upstream URL');
     return undefined;
   }

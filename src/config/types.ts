@@ -44,6 +44,8 @@ export interface Config extends PoolSettings {
   adminToken: string;
   /** Client addresses (exact IPs) whose X-Forwarded-* headers are trusted and extended. */
   trustedProxies: string[];
+  /** Resolvers for dns discovery sources ("ip[:port]"); empty: the system's (/etc/resolv.conf). */
+  dnsServers: string[];
   /** Balancing knobs (the balancing issue reads these). */
   leastRequestBias: number;
   ewmaDecayMs: number;

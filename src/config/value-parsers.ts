@@ -134,3 +134,17 @@ export const hashKey: Parser<HashKey> = (text) => {
   if (kind === 'cookie') return accept({ kind, name });
   return reject(text, expected);
 };
+
+/**
+ * A DNS resolver for discovery: "IP" or "IP:port" (IPv6 as "[addr]" or "[addr]:port"), port 53 by
+ * default; kept as written, which is what node:dns setServers takes.
+ */
+export const dnsServer: Parser<string> = (text) => {
+  const expected = 'an IP address with an optional port: 10.0.0.2, 127.0.0.1:5353, [fd00::53]:53';
+  const m = /^(?:\[([^\]]+)\]|([^:]+))(?::(\d{1,5}))?$/.exec(text);
+  if (m === null) return reject(text, expected);
+  const ip = m[1] ?? m[2]!;
+  if (isIP(ip) === 0 || (m[2] !== undefined && isIP(ip) !== 4)) return reject(text, expected);
+  if (m[3] !== undefined && (Number(m[3]) < 1 || Number(m[3]) > 65535)) return reject(text, expected);
+  return accept(text);
+};

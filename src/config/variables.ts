@@ -6,7 +6,7 @@ import { availableParallelism } from 'node:os';
 import { CAPACITY, MAX_SERVING_WORKERS } from '../model/limits.js';
 import type { BalancerName, Config, LogLevel, WsCompression } from './types.js';
 import { decimal, integer, keywordOr, listOf, oneOf, prime, type Parser } from './parsers.js';
-import { hashKey, ipAddress, listenAddress, upstream } from './value-parsers.js';
+import { dnsServer, hashKey, ipAddress, listenAddress, upstream } from './value-parsers.js';
 import { envFilePath, healthPath, statusRanges } from './health-parsers.js';
 import { cipherList, filePath, flag, optionalListenAddress, secret } from './tls-parsers.js';
 import { DEFAULT_CIPHERS } from './ciphers.js';
@@ -170,6 +170,14 @@ const VARIABLES: { readonly [K in keyof Config]: VariableSpec<K> } = {
     doc: 'Comma-separated IP addresses of proxies in front of Sluice whose X-Forwarded-* headers are trusted and extended.',
     // Same bound as upstreams: a list longer than that is a mistake, not a deployment.
     parse: listOf(ipAddress, { max: CAPACITY }),
+  },
+  dnsServers: {
+    name: 'SLUICE_DNS_SERVERS',
+    key: 'dnsServers',
+    default: '',
+    doc: 'Comma-separated DNS resolvers (IP or IP:port, IPv6 as [addr]:port) for pools with a dns: discovery source; empty: the system resolvers. Restart to change.',
+    // A handful of resolvers is what anyone configures; node:dns tries them in order.
+    parse: listOf(dnsServer, { max: 16 }),
   },
   leastRequestBias: {
     name: 'SLUICE_LEAST_REQUEST_BIAS',

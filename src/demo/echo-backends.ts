@@ -43,7 +43,8 @@ export async function startDemoPool(count = 3): Promise<DemoPool> {
 
 /** Whether no pool lists any upstream: then Sluice runs on the demo pool. */
 export function hasNoUpstreams(config: ResolvedConfig): boolean {
-  return config.pools.every((p) => p.upstreams.length === 0);
+  // A pool that discovers its backends has them, or will: no demo.
+  return config.pools.every((p) => p.upstreams.length === 0 && p.discovery === undefined);
 }
 
 /**

@@ -67,18 +67,29 @@ export class LatencyAggregator {
   readonly #last = new Map<number, LatencySnapshot>();
   /** What workers that have since exited had recorded, by slot. */
   readonly #retired = new Map<number, Merged>();
+  /** The slot generation each retired entry was recorded under. */
+  readonly #gens = new Map<number, number>();
 
   /**
    * Take the replies of one collection round; `liveThreadIds` are the workers still running (one
    * that is alive but did not answer in time keeps its previous snapshot). Returns the merged
    * summary of every slot that has data.
    */
-  update(replies: readonly WorkerLatency[], liveThreadIds: ReadonlySet<number>): Map<number, SlotLatencySummary> {
+  update(replies: readonly WorkerLatency[], liveThreadIds: ReadonlySet<number>, slotGen?: (slot: number) => number): Map<number, SlotLatencySummary> {
     for (const r of replies) this.#last.set(r.threadId, r.snapshot);
     for (const [threadId, snapshot] of this.#last) {
       if (liveThreadIds.has(threadId)) continue;
       for (const s of snapshot.slots) addInto(this.#retired, s);
       this.#last.delete(threadId);
+    }
+    // A slot handed to another backend (its generation moved on) drops what dead workers recorded
+    // for the old one; live workers reset their own (proxy-worker.ts).
+    if (slotGen !== undefined) {
+      for (const slot of this.#retired.keys()) {
+        const gen = slotGen(slot);
+        if (this.#gens.has(slot) && this.#gens.get(slot) !== gen) this.#retired.delete(slot);
+        this.#gens.set(slot, gen);
+      }
     }
     const merged = new Map<number, Merged>();
     for (const [slot, r] of this.#retired) {

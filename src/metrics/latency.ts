@@ -149,6 +149,22 @@ export class LatencyRecorder {
     return { slots };
   }
 
+  /**
+   * Forget what `slot` recorded: the control plane handed the slot to another backend (its
+   * SLOT_GEN moved on), whose latency must not start with its predecessor's.
+   */
+  reset(slot: number): void {
+    if (this.#total[slot] === undefined) return;
+    this.#total[slot]?.destroy?.();
+    this.#upstream[slot]?.destroy?.();
+    this.#total[slot] = undefined;
+    this.#upstream[slot] = undefined;
+    this.#sums.fill(0, slot * 4, slot * 4 + 4);
+    this.#encoded[slot] = undefined;
+    this.#encodedAt[slot] = -1;
+    this.#slots = this.#slots.filter((s) => s !== slot);
+  }
+
   #open(slot: number): Histogram {
     const total = newLatencyHistogram(this.#wasm);
     this.#total[slot] = total;

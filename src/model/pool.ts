@@ -4,6 +4,7 @@
 // function that reads those settings from a Config.
 
 import type { Upstream } from './upstream.js';
+import { NO_DISCOVERY, type PoolDiscovery } from './discovery.js';
 
 export type BalancerName =
   | 'round-robin'
@@ -106,22 +107,33 @@ export interface PoolSpec {
   readonly overrides: Partial<PoolSettings>;
   /** L4: a PROXY header of this version ahead of every backend connection (docs/l4.md). */
   readonly proxyProtocol?: 'v1' | 'v2';
+  /** Discovery sources (model/discovery.ts); none when absent. */
+  readonly discovery?: PoolDiscovery;
 }
 
 /** A pool with every setting resolved (defaults, then the pool's own overrides). */
 export interface PoolConfig extends PoolSettings {
   readonly name: string;
+  /** Static upstreams, and (once the discovery coordinator composed them in) discovered ones. */
   readonly upstreams: readonly Upstream[];
   /** L4 only: see PoolSpec.proxyProtocol. */
   readonly proxyProtocol?: 'v1' | 'v2';
+  /** Absent on pools built before discovery existed (tests, the demo pool): none. */
+  readonly discovery?: PoolDiscovery;
 }
 
 /** `defaults` may be a whole Config: only the pool-level fields are read. */
 export function resolvePool(spec: PoolSpec, defaults: PoolSettings): PoolConfig {
   const settings = {} as PoolSettings;
   for (const key of POOL_SETTING_KEYS) copySetting(settings, key, spec.overrides[key] ?? defaults[key]);
-  const pool = { ...settings, name: spec.name, upstreams: spec.upstreams };
-  return spec.proxyProtocol === undefined ? pool : { ...pool, proxyProtocol: spec.proxyProtocol };
+  const discovery = spec.discovery ?? NO_DISCOVERY;
+  return {
+    ...settings,
+    name: spec.name,
+    upstreams: spec.upstreams,
+    ...(spec.proxyProtocol === undefined ? {} : { proxyProtocol: spec.proxyProtocol }),
+    ...(discovery === NO_DISCOVERY ? {} : { discovery }),
+  };
 }
 
 function copySetting<K extends keyof PoolSettings>(target: PoolSettings, key: K, value: PoolSettings[K]): void {

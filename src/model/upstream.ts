@@ -1,6 +1,8 @@
 // The ground floor of the model: an upstream (an address and its weight) and a backend (an
 // upstream with a slot in the shared table). Plain data, posted to workers as is.
 
+import type { BackendSource } from './discovery.js';
+
 export interface Upstream {
   /** As written by the user, normalised: "http://host:port" (or tcp:// / udp:// for L4 pools). */
   readonly url: string;
@@ -10,6 +12,8 @@ export interface Upstream {
   readonly port: number;
   /** Relative weight, > 0. */
   readonly weight: number;
+  /** Where it came from; absent means the static list (SLUICE_UPSTREAMS or the pool's upstreams). */
+  readonly source?: BackendSource;
 }
 
 /**

@@ -15,6 +15,10 @@
 // ones, out of rotation until their first check passes), then, once each has had its first check
 // (or its pool's check timeout has passed), the new configuration is published and the old
 // backends leave. Requests in flight to a removed backend finish on their own connection.
+//
+// Discovery (src/discovery) changes membership through the same path: the reloader keeps the
+// configuration as loaded (`base`), and the coordinator composes each discovering pool's backends
+// into it, on every SIGHUP and whenever a source reports a change (membershipChanged).
 
 import type { Logger } from 'pino';
 import type { Config, ResolvedConfig } from '../config/types.js';
@@ -48,6 +52,7 @@ export const RESTART_ONLY = [
   'tlsCiphers',
   'redirectHttps',
   'hstsMaxAge',
+  'dnsServers',
 ] as const satisfies readonly (keyof Config)[];
 
 /** Past the check timeout, time for the probe's own timer and the event loop to report it. */
@@ -75,14 +80,29 @@ export interface RunningState {
   readonly backends: Backend[];
   /** The demo backends when Sluice started without any upstream; null otherwise. */
   readonly demo: readonly Upstream[] | null;
+  /** The configuration as loaded, when discovery composed `config` from it. */
+  readonly base?: ResolvedConfig;
+}
+
+/** What the reloader needs of discovery (the coordinator satisfies it). */
+export interface MembershipSource {
+  /** Follow a (re)loaded configuration: start and stop sources. */
+  configure(config: ResolvedConfig): void;
+  /** The configuration with each discovering pool's current backends. */
+  compose(config: ResolvedConfig): ResolvedConfig;
 }
 
 export class Reloader {
   readonly #source: ConfigSource;
+  #discovery: MembershipSource | null = null;
+  /** The configuration as loaded, before discovery composed backends in. */
+  #base: ResolvedConfig;
   readonly #targets: ReloadTargets;
   readonly #demo: readonly Upstream[] | null;
   #config: ResolvedConfig;
   #backends: Backend[];
+  /** A discovery job queued and not started yet (membershipChanged). */
+  #queuedDiscovery: Promise<ReloadResult> | null = null;
   /** Reloads run one at a time, in signal order. */
   #queue: Promise<unknown> = Promise.resolve();
 
@@ -90,8 +110,30 @@ export class Reloader {
     this.#source = source;
     this.#targets = targets;
     this.#config = state.config;
+    this.#base = state.base ?? state.config;
     this.#backends = state.backends;
     this.#demo = state.demo;
+  }
+
+  /** Discovery composes its backends into every configuration applied from now on. */
+  useDiscovery(discovery: MembershipSource): void {
+    this.#discovery = discovery;
+  }
+
+  /**
+   * A discovery source changed: recompose the running configuration's pools and apply them. Calls
+   * made while one is still waiting its turn share it (it composes what is current when it runs),
+   * so a burst of changes during a slow two-step swap queues one job, not one per change.
+   */
+  membershipChanged(): Promise<ReloadResult> {
+    if (this.#queuedDiscovery !== null) return this.#queuedDiscovery;
+    const job = this.#serial(() => {
+      this.#queuedDiscovery = null;
+      const d = this.#discovery;
+      return d === null ? Promise.resolve({ ok: true, changed: [], restartRequired: [] }) : this.#apply(d.compose(this.#base), 'discovery');
+    });
+    this.#queuedDiscovery = job;
+    return job;
   }
 
   get config(): ResolvedConfig {
@@ -135,10 +177,17 @@ export class Reloader {
       log.error({ files, errors: loaded.errors }, 'reload refused: the new configuration is invalid; the running one is kept');
       return { ok: false, reason: loaded.errors.join('; ') };
     }
-    return this.#apply(loaded.config);
+    const d = this.#discovery;
+    if (d === null) return this.#apply(loaded.config);
+    d.configure(loaded.config);
+    const result = await this.#apply(d.compose(loaded.config));
+    if (result.ok) this.#base = loaded.config;
+    else d.configure(this.#base);
+    return result;
   }
 
-  async #apply(next: ResolvedConfig): Promise<ReloadResult> {
+  /** `why`: a reload (SIGHUP, or apply()) or a discovery source's change (logged differently). */
+  async #apply(next: ResolvedConfig, why: 'reload' | 'discovery' = 'reload'): Promise<ReloadResult> {
     const { log, checker, workers, table } = this.#targets;
     const current = this.#config;
     let effective: ResolvedConfig = { ...next };
@@ -176,12 +225,15 @@ export class Reloader {
     if (routesChanged) changed.push('routes');
     if (!same(current.listeners, effective.listeners)) changed.push('listeners');
     if (changed.length === 0 && poolsChanged.length === 0) {
-      log.info('reload: configuration unchanged');
+      if (why === 'reload') log.info('reload: configuration unchanged');
       return { ok: true, changed, restartRequired };
     }
 
     log.level = effective.logLevel;
-    checker.reconfigure(healthOptions(effective), poolHealthOptions(effective.pools));
+    // Only when they changed: reconfiguring moves every waiting check onto a new interval, which a
+    // stream of discovery changes would keep pushing back.
+    const checks = (c: ResolvedConfig): unknown => [healthOptions(c), [...poolHealthOptions(c.pools)]];
+    if (!same(checks(current), checks(effective))) checker.reconfigure(healthOptions(effective), poolHealthOptions(effective.pools));
     let backends = this.#backends;
     if (!same(members(current.pools), members(effective.pools))) {
       try {
@@ -200,8 +252,15 @@ export class Reloader {
     if (routesChanged) table.resetRouteHits();
     workers.setConfig(effective, backends);
     this.#config = effective;
+    const before = this.#backends;
     this.#backends = backends;
-    log.info({ changed, backends: backends.length, pools: effective.pools.length, routes: effective.routes.length }, 'configuration reloaded');
+    if (why === 'discovery') {
+      const was = new Set(before.map((b) => key(b.pool, b.upstream.url)));
+      const now = new Set(backends.map((b) => key(b.pool, b.upstream.url)));
+      const added = backends.filter((b) => !was.has(key(b.pool, b.upstream.url))).map((b) => `${b.pool} ${b.upstream.url} (${b.upstream.source ?? 'static'})`);
+      const removed = before.filter((b) => !now.has(key(b.pool, b.upstream.url))).map((b) => `${b.pool} ${b.upstream.url}`);
+      log.info({ added, removed, backends: backends.length }, 'membership changed');
+    } else log.info({ changed, backends: backends.length, pools: effective.pools.length, routes: effective.routes.length }, 'configuration reloaded');
     return { ok: true, changed, restartRequired };
   }
 

@@ -5,12 +5,13 @@ import type { ResolvedConfig } from '../config/types.js';
 import type { LatencySnapshot } from '../metrics/latency.js';
 
 export type ToWorker =
-  | { type: 'backends'; backends: Backend[]; seed: number }
+  /** `generation`: the table's membership generation this membership was published at (ack it). */
+  | { type: 'backends'; backends: Backend[]; seed: number; generation: number }
   /**
    * Reload (SIGHUP): new settings, pools, routes and the membership of every pool together, applied
    * in one step (the worker compiles config.routes and builds one policy per config.pools entry).
    */
-  | { type: 'config'; config: ResolvedConfig; backends: Backend[]; seed: number }
+  | { type: 'config'; config: ResolvedConfig; backends: Backend[]; seed: number; generation: number }
   | { type: 'drain'; timeoutMs: number }
   | { type: 'crash' }
   /** The warm spare takes a dead worker's place: start listening. */
@@ -20,6 +21,11 @@ export type ToWorker =
 
 export type FromWorker =
   | { type: 'ready' }
+  /**
+   * The membership of `generation` is in use: no new request picks a backend it left out, so the
+   * control plane may reuse such a slot once the requests still holding it are done.
+   */
+  | { type: 'applied'; generation: number }
   /** A spare is loaded and waits for 'activate'. */
   | { type: 'standby' }
   /** An uncaught exception: the worker is closing its sockets and will exit. */

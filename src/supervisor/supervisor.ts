@@ -45,6 +45,8 @@ interface Running {
   overdue: boolean;
   terminated: boolean;
   exitTimer: NodeJS.Timeout | null;
+  /** The latest membership generation it acknowledged ('applied'), or was started with. */
+  applied: number;
 }
 
 export class Supervisor {
@@ -105,7 +107,7 @@ export class Supervisor {
   /** Publish a new membership to every worker. */
   setBackends(backends: Backend[]): void {
     this.#backends = backends;
-    this.#broadcast({ type: 'backends', backends, seed: seed() });
+    this.#broadcast({ type: 'backends', backends, seed: seed(), generation: this.#table.header(H.GENERATION) });
     this.l4.setBackends(backends);
   }
 
@@ -116,8 +118,18 @@ export class Supervisor {
   setConfig(config: ResolvedConfig, backends: Backend[]): void {
     this.#config = config;
     this.#backends = backends;
-    this.#broadcast({ type: 'config', config, backends, seed: seed() });
+    this.#broadcast({ type: 'config', config, backends, seed: seed(), generation: this.#table.header(H.GENERATION) });
     this.l4.setConfig(config, backends);
+  }
+
+  /**
+   * The lowest membership generation every live worker (and the spare) has applied: a backend
+   * removed at or before it can no longer be picked by any of them (Membership.reclaim).
+   */
+  appliedGeneration(): number {
+    let low = this.#table.header(H.GENERATION);
+    for (const r of [...this.#workers, this.#spare]) if (r && !r.closed && !r.terminated) low = Math.min(low, r.applied);
+    return low;
   }
 
   /** The configuration (pools and routes included) last published to the workers. */
@@ -254,7 +266,8 @@ export class Supervisor {
       standby,
     };
     const worker = new Worker(WORKER_URL, { workerData: data, name: `sluice-proxy-${tableIndex}` });
-    const run: Running = { worker, tableIndex, position, closed: false, overdue: false, terminated: false, exitTimer: null };
+    const applied = this.#table.header(H.GENERATION);
+    const run: Running = { worker, tableIndex, position, closed: false, overdue: false, terminated: false, exitTimer: null, applied };
     if (standby) this.#spare = run;
     else this.#workers[position] = run;
     return new Promise((resolve, reject) => {
@@ -281,6 +294,9 @@ export class Supervisor {
             // Its sockets are closing: put the spare in its place now, not when the thread is gone.
             this.#replace(run);
             this.#boundExit(run);
+            return;
+          case 'applied':
+            run.applied = Math.max(run.applied, msg.generation);
             return;
           case 'closed':
             run.closed = true;

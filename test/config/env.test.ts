@@ -56,6 +56,7 @@ const DEFAULTS: Config = {
   adminListen: { host: '127.0.0.1', port: 9901 },
   adminToken: '',
   trustedProxies: [],
+  dnsServers: [],
   leastRequestBias: 1,
   ewmaDecayMs: 10000,
   ewmaDefaultRttMs: 30,

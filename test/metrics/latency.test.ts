@@ -87,3 +87,24 @@ t.test('a dead worker keeps its last snapshot; a late or missing reply keeps the
   t.equal(after.get(0)!.total.sumSeconds, 8 / 1000);
   t.equal(agg.update([], new Set([101, 200])).get(0)!.total.count, 8, 'retired data is counted once');
 });
+
+t.test('a slot handed to another backend starts its latency afresh (discovery reuses drained slots)', async (t) => {
+  const agg = new LatencyAggregator();
+  let gen = 1;
+  const dead = new LatencyRecorder();
+  for (let i = 0; i < 3; i++) dead.record(4, 1, 1);
+  const live = new LatencyRecorder();
+  for (let i = 0; i < 2; i++) live.record(4, 1, 1);
+  t.equal(agg.update([reply(0, 100, dead), reply(1, 200, live)], new Set([100, 200]), () => gen).get(4)!.total.count, 5);
+  // Thread 100 died: its samples are retired and still count while the slot keeps its backend.
+  t.equal(agg.update([reply(1, 200, live)], new Set([200]), () => gen).get(4)!.total.count, 5);
+  // The slot is reused: the live worker resets its histograms, the retired ones are dropped.
+  gen = 2;
+  live.reset(4);
+  t.same(live.snapshot().slots, [], 'the recorder forgot the slot');
+  t.equal(agg.update([reply(1, 200, live)], new Set([200]), () => gen).get(4), undefined, 'nothing left of the old backend');
+  live.record(4, 2, 2);
+  const now = agg.update([reply(1, 200, live)], new Set([200]), () => gen).get(4)!;
+  t.equal(now.total.count, 1, 'only the new backend');
+  t.equal(now.total.sumSeconds, 2 / 1000);
+});
