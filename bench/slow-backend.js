@@ -24,7 +24,7 @@ import {
 import { barChartSvg } from './lib/svg.js';
 import { startHaproxy, startNginx, startSluice } from './lib/targets.js';
 
-const BALANCERS = ['peak-ewma', 'least-request', 'round-robin', 'random', 'weighted-round-robin', 'least-conn', 'ring-hash', 'maglev'];
+const BALANCERS = ['peak-ewma', 'peak-ewma-classic', 'least-request', 'round-robin', 'random', 'weighted-round-robin', 'least-conn', 'ring-hash', 'maglev'];
 const GROUPS = ['all-fast', 'sluice', 'nginx', 'haproxy'];
 
 const USAGE = `usage: node bench/slow-backend.js [options]

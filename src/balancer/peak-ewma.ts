@@ -1,43 +1,62 @@
-// Peak EWMA with power of two choices (Linkerd2 / Finagle "P2C + peak EWMA"), the default policy.
+// Peak EWMA of service time with power of two choices: the default policy (SLUICE_BALANCER=peak-ewma).
 //
-//   cost = latency estimate × (in flight + 1) / weight
+//   cost = service time × (in flight + 1) / weight
 //
-// The latency estimate is ewma.ts's peak EWMA, decayed to `now` on read; in-flight is the shared
-// count across workers. Two distinct candidates are drawn at random and the cheaper one wins (ties:
-// the first draw). Latency × queue length is roughly the time a new request would wait there, so a
-// backend that slows down loses traffic within a request or two, and one that sits idle decays back
-// into contention and is re-probed; a backend that spiked and recovered is back to its full share
-// after a few τ (ewmaDecayMs), since lower samples blend in by time.
+// Service time is service-time.ts's estimate: latency divided by the in-flight count it was
+// observed at, as a peak EWMA. So the cost is the latency a new request would see there if latency
+// grows with the queue, and it counts the queue once. The classic rule (peak-ewma-classic.ts,
+// Linkerd/Finagle) multiplies a latency that already contains the queue by the queue again: a fast
+// backend answering in 3 ms at 10 in flight costs 33 there, more than an idle backend answering in
+// 30 ms, so the slow one keeps a share and sits in p99. Here the fast one costs ~3.3 and the idle
+// slow one 30. docs/balancing.md has the measurements.
 //
-// A backend with no sample yet costs ewmaDefaultRttMs, decaying like a sample taken at this policy's
-// first pick (Linkerd seeds a new endpoint's estimate with the default RTT at creation and decays it
-// the same way): with a default above the real latencies, an unprobed backend still enters
-// contention after about τ·ln(default / typical) instead of never.
+// Two distinct candidates are drawn at random; the cheaper wins (ties: the first draw). In-flight is
+// the shared count across workers, so P2C over it spreads equally slow backends without herding.
 //
-// Dividing by the live weight (× slow-start factor) is the normalisation HAProxy's leastconn uses
-// (lb_fwlc.c); with equal weights it is exactly Linkerd's cost. O(1) per pick.
+// Probing. The estimate is not decayed on read: a shunned backend would otherwise drift back into
+// contention by time alone and take real traffic to find out it is still slow. Instead a drawn
+// backend with no sample, or whose last sample is older than PROBE_INTERVAL_MS, may take this
+// request as a probe when: nothing is in flight to it (one probe at a time), the shared PROBE_AT
+// stamp allows it (at most one probe per PROBE_INTERVAL_MS per backend across all workers, won by
+// compareExchange), and this worker has a probe token (PROBE_SHARE of its picks, so at low traffic
+// probes stay a small share too). A backend with no sample at all skips the token: a new or
+// recovered backend is measured at once. A backend in regular use is never stale, never probed.
+//
+// Dividing by the live weight (× slow-start factor) is HAProxy leastconn's normalisation
+// (lb_fwlc.c). O(1) per pick; allocates nothing.
 
+import { C, ageOf, cell, toStamp } from '../state/layout.js';
 import type { SharedTable } from '../state/table.js';
 import { Candidates } from './candidates.js';
-import { currentEwmaUs } from './ewma.js';
 import type { Member, PickContext, Policy, PolicyFactory, PolicyOptions } from './policy.js';
 import { Rng } from './rng.js';
+import { serviceAge, serviceUs } from './service-time.js';
+
+/**
+ * At most one probe per backend per this many ms, all workers together: ≤ 5 probes/s to a shunned
+ * backend, 0.05% of 10k req/s, far below the 1% that would reach p99; and frequent enough that a
+ * recovered backend is re-measured within a couple of seconds (SERVICE_DECAY_MS explains the pace).
+ */
+export const PROBE_INTERVAL_MS = 200;
+/** Share of this worker's picks that may be probes: bounds probing when traffic is light. */
+export const PROBE_SHARE = 0.01;
+/** Probe tokens a worker may bank (a quiet spell must not fund a burst of probes). */
+const PROBE_TOKEN_CAP = 2;
 
 export class PeakEwma implements Policy {
   readonly #table: SharedTable;
   readonly #candidates: Candidates;
   readonly #rng: Rng;
-  readonly #decayMs: number;
   readonly #defaultUs: number;
-  /** Table time of the first pick: the default RTT of unsampled backends decays from here. */
-  #born = Number.NaN;
+  readonly #probeBase: number;
+  #tokens = 1;
 
   constructor(table: SharedTable, members: readonly Member[], options: PolicyOptions) {
     this.#table = table;
     this.#candidates = new Candidates(table, members, options);
     this.#rng = new Rng(options.seed);
-    this.#decayMs = options.ewmaDecayMs;
     this.#defaultUs = options.ewmaDefaultRttMs * 1000;
+    this.#probeBase = cell(C.PROBE_AT, 0);
   }
 
   pick(ctx: PickContext): number {
@@ -45,33 +64,38 @@ export class PeakEwma implements Policy {
     const n = c.refresh(ctx.now, ctx.exclude);
     if (n === 0) return -1;
     if (n === 1) return c.slots[0]!;
-    if (Number.isNaN(this.#born)) this.#born = ctx.now;
+    if (this.#tokens < PROBE_TOKEN_CAP) this.#tokens += PROBE_SHARE;
     const rng = this.#rng;
     const a = rng.below(n);
     let b = rng.below(n - 1);
     if (b >= a) b++;
-    // Probe: a drawn backend with no sample and nothing in flight takes this request, so a new,
-    // re-enabled or recovered backend is measured at once instead of waiting for the default RTT
-    // to decay below its peers' real latency (tens of seconds under light load). One probe at a
-    // time: while it is in flight the default-RTT cost below applies.
-    if (this.#unprobed(a)) return c.slots[a]!;
-    if (this.#unprobed(b)) return c.slots[b]!;
-    return this.#cost(b, ctx.now) < this.#cost(a, ctx.now) ? c.slots[b]! : c.slots[a]!;
+    const slotA = c.slots[a]!;
+    const slotB = c.slots[b]!;
+    const now = ctx.now;
+    if (this.#probe(slotA, now)) return slotA;
+    if (this.#probe(slotB, now)) return slotB;
+    return this.cost(slotB, c.weights[b]!) < this.cost(slotA, c.weights[a]!) ? slotB : slotA;
   }
 
-  #unprobed(k: number): boolean {
-    const slot = this.#candidates.slots[k]!;
-    return this.#table.ewmaUs(slot) === 0 && this.#table.inFlight(slot) === 0;
+  /** The cost of sending the next request to `slot` with effective weight `weight` (µs per weight unit). */
+  cost(slot: number, weight: number): number {
+    const s = serviceUs(this.#table, slot);
+    return ((s > 0 ? s : this.#defaultUs) * (this.#table.inFlight(slot) + 1)) / weight;
   }
 
-  #cost(k: number, now: number): number {
-    const c = this.#candidates;
-    const slot = c.slots[k]!;
+  /** Whether this request should be the probe of `slot` (and if so, claim the shared probe stamp). */
+  #probe(slot: number, now: number): boolean {
     const table = this.#table;
-    const age = now - this.#born;
-    const fallback = age > 0 && this.#decayMs > 0 ? this.#defaultUs * Math.exp(-age / this.#decayMs) : this.#defaultUs;
-    const latency = currentEwmaUs(table, slot, now, this.#decayMs, fallback);
-    return (latency * (table.inFlight(slot) + 1)) / c.weights[k]!;
+    if (table.inFlight(slot) !== 0) return false;
+    const unsampled = serviceUs(table, slot) === 0;
+    if (!unsampled && (this.#tokens < 1 || serviceAge(table, slot, now) < PROBE_INTERVAL_MS)) return false;
+    const words = table.words;
+    const i = this.#probeBase + slot;
+    const last = Atomics.load(words, i);
+    if (!unsampled && ageOf(last, now) < PROBE_INTERVAL_MS) return false;
+    if (Atomics.compareExchange(words, i, last, toStamp(now)) !== last) return false; // another worker's probe
+    if (!unsampled) this.#tokens -= 1;
+    return true;
   }
 }
 

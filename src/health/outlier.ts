@@ -152,6 +152,7 @@ export class OutlierDetector {
     Atomics.store(w, this.#slowStart + slot, until);
     // When it comes back it is judged afresh, not by the failure penalties that got it ejected.
     Atomics.store(w, cell(C.EWMA_US, slot), 0);
+    Atomics.store(w, cell(C.SERVICE_US, slot), 0);
     return true;
   }
 

@@ -7,6 +7,7 @@ import type { Config, Upstream } from '../config/types.js';
 import type { Member, PickContext, Policy, PolicyOptions } from '../balancer/policy.js';
 import { createPolicy } from '../balancer/registry.js';
 import { recordFailure, recordLatency } from '../balancer/ewma.js';
+import { recordService, recordServiceFailure } from '../balancer/service-time.js';
 import { NO_HASH, hashString } from '../balancer/hash.js';
 import type { HttpRequest } from 'uWebSockets.js';
 import { C } from '../state/layout.js';
@@ -223,9 +224,12 @@ export class ProxyContext {
     const now = this.table.now();
     if (status >= 500) {
       recordFailure(this.table, slot, now, this.#config.ewmaDecayMs, this.#penaltyUs);
+      recordServiceFailure(this.table, slot, now, this.#penaltyUs);
       if (this.#outliers.onFailure(slot, '5xx', now)) this.#logEjection(slot, '5xx');
     } else {
       recordLatency(this.table, slot, ms * 1000, now, this.#config.ewmaDecayMs);
+      // In flight now still counts this request: the concurrency the sample was taken at.
+      recordService(this.table, slot, ms * 1000, this.table.inFlight(slot), now);
       this.#outliers.onSuccess(slot);
     }
   }
@@ -236,6 +240,7 @@ export class ProxyContext {
       this.table.add(column, slot, 1);
       const now = this.table.now();
       recordFailure(this.table, slot, now, this.#config.ewmaDecayMs, this.#penaltyUs);
+      recordServiceFailure(this.table, slot, now, this.#penaltyUs);
       // Connect failures, resets and timeouts all say "this backend is not answering".
       if (err.kind !== 'protocol' && this.#outliers.onFailure(slot, 'connect', now)) this.#logEjection(slot, err.kind);
     }

@@ -5,7 +5,8 @@
 // MessagePorts. Every cross-thread read or write of a column goes through Atomics (see table.ts).
 //
 // Ownership (who writes what):
-//   workers      IN_FLIGHT, WORKER_IN_FLIGHT, OPEN_CONNS, EWMA_*, CONSEC_*, counters   (Atomics.add/sub/CAS)
+//   workers      IN_FLIGHT, WORKER_IN_FLIGHT, OPEN_CONNS, EWMA_*, SERVICE_*, PROBE_AT, CONSEC_*,
+//                counters                                                              (Atomics.add/sub/CAS)
 //   control plane HEALTH, ADMIN, WEIGHT, EJECTED_UNTIL, EJECTIONS, SLOW_START_AT, SLOT_GEN (Atomics.store)
 //   outlier detection in a worker may set EJECTED_UNTIL with compareExchange (first writer wins).
 //   the control plane retires stale time stamps to 0 with compareExchange (see "Time" below).
@@ -78,8 +79,17 @@ export const C = {
   ERR_RESET: 21,
   ERR_PROTOCOL: 22,
   RETRIES: 23,
+  /**
+   * Service time per request in microseconds (peak-ewma.ts): latency ÷ the in-flight count it was
+   * observed at, as a peak EWMA; 0 = no sample yet. Written by service-time.ts only.
+   */
+  SERVICE_US: 24,
+  /** Time of the last SERVICE_US sample (a time stamp); 0 = long ago. */
+  SERVICE_STAMP: 25,
+  /** When a probe was last sent to this backend (a time stamp), shared by all workers; 0 = never. */
+  PROBE_AT: 26,
 } as const;
-export const COLUMNS = 24;
+export const COLUMNS = 27;
 
 export const WEIGHT_SCALE = 100;
 
@@ -101,7 +111,7 @@ export const WEIGHT_SCALE = 100;
 // retires stamps older than STALE_MS to 0 every RETIRE_EVERY_MS (SharedTable.retireStaleTimes): a
 // stamp is never older than ~25 hours, far inside the window.
 //
-// 0 is the sentinel in all three time columns ("none", "never", "long ago"): toStamp never returns
+// 0 is the sentinel in all the time columns ("none", "never", "long ago"): toStamp never returns
 // it (a time whose low bits are 0 is stored 1 ms late), and ageOf(0, now) is Infinity, which every
 // reader already treats as "long ago" (ejection over, slow start done, EWMA fully decayed).
 
@@ -110,7 +120,7 @@ export const STALE_MS = 86_400_000;
 /** How often the control plane retires stale stamps; STALE_MS + this is far below 2^31 ms. */
 export const RETIRE_EVERY_MS = 3_600_000;
 /** The columns that hold time stamps. */
-export const TIME_COLUMNS: readonly number[] = [C.EWMA_STAMP, C.EJECTED_UNTIL, C.SLOW_START_AT];
+export const TIME_COLUMNS: readonly number[] = [C.EWMA_STAMP, C.EJECTED_UNTIL, C.SLOW_START_AT, C.SERVICE_STAMP, C.PROBE_AT];
 
 /** The stamp stored for table time `ms` (an integer): its low 32 bits, never 0. */
 export function toStamp(ms: number): number {

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { recordFailure, recordLatency } from '../../src/balancer/ewma.js';
-import { PeakEwma } from '../../src/balancer/peak-ewma.js';
+import { PeakEwmaClassic as PeakEwma } from '../../src/balancer/peak-ewma-classic.js';
 import { Rng } from '../../src/balancer/rng.js';
 import { C, Health } from '../../src/state/layout.js';
 import { ctx, options, pool, tally } from './fixtures/pool.js';
