@@ -1,26 +1,32 @@
-// Peak EWMA of service time with power of two choices: the default policy (SLUICE_BALANCER=peak-ewma).
+// Peak EWMA with power of two choices, queueing counted once: the default policy (SLUICE_BALANCER=peak-ewma).
 //
-//   cost = service time × (in flight + 1) / weight
+//   cost = max(latency, service × (in flight + 1)) / weight,    service = latency ÷ concurrency
 //
-// Service time is service-time.ts's estimate: latency divided by the in-flight count it was
-// observed at, as a peak EWMA. So the cost is the latency a new request would see there if latency
-// grows with the queue, and it counts the queue once. The classic rule (peak-ewma-classic.ts,
-// Linkerd/Finagle) multiplies a latency that already contains the queue by the queue again: a fast
-// backend answering in 3 ms at 10 in flight costs 33 there, more than an idle backend answering in
-// 30 ms, so the slow one keeps a share and sits in p99. Here the fast one costs ~3.3 and the idle
-// slow one 30. docs/balancing.md has the measurements.
+// `latency` is the backend's recent latency (peak EWMA) and `concurrency` the in-flight count it
+// was observed at (service-time.ts), so `service` is its time per request with the queueing divided
+// out. A new request waits at least the latency the backend answers at, and at least the requests
+// ahead of it (itself included) times the service time each: the max of the two is the predicted
+// latency. At the load it was measured at that is the latency itself; with more in flight it grows
+// like a queue; with fewer it does not shrink below it (a backend whose latency is a fixed delay
+// would not get faster). The classic rule (peak-ewma-classic.ts, Linkerd/Finagle) multiplies a
+// latency that already contains the queue by the queue again: a fast backend answering in 3 ms at 10
+// in flight costs 33 there, more than an idle one answering in 30 ms, so the slow one keeps a share
+// and sits in p99. Here they cost 3 and 30. docs/balancing.md has the measurements.
 //
-// Two distinct candidates are drawn at random; the cheaper wins (ties: the first draw). In-flight is
-// the shared count across workers, so P2C over it spreads equally slow backends without herding.
+// Two distinct candidates are drawn at random; the cheaper wins, unless the two costs are within
+// TIE_BAND of each other: then the one with fewer requests in flight (per weight) wins. Estimates
+// are noisier than that, and without the tie-break equally slow backends would drift: at the load
+// each has seen, every one costs its latency, whatever its share. In-flight is the shared count
+// across workers, so this is Envoy's least-request P2C among equals, and it does not herd.
 //
 // Probing. The estimate is not decayed on read: a shunned backend would otherwise drift back into
-// contention by time alone and take real traffic to find out it is still slow. Instead a drawn
-// backend with no sample, or whose last sample is older than PROBE_INTERVAL_MS, may take this
-// request as a probe when: nothing is in flight to it (one probe at a time), the shared PROBE_AT
-// stamp allows it (at most one probe per PROBE_INTERVAL_MS per backend across all workers, won by
-// compareExchange), and this worker has a probe token (PROBE_SHARE of its picks, so at low traffic
-// probes stay a small share too). A backend with no sample at all skips the token: a new or
-// recovered backend is measured at once. A backend in regular use is never stale, never probed.
+// contention by time alone and take real traffic to learn it is still slow. Instead a drawn backend
+// with no sample, or whose last sample is older than PROBE_INTERVAL_MS, may take this request as a
+// probe when: nothing is in flight to it (one probe at a time), the shared PROBE_AT stamp allows it
+// (at most one probe per PROBE_INTERVAL_MS per backend across all workers, won by compareExchange),
+// and this worker has a probe token (PROBE_SHARE of its picks, so under light traffic probes stay a
+// small share too). A backend with no sample at all needs no token: a new or recovered backend is
+// measured at once. A backend in regular use is never stale, so never probed.
 //
 // Dividing by the live weight (× slow-start factor) is HAProxy leastconn's normalisation
 // (lb_fwlc.c). O(1) per pick; allocates nothing.
@@ -30,7 +36,7 @@ import type { SharedTable } from '../state/table.js';
 import { Candidates } from './candidates.js';
 import type { Member, PickContext, Policy, PolicyFactory, PolicyOptions } from './policy.js';
 import { Rng } from './rng.js';
-import { serviceAge, serviceUs } from './service-time.js';
+import { concurrency, latencyUs, sampleAge } from './service-time.js';
 
 /**
  * At most one probe per backend per this many ms, all workers together: ≤ 5 probes/s to a shunned
@@ -42,6 +48,13 @@ export const PROBE_INTERVAL_MS = 200;
 export const PROBE_SHARE = 0.01;
 /** Probe tokens a worker may bank (a quiet spell must not fund a burst of probes). */
 const PROBE_TOKEN_CAP = 2;
+/**
+ * Costs within this factor of each other are a tie, broken by in-flight. A peak EWMA of one
+ * backend's latency moves by more than this between samples (one 1.3 ms answer among 1 ms ones
+ * replaces the value), so a smaller difference says nothing; a slow backend worth avoiding differs
+ * by far more (the issue's is 10× its peers).
+ */
+export const TIE_BAND = 1.25;
 
 export class PeakEwma implements Policy {
   readonly #table: SharedTable;
@@ -74,21 +87,34 @@ export class PeakEwma implements Policy {
     const now = ctx.now;
     if (this.#probe(slotA, now)) return slotA;
     if (this.#probe(slotB, now)) return slotB;
-    return this.cost(slotB, c.weights[b]!) < this.cost(slotA, c.weights[a]!) ? slotB : slotA;
+    const table = this.#table;
+    const wa = c.weights[a]!;
+    const wb = c.weights[b]!;
+    const ca = this.cost(slotA, wa);
+    const cb = this.cost(slotB, wb);
+    if (ca <= cb * TIE_BAND && cb <= ca * TIE_BAND) {
+      const la = table.inFlight(slotA) / wa;
+      const lb = table.inFlight(slotB) / wb;
+      if (la !== lb) return lb < la ? slotB : slotA;
+    }
+    return cb < ca ? slotB : slotA;
   }
 
-  /** The cost of sending the next request to `slot` with effective weight `weight` (µs per weight unit). */
+  /** Predicted latency of the next request to `slot` (µs), divided by its effective `weight`. */
   cost(slot: number, weight: number): number {
-    const s = serviceUs(this.#table, slot);
-    return ((s > 0 ? s : this.#defaultUs) * (this.#table.inFlight(slot) + 1)) / weight;
+    const table = this.#table;
+    const latency = latencyUs(table, slot);
+    if (latency === 0) return (this.#defaultUs * (table.inFlight(slot) + 1)) / weight;
+    const queued = (latency / concurrency(table, slot)) * (table.inFlight(slot) + 1);
+    return (queued > latency ? queued : latency) / weight;
   }
 
   /** Whether this request should be the probe of `slot` (and if so, claim the shared probe stamp). */
   #probe(slot: number, now: number): boolean {
     const table = this.#table;
     if (table.inFlight(slot) !== 0) return false;
-    const unsampled = serviceUs(table, slot) === 0;
-    if (!unsampled && (this.#tokens < 1 || serviceAge(table, slot, now) < PROBE_INTERVAL_MS)) return false;
+    const unsampled = latencyUs(table, slot) === 0;
+    if (!unsampled && (this.#tokens < 1 || sampleAge(table, slot, now) < PROBE_INTERVAL_MS)) return false;
     const words = table.words;
     const i = this.#probeBase + slot;
     const last = Atomics.load(words, i);

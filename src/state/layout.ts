@@ -5,7 +5,7 @@
 // MessagePorts. Every cross-thread read or write of a column goes through Atomics (see table.ts).
 //
 // Ownership (who writes what):
-//   workers      IN_FLIGHT, WORKER_IN_FLIGHT, OPEN_CONNS, EWMA_*, SERVICE_*, PROBE_AT, CONSEC_*,
+//   workers      IN_FLIGHT, WORKER_IN_FLIGHT, OPEN_CONNS, EWMA_*, LB_*, PROBE_AT, CONSEC_*,
 //                counters                                                              (Atomics.add/sub/CAS)
 //   control plane HEALTH, ADMIN, WEIGHT, EJECTED_UNTIL, EJECTIONS, SLOW_START_AT, SLOT_GEN (Atomics.store)
 //   outlier detection in a worker may set EJECTED_UNTIL with compareExchange (first writer wins).
@@ -80,16 +80,18 @@ export const C = {
   ERR_PROTOCOL: 22,
   RETRIES: 23,
   /**
-   * Service time per request in microseconds (peak-ewma.ts): latency ÷ the in-flight count it was
-   * observed at, as a peak EWMA; 0 = no sample yet. Written by service-time.ts only.
+   * Latency per backend for peak-ewma.ts (service-time.ts writes it), microseconds: a peak EWMA with
+   * no decay on read; 0 = no sample yet.
    */
-  SERVICE_US: 24,
-  /** Time of the last SERVICE_US sample (a time stamp); 0 = long ago. */
-  SERVICE_STAMP: 25,
+  LB_LATENCY_US: 24,
+  /** In-flight count the LB_LATENCY_US samples were taken at, an EWMA × 1000 (fixed point). */
+  LB_CONCURRENCY: 25,
+  /** Time of the last LB_* sample (a time stamp); 0 = long ago. */
+  LB_STAMP: 26,
   /** When a probe was last sent to this backend (a time stamp), shared by all workers; 0 = never. */
-  PROBE_AT: 26,
+  PROBE_AT: 27,
 } as const;
-export const COLUMNS = 27;
+export const COLUMNS = 28;
 
 export const WEIGHT_SCALE = 100;
 
@@ -120,7 +122,7 @@ export const STALE_MS = 86_400_000;
 /** How often the control plane retires stale stamps; STALE_MS + this is far below 2^31 ms. */
 export const RETIRE_EVERY_MS = 3_600_000;
 /** The columns that hold time stamps. */
-export const TIME_COLUMNS: readonly number[] = [C.EWMA_STAMP, C.EJECTED_UNTIL, C.SLOW_START_AT, C.SERVICE_STAMP, C.PROBE_AT];
+export const TIME_COLUMNS: readonly number[] = [C.EWMA_STAMP, C.EJECTED_UNTIL, C.SLOW_START_AT, C.LB_STAMP, C.PROBE_AT];
 
 /** The stamp stored for table time `ms` (an integer): its low 32 bits, never 0. */
 export function toStamp(ms: number): number {
