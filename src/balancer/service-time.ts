@@ -6,9 +6,15 @@
 // is known separately from the queueing in that latency. Written by the data path after every
 // response (ProxyContext.onResponseStart), next to ewma.ts's classic estimate.
 //
-// Latency is Finagle's peak EWMA: a higher sample replaces the value at once (a backend that slows
-// down is judged by its first slow answer), a lower one blends in with weight 1 − exp(−Δt/τ),
-// τ = SERVICE_DECAY_MS. Concurrency is a plain EWMA with the same weight. Unlike ewma.ts, nothing
+// Latency is a time-based EWMA that rises faster than it falls, a softened form of Finagle's peak
+// EWMA: a sample moves the value by 1 − exp(−Δt/τ) of the difference, Δt the time since the last
+// sample, τ = RISE_MS going up and SERVICE_DECAY_MS going down. Finagle's peak (τ up = 0) lets one
+// sample replace the value; but every response a worker handles after its event loop was held up
+// (GC, a CPU shared with other processes) carries that delay, so one stall of 50 ms would make every
+// busy backend look as slow as a 40 ms one at once. A level must now last ~RISE_MS to be believed,
+// and a stall, which is also a gap in the samples, moves the value by a fraction of its length.
+// Meanwhile a backend that really slows down loses traffic through its growing in-flight count.
+// Concurrency is a plain EWMA with the falling weight. Unlike ewma.ts, nothing
 // decays on read: an idle backend keeps the estimate of its last answers, and peak-ewma.ts
 // re-measures it with probes instead of letting it drift back into contention by time alone.
 //
@@ -26,6 +32,11 @@ import type { SharedTable } from '../state/table.js';
  * same ms as the last update has no weight).
  */
 export const SERVICE_DECAY_MS = 500;
+/**
+ * τ of the upward blend, ms: a 50 ms stall moves a 1 ms estimate to ~20 ms (39% of the way), below
+ * a 40 ms backend; a backend that turns 40 ms slow is believed to be over 25 ms within ~100 ms.
+ */
+export const RISE_MS = 100;
 /** LB_CONCURRENCY fixed point: 1000 = one request in flight. */
 export const CONCURRENCY_SCALE = 1000;
 
@@ -42,16 +53,20 @@ export function recordService(table: SharedTable, slot: number, latencyUs: numbe
   const words = table.words;
   const st = cell(C.LB_STAMP, slot);
   const dt = ageOf(Atomics.load(words, st), now);
-  // Weight the old value keeps; dt ≤ 0 (same ms, or another worker stamped later) keeps it all.
+  // Weights the old value keeps; dt ≤ 0 (same ms, or another worker stamped later) keeps it all.
   const w = dt <= 0 ? 1 : Math.exp(-dt / SERVICE_DECAY_MS);
+  const wUp = dt <= 0 ? 1 : Math.exp(-dt / RISE_MS);
   const sample = latencyUs >= MAX_US ? MAX_US : latencyUs > 1 ? Math.round(latencyUs) : 1;
   const n = (concurrency > 1 ? Math.min(concurrency, MAX_CONCURRENCY) : 1) * CONCURRENCY_SCALE;
 
   const v = cell(C.LB_LATENCY_US, slot);
   for (let tries = 0; tries < MAX_TRIES; tries++) {
     const current = Atomics.load(words, v);
-    // Floor, as in ewma.ts: moves at least 1 µs toward the sample once any time has passed.
-    const next = current === 0 || sample >= current ? sample : w === 1 ? current : Math.floor(current * w + sample * (1 - w));
+    // Floor down and ceil up, as in ewma.ts: moves at least 1 µs toward the sample once any time has passed.
+    const next =
+      current === 0 ? sample
+      : sample >= current ? (wUp === 1 ? current : Math.ceil(current * wUp + sample * (1 - wUp)))
+      : w === 1 ? current : Math.floor(current * w + sample * (1 - w));
     if (Atomics.compareExchange(words, v, current, next) === current) break;
   }
   const q = cell(C.LB_CONCURRENCY, slot);
