@@ -14,7 +14,8 @@
 // and sits in p99. Here they cost 3 and 30. docs/balancing.md has the measurements.
 //
 // Two distinct candidates are drawn at random; the cheaper wins, unless the two costs are within
-// TIE_BAND of each other: then the one with fewer requests in flight (per weight) wins. Estimates
+// TIE_BAND of each other: then the one with fewer requests in flight (per weight) wins, and with
+// equal loads the first draw. Estimates
 // are noisier than that, and without the tie-break equally slow backends would drift: at the load
 // each has seen, every one costs its latency, whatever its share. In-flight is the shared count
 // across workers, so this is Envoy's least-request P2C among equals, and it does not herd.
@@ -93,9 +94,8 @@ export class PeakEwma implements Policy {
     const ca = this.cost(slotA, wa);
     const cb = this.cost(slotB, wb);
     if (ca <= cb * TIE_BAND && cb <= ca * TIE_BAND) {
-      const la = table.inFlight(slotA) / wa;
-      const lb = table.inFlight(slotB) / wb;
-      if (la !== lb) return lb < la ? slotB : slotA;
+      // A tie: the costs say nothing, the loads do. Equal loads: the first draw (itself random).
+      return table.inFlight(slotB) / wb < table.inFlight(slotA) / wa ? slotB : slotA;
     }
     return cb < ca ? slotB : slotA;
   }
