@@ -8,7 +8,7 @@
 //
 // Latency is a time-based EWMA that rises faster than it falls, a softened form of Finagle's peak
 // EWMA: a sample moves the value by 1 − exp(−Δt/τ) of the difference, Δt the time since the last
-// sample, τ = RISE_MS going up and SERVICE_DECAY_MS going down. Finagle's peak (τ up = 0) lets one
+// sample (capped at RISE_STEP_MS going up), τ = RISE_MS going up and SERVICE_DECAY_MS going down. Finagle's peak (τ up = 0) lets one
 // sample replace the value; but every response a worker handles after its event loop was held up
 // (GC, a CPU shared with other processes) carries that delay, so one stall of 50 ms would make every
 // busy backend look as slow as a 40 ms one at once. A level must now last ~RISE_MS to be believed,
@@ -33,10 +33,19 @@ import type { SharedTable } from '../state/table.js';
  */
 export const SERVICE_DECAY_MS = 500;
 /**
- * τ of the upward blend, ms: a 50 ms stall moves a 1 ms estimate to ~20 ms (39% of the way), below
- * a 40 ms backend; a backend that turns 40 ms slow is believed to be over 25 ms within ~100 ms.
+ * τ of the upward blend, ms: a backend answering every ms that turns 40 ms slow is believed to be
+ * over 25 ms within ~100 ms (its in-flight count has already pushed traffic away by then).
  */
 export const RISE_MS = 100;
+/**
+ * Rising, Δt counts for at most this many ms: one sample lifts the value by at most
+ * 1 − e^(−20/100) = 18% of the difference. Without the cap a sample after a long gap would count
+ * almost fully: a stall is such a gap, and so is the 200 ms between two probes of a shunned
+ * backend, whose estimate would then follow every unlucky probe up but each good one only a third
+ * of the way down, and a recovered backend would stay out while the machine is busy. Falling is
+ * not capped, so recovery is judged by time (SERVICE_DECAY_MS).
+ */
+export const RISE_STEP_MS = 20;
 /** LB_CONCURRENCY fixed point: 1000 = one request in flight. */
 export const CONCURRENCY_SCALE = 1000;
 
@@ -55,7 +64,7 @@ export function recordService(table: SharedTable, slot: number, latencyUs: numbe
   const dt = ageOf(Atomics.load(words, st), now);
   // Weights the old value keeps; dt ≤ 0 (same ms, or another worker stamped later) keeps it all.
   const w = dt <= 0 ? 1 : Math.exp(-dt / SERVICE_DECAY_MS);
-  const wUp = dt <= 0 ? 1 : Math.exp(-dt / RISE_MS);
+  const wUp = dt <= 0 ? 1 : Math.exp(-(dt < RISE_STEP_MS ? dt : RISE_STEP_MS) / RISE_MS);
   const sample = latencyUs >= MAX_US ? MAX_US : latencyUs > 1 ? Math.round(latencyUs) : 1;
   const n = (concurrency > 1 ? Math.min(concurrency, MAX_CONCURRENCY) : 1) * CONCURRENCY_SCALE;
 
