@@ -40,11 +40,14 @@ import { Rng } from './rng.js';
 import { concurrency, latencyUs, sampleAge } from './service-time.js';
 
 /**
- * At most one probe per backend per this many ms, all workers together: ≤ 5 probes/s to a shunned
- * backend, 0.05% of 10k req/s, far below the 1% that would reach p99; and frequent enough that a
- * recovered backend is re-measured within a couple of seconds (SERVICE_DECAY_MS explains the pace).
+ * At most one probe per backend per this many ms, all workers together. A probe of a 40 ms backend
+ * holds a client for 40 ms, so what matters for p99 is its share of client time, not of requests
+ * (wrk's corrected percentiles and any client with a fixed request rate weigh it that way): 2
+ * probes/s over 32 busy connections is 2 × 40 ms / 32 s = 0.25% of it, well under the 1% that
+ * would reach p99. With SERVICE_DECAY_MS = 500 each fast probe of a recovered backend moves its
+ * estimate 63% of the way down, so it is back in contention after 3–4 probes, about 2 s.
  */
-export const PROBE_INTERVAL_MS = 200;
+export const PROBE_INTERVAL_MS = 500;
 /** Share of this worker's picks that may be probes: bounds probing when traffic is light. */
 export const PROBE_SHARE = 0.01;
 /** Probe tokens a worker may bank (a quiet spell must not fund a burst of probes). */

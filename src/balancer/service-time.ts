@@ -25,11 +25,11 @@ import { C, ageOf, cell, toStamp } from '../state/layout.js';
 import type { SharedTable } from '../state/table.js';
 
 /**
- * τ of the downward blend, ms. Short enough that a backend probed every PROBE_INTERVAL_MS (200 ms)
- * moves a third of the way to each probe's answer (1 − e^(−200/500)), so after a 40 ms episode
- * a ~1 ms backend is back below a loaded peer's cost within ~8 probes, under 2 s; long enough that
- * at thousands of samples a second the value averages over hundreds of ms (a lower sample in the
- * same ms as the last update has no weight).
+ * τ of the downward blend, ms. Short enough that a backend probed every PROBE_INTERVAL_MS (500 ms)
+ * moves 63% of the way to each probe's answer, so after a 40 ms episode a ~1 ms backend is back
+ * in contention within 3–4 probes, about 2 s; long enough that at thousands of samples a second
+ * the value averages over hundreds of ms (a lower sample in the same ms as the last update has no
+ * weight).
  */
 export const SERVICE_DECAY_MS = 500;
 /**
@@ -40,9 +40,9 @@ export const RISE_MS = 100;
 /**
  * Rising, Δt counts for at most this many ms: one sample lifts the value by at most
  * 1 − e^(−20/100) = 18% of the difference. Without the cap a sample after a long gap would count
- * almost fully: a stall is such a gap, and so is the 200 ms between two probes of a shunned
- * backend, whose estimate would then follow every unlucky probe up but each good one only a third
- * of the way down, and a recovered backend would stay out while the machine is busy. Falling is
+ * almost fully: a stall is such a gap, and so is the 500 ms between two probes of a shunned
+ * backend, whose estimate would then follow every unlucky probe (one that waited for a busy CPU)
+ * all the way up, and a recovered backend would stay out while the machine is busy. Falling is
  * not capped, so recovery is judged by time (SERVICE_DECAY_MS).
  */
 export const RISE_STEP_MS = 20;

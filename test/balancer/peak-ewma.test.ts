@@ -112,7 +112,8 @@ t.test('probes: a stale backend gets one per interval across all workers, and on
       }
     }
   }
-  t.ok(probes >= 40 && probes <= 10_000 / PROBE_INTERVAL_MS, `${probes} probes in 10 s (at most ${10_000 / PROBE_INTERVAL_MS})`);
+  const most = 10_000 / PROBE_INTERVAL_MS;
+  t.ok(probes >= most * 0.8 && probes <= most, `${probes} probes in 10 s (at most ${most})`);
   let minGap = Infinity;
   for (let i = 1; i < probeTimes.length; i++) minGap = Math.min(minGap, probeTimes[i]! - probeTimes[i - 1]!);
   t.ok(minGap >= PROBE_INTERVAL_MS, `probes at least ${PROBE_INTERVAL_MS} ms apart (closest ${minGap} ms)`);

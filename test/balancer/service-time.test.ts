@@ -2,6 +2,7 @@ import t from 'tap';
 import {
   RISE_MS, RISE_STEP_MS, SERVICE_DECAY_MS, concurrency, latencyUs, recordService, recordServiceFailure, resetService, sampleAge, serviceUs,
 } from '../../src/balancer/service-time.js';
+import { PROBE_INTERVAL_MS } from '../../src/balancer/peak-ewma.js';
 import { H, STALE_MS } from '../../src/state/layout.js';
 import { pool } from './fixtures/pool.js';
 
@@ -45,12 +46,12 @@ t.test('a stall in the proxy moves the estimate by a fraction of its length', as
   t.ok(after < 15_000, `${after} µs after a 50 ms stall: still well below a 40 ms backend`);
 });
 
-t.test('a shunned backend probed every 200 ms follows its probes down faster than up', async (t) => {
+t.test('a shunned backend probed every PROBE_INTERVAL_MS follows its probes down faster than up', async (t) => {
   // Recovered (1 ms) but one probe in four is unlucky (30 ms, the machine was busy): it returns.
   const { table } = pool([1]);
   recordService(table, 0, 40_000, 1, 1);
   let now = 1;
-  for (let k = 1; k <= 40; k++) recordService(table, 0, k % 4 === 0 ? 30_000 : 1000, 1, (now += 200));
+  for (let k = 1; k <= 16; k++) recordService(table, 0, k % 4 === 0 ? 30_000 : 1000, 1, (now += PROBE_INTERVAL_MS));
   t.ok(latencyUs(table, 0) < 8000, `after 8 s of probes: ${latencyUs(table, 0)} µs`);
 });
 
