@@ -13,12 +13,14 @@
 // in flight costs 33 there, more than an idle one answering in 30 ms, so the slow one keeps a share
 // and sits in p99. Here they cost 3 and 30. docs/balancing.md has the measurements.
 //
-// Two distinct candidates are drawn at random; the cheaper wins, unless the two costs are within
-// TIE_BAND of each other: then the one with fewer requests in flight (per weight) wins, and with
-// equal loads the first draw. Estimates
-// are noisier than that, and without the tie-break equally slow backends would drift: at the load
-// each has seen, every one costs its latency, whatever its share. In-flight is the shared count
-// across workers, so this is Envoy's least-request P2C among equals, and it does not herd.
+// Two distinct candidates are drawn at random. When their costs are within TIE_BAND of each other
+// they are alike, and the one with fewer requests in flight (per weight) wins (equal loads: the
+// first draw): Envoy's least-request P2C, over the shared in-flight counts of all workers.
+// Otherwise the cheaper wins. The band is Prequal's hot/cold idea (rank by load where latency says
+// nothing): equally slow backends each cost their latency at the load they have seen, whatever
+// their share, so by cost alone their shares would drift (herding). (Banding on latency instead,
+// so that a recovered backend is let back by load alone, was tried: in the simulation with stalls
+// it let one backend's stall-inflated estimate steer traffic and raised the all-fast p99 by 45%.)
 //
 // Probing. The estimate is not decayed on read: a shunned backend would otherwise drift back into
 // contention by time alone and take real traffic to learn it is still slow. Instead a drawn backend
@@ -53,10 +55,9 @@ export const PROBE_SHARE = 0.01;
 /** Probe tokens a worker may bank (a quiet spell must not fund a burst of probes). */
 const PROBE_TOKEN_CAP = 2;
 /**
- * Costs within this factor of each other are a tie, broken by in-flight. A peak EWMA of one
- * backend's latency moves by more than this between samples (one 1.3 ms answer among 1 ms ones
- * replaces the value), so a smaller difference says nothing; a slow backend worth avoiding differs
- * by far more (the issue's is 10× its peers).
+ * Costs within this factor of each other are alike, and the pick goes by in-flight. Estimates of
+ * equally fast backends differ by this much from sampling noise and from the load each carries; a
+ * slow backend worth avoiding differs by far more (the issue's is 10–40× its peers).
  */
 export const TIE_BAND = 1.25;
 
@@ -97,7 +98,7 @@ export class PeakEwma implements Policy {
     const ca = this.cost(slotA, wa);
     const cb = this.cost(slotB, wb);
     if (ca <= cb * TIE_BAND && cb <= ca * TIE_BAND) {
-      // A tie: the costs say nothing, the loads do. Equal loads: the first draw (itself random).
+      // Alike: the costs say nothing, the loads do. Equal loads: the first draw (itself random).
       return table.inFlight(slotB) / wb < table.inFlight(slotA) / wa ? slotB : slotA;
     }
     return cb < ca ? slotB : slotA;

@@ -8,15 +8,16 @@
 //
 // Latency is a time-based EWMA that rises faster than it falls, a softened form of Finagle's peak
 // EWMA: a sample moves the value by 1 − exp(−Δt/τ) of the difference, Δt the time since the last
-// sample (capped at RISE_STEP_MS going up), τ = RISE_MS going up and SERVICE_DECAY_MS going down. Finagle's peak (τ up = 0) lets one
-// sample replace the value; but every response a worker handles after its event loop was held up
-// (GC, a CPU shared with other processes) carries that delay, so one stall of 50 ms would make every
-// busy backend look as slow as a 40 ms one at once. A level must now last ~RISE_MS to be believed,
-// and a stall, which is also a gap in the samples, moves the value by a fraction of its length.
-// Meanwhile a backend that really slows down loses traffic through its growing in-flight count.
-// Concurrency is a plain EWMA with the falling weight. Unlike ewma.ts, nothing
-// decays on read: an idle backend keeps the estimate of its last answers, and peak-ewma.ts
-// re-measures it with probes instead of letting it drift back into contention by time alone.
+// sample (capped at RISE_STEP_MS going up), τ = RISE_MS going up and SERVICE_DECAY_MS going down.
+// Finagle's peak (τ up = 0) lets one sample replace the value; but every response a worker handles
+// after its event loop was held up (GC, a CPU shared with other processes) carries that delay, so
+// one stall of 50 ms would make every busy backend look as slow as a 40 ms one at once. A level
+// must now last ~RISE_MS to be believed, and a stall, which is also a gap in the samples, moves the
+// value by a fraction of its length. Meanwhile a backend that really slows down loses traffic
+// through its growing in-flight count. Concurrency is an EWMA that rises with τ SERVICE_DECAY_MS
+// and falls with τ CONCURRENCY_FALL_MS. Unlike ewma.ts, nothing decays on read: an idle backend
+// keeps the estimate of its last answers, and peak-ewma.ts re-measures it with probes instead of
+// letting it drift back into contention by time alone.
 //
 // Value, concurrency and stamp are three words updated one after the other: a reader may pair a
 // fresh latency with the previous concurrency for one read, which is harmless for balancing.
@@ -46,6 +47,14 @@ export const RISE_MS = 100;
  * not capped, so recovery is judged by time (SERVICE_DECAY_MS).
  */
 export const RISE_STEP_MS = 20;
+/**
+ * τ of the concurrency EWMA going down, ms (up it uses SERVICE_DECAY_MS). Concurrency is the load
+ * a backend usually serves at: it must climb within a second when traffic arrives, but survive a
+ * few seconds of shunning, when the only samples are probes at concurrency 1. Otherwise a backend
+ * back from a slow spell would be judged by its probes' concurrency, every request above 1 in flight
+ * would count as queueing, and it would be let back one request at a time.
+ */
+export const CONCURRENCY_FALL_MS = 10_000;
 /** LB_CONCURRENCY fixed point: 1000 = one request in flight. */
 export const CONCURRENCY_SCALE = 1000;
 
@@ -65,6 +74,7 @@ export function recordService(table: SharedTable, slot: number, latencyUs: numbe
   // Weights the old value keeps; dt ≤ 0 (same ms, or another worker stamped later) keeps it all.
   const w = dt <= 0 ? 1 : Math.exp(-dt / SERVICE_DECAY_MS);
   const wUp = dt <= 0 ? 1 : Math.exp(-(dt < RISE_STEP_MS ? dt : RISE_STEP_MS) / RISE_MS);
+  const wFall = dt <= 0 ? 1 : Math.exp(-dt / CONCURRENCY_FALL_MS);
   const sample = latencyUs >= MAX_US ? MAX_US : latencyUs > 1 ? Math.round(latencyUs) : 1;
   const n = (concurrency > 1 ? Math.min(concurrency, MAX_CONCURRENCY) : 1) * CONCURRENCY_SCALE;
 
@@ -81,7 +91,8 @@ export function recordService(table: SharedTable, slot: number, latencyUs: numbe
   const q = cell(C.LB_CONCURRENCY, slot);
   for (let tries = 0; tries < MAX_TRIES; tries++) {
     const current = Atomics.load(words, q);
-    const next = current === 0 ? n : w === 1 ? current : Math.round(current * w + n * (1 - w));
+    const keep = n >= current ? w : wFall;
+    const next = current === 0 ? n : keep === 1 ? current : Math.round(current * keep + n * (1 - keep));
     if (Atomics.compareExchange(words, q, current, next) === current) break;
   }
   // The stamp only moves forward (another worker may have stamped a later ms).

@@ -86,6 +86,11 @@ t.test('costs within the tie band go to fewer in flight; beyond it, to the cheap
   t.equal(picks(1), 200, 'equal within estimate noise: fewer in flight');
   state(table, 1, 40_000 * (TIE_BAND + 0.2), 8, 0);
   t.equal(picks(0), 200, 'clearly slower: avoided even when idle');
+  // A recovered backend (its concurrency estimate remembers the load it used to carry) alike in
+  // latency to its busy peers is let back by load, not one request at a time.
+  state(table, 0, 1000, 10, 10);
+  state(table, 1, 1000, 6, 3);
+  t.equal(picks(1), 200, 'alike latency, fewer in flight: wins');
 });
 
 t.test('probes: a stale backend gets one per interval across all workers, and only while idle', async (t) => {
