@@ -2,16 +2,16 @@
 //
 //   cost = max(latency, service × (in flight + 1)) / weight,    service = latency ÷ concurrency
 //
-// `latency` is the backend's recent latency (peak EWMA) and `concurrency` the in-flight count it
-// was observed at (service-time.ts), so `service` is its time per request with the queueing divided
+// `latency` is the backend's recent latency (an EWMA that rises faster than it falls: a softened
+// peak EWMA) and `concurrency` the in-flight count it usually answers at (service-time.ts), so `service` is its time per request with the queueing divided
 // out. A new request waits at least the latency the backend answers at, and at least the requests
 // ahead of it (itself included) times the service time each: the max of the two is the predicted
 // latency. At the load it was measured at that is the latency itself; with more in flight it grows
 // like a queue; with fewer it does not shrink below it (a backend whose latency is a fixed delay
 // would not get faster). The classic rule (peak-ewma-classic.ts, Linkerd/Finagle) multiplies a
 // latency that already contains the queue by the queue again: a fast backend answering in 3 ms at 10
-// in flight costs 33 there, more than an idle one answering in 30 ms, so the slow one keeps a share
-// and sits in p99. Here they cost 3 and 30. docs/balancing.md has the measurements.
+// in flight costs 33 there, nearly as much as an idle one answering in 40 ms, so the slow one keeps
+// a share and sits in p99. Here they cost 3 and 40. docs/balancing.md has the measurements.
 //
 // Two distinct candidates are drawn at random. When their costs are within TIE_BAND of each other
 // they are alike, and the one with fewer requests in flight (per weight) wins (equal loads: the
