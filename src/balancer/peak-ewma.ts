@@ -46,8 +46,8 @@ import { concurrency, latencyUs, sampleAge } from './service-time.js';
  * holds a client for 40 ms, so what matters for p99 is its share of client time, not of requests
  * (wrk's corrected percentiles and any client with a fixed request rate weigh it that way): 2
  * probes/s over 32 busy connections is 2 × 40 ms / 32 s = 0.25% of it, well under the 1% that
- * would reach p99. With SERVICE_DECAY_MS = 500 each fast probe of a recovered backend moves its
- * estimate 63% of the way down, so it is back in contention after 3–4 probes, about 2 s.
+ * would reach p99. With SERVICE_DECAY_MS = 250 each fast probe of a recovered backend moves its
+ * estimate 86% of the way down, so it is back in contention after 2–3 probes, 1–1.5 s.
  */
 export const PROBE_INTERVAL_MS = 500;
 /** Share of this worker's picks that may be probes: bounds probing when traffic is light. */

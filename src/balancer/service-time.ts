@@ -27,12 +27,13 @@ import type { SharedTable } from '../state/table.js';
 
 /**
  * τ of the downward blend, ms. Short enough that a backend probed every PROBE_INTERVAL_MS (500 ms)
- * moves 63% of the way to each probe's answer, so after a 40 ms episode a ~1 ms backend is back
- * in contention within 3–4 probes, about 2 s; long enough that at thousands of samples a second
+ * moves 86% of the way to each probe's answer, so after a 40 ms episode a ~1 ms backend is back
+ * in contention after 2–3 probes, 1–1.5 s (at 500 ms it took 3–4 probes, and a part-time-slow
+ * backend missed ~20% of its fast spells); long enough that at thousands of samples a second
  * the value averages over hundreds of ms (a lower sample in the same ms as the last update has no
  * weight).
  */
-export const SERVICE_DECAY_MS = 500;
+export const SERVICE_DECAY_MS = 250;
 /**
  * τ of the upward blend, ms: a backend answering every ms that turns 40 ms slow is believed to be
  * over 25 ms within ~100 ms (its in-flight count has already pushed traffic away by then).
