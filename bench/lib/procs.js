@@ -261,10 +261,13 @@ export async function stopProcess(handle, { signal = 'SIGTERM', timeoutMs = 5000
  * Start bench/backend.js on a free port and wait for its ready line. Resolves { handle, port, url }.
  * `count: true` starts it with --count (see backendCount()).
  */
-export async function startBackend(benchDir, { port = 0, delayMs = 0, count = false, timeoutMs = 10_000 } = {}) {
+export async function startBackend(benchDir, { port = 0, delayMs = 0, count = false, window = null, windowDelayMs = 0, timeoutMs = 10_000 } = {}) {
   const args = [path.join(benchDir, 'backend.js'), String(port)];
   if (delayMs > 0) args.push('--delay', String(delayMs));
   if (count) args.push('--count');
+  // window: { forMs, everyMs, epoch } (backend.js --window); windowDelayMs: delay inside it only.
+  if (window) args.push('--window', `${window.forMs}/${window.everyMs}@${window.epoch}`);
+  if (windowDelayMs > 0) args.push('--window-delay', String(windowDelayMs));
   const handle = startProcess(`backend:${port}`, process.execPath, args);
   const m = await waitForOutput(handle, /backend ready port=(\d+)/, timeoutMs);
   const actual = Number(m[1]);
@@ -277,9 +280,15 @@ export async function startBackend(benchDir, { port = 0, delayMs = 0, count = fa
  * backend does not answer.
  */
 export async function backendCount(backend, { reset = false } = {}) {
+  return (await backendCounts(backend, { reset })).count;
+}
+
+/** Like backendCount, but the whole answer: { count, inWindow } (inWindow: see backend.js --window). */
+export async function backendCounts(backend, { reset = false } = {}) {
   const res = await httpGet(`${backend.url}/__count${reset ? '?reset' : ''}`);
   if (res.status !== 200) throw new Error(`${backend.url}/__count answered ${res.status}`);
-  return JSON.parse(res.body).count;
+  const body = JSON.parse(res.body);
+  return { count: body.count, inWindow: body.inWindow ?? 0 };
 }
 
 /** Replace @NAME@ placeholders; throws if one is left unfilled. */

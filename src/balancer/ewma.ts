@@ -17,6 +17,7 @@
 
 import { C, ageOf, cell, toStamp } from '../state/layout.js';
 import type { SharedTable } from '../state/table.js';
+import { resetService } from './service-time.js';
 
 /** CAS attempts before a sample is dropped: losing that many races means fresher samples just landed. */
 const MAX_TRIES = 8;
@@ -86,4 +87,5 @@ export function currentEwmaUs(table: SharedTable, slot: number, now: number, dec
  */
 export function resetLatency(table: SharedTable, slot: number): void {
   Atomics.store(table.words, cell(C.EWMA_US, slot), 0);
+  resetService(table, slot);
 }

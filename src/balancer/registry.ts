@@ -6,6 +6,7 @@ import { leastConn } from './least-conn.js';
 import { leastRequest } from './least-request.js';
 import { maglev } from './maglev.js';
 import { peakEwma } from './peak-ewma.js';
+import { peakEwmaClassic } from './peak-ewma-classic.js';
 import type { Member, Policy, PolicyFactory, PolicyOptions } from './policy.js';
 import { random } from './random.js';
 import { ringHash } from './ring-hash.js';
@@ -20,6 +21,7 @@ export const policies: Record<BalancerName, PolicyFactory> = {
   'weighted-random': weightedRandom,
   'least-request': leastRequest,
   'peak-ewma': peakEwma,
+  'peak-ewma-classic': peakEwmaClassic,
   'least-conn': leastConn,
   'ring-hash': ringHash,
   maglev: maglev,

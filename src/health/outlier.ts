@@ -17,6 +17,7 @@
 import type { PoolSettings } from '../model/pool.js';
 import { C, H, ageOf, cell, toStamp } from '../state/layout.js';
 import type { SharedTable } from '../state/table.js';
+import { resetService } from '../balancer/service-time.js';
 
 /** What went wrong with one request, as far as outlier detection cares. */
 export type OutlierFailure = '5xx' | 'connect';
@@ -153,6 +154,7 @@ export class OutlierDetector {
     Atomics.store(w, this.#slowStart + slot, until);
     // When it comes back it is judged afresh, not by the failure penalties that got it ejected.
     Atomics.store(w, cell(C.EWMA_US, slot), 0);
+    resetService(this.#table, slot);
     return true;
   }
 

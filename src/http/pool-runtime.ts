@@ -10,6 +10,7 @@ import type { Backend } from '../model/upstream.js';
 import type { PickContext, Policy, PolicyOptions } from '../balancer/policy.js';
 import { createPolicy } from '../balancer/registry.js';
 import { recordFailure, recordLatency } from '../balancer/ewma.js';
+import { recordService, recordServiceFailure } from '../balancer/service-time.js';
 import { NO_HASH, hashString } from '../balancer/hash.js';
 import { C, P, poolCell } from '../state/layout.js';
 import type { SharedTable } from '../state/table.js';
@@ -150,9 +151,12 @@ export class PoolRuntime {
     const now = this.#table.now();
     if (status >= 500) {
       recordFailure(this.#table, slot, now, this.settings.ewmaDecayMs, this.#penaltyUs);
+      recordServiceFailure(this.#table, slot, now, this.#penaltyUs);
       if (this.#outliers.onFailure(slot, '5xx', now)) this.#logEjection(slot, '5xx');
     } else {
       recordLatency(this.#table, slot, ms * 1000, now, this.settings.ewmaDecayMs);
+      // In flight now still counts this request: the concurrency the sample was taken at.
+      recordService(this.#table, slot, ms * 1000, this.#table.inFlight(slot), now);
       this.#outliers.onSuccess(slot);
     }
   }
@@ -163,6 +167,7 @@ export class PoolRuntime {
       this.#table.add(column, slot, 1);
       const now = this.#table.now();
       recordFailure(this.#table, slot, now, this.settings.ewmaDecayMs, this.#penaltyUs);
+      recordServiceFailure(this.#table, slot, now, this.#penaltyUs);
       // Connect failures, resets and timeouts all say "this backend is not answering".
       if (err.kind !== 'protocol' && this.#outliers.onFailure(slot, 'connect', now)) this.#logEjection(slot, err.kind);
     }

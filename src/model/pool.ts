@@ -13,6 +13,7 @@ export type BalancerName =
   | 'weighted-random'
   | 'least-request'
   | 'peak-ewma'
+  | 'peak-ewma-classic'
   | 'least-conn'
   | 'ring-hash'
   | 'maglev';

@@ -17,7 +17,8 @@
 // a backend added by a reload takes the next free slot (slots are never reused for another backend).
 //
 // Ownership (who writes what):
-//   workers      IN_FLIGHT, WORKER_IN_FLIGHT, OPEN_CONNS, WS_*, EWMA_*, CONSEC_*, counters (Atomics.add/sub/CAS)
+//   workers      IN_FLIGHT, WORKER_IN_FLIGHT, OPEN_CONNS, WS_*, EWMA_*, LB_*, PROBE_AT, CONSEC_*,
+//                counters                                                              (Atomics.add/sub/CAS)
 //   control plane HEALTH, ADMIN, WEIGHT, EJECTED_UNTIL, EJECTIONS, SLOW_START_AT, SLOT_GEN (Atomics.store)
 //   outlier detection in a worker may set EJECTED_UNTIL with compareExchange (first writer wins).
 //   the control plane retires stale time stamps to 0 with compareExchange (see "Time" below).
@@ -99,8 +100,19 @@ export const C = {
   WS_BYTES_UP_HI: 28,
   WS_BYTES_DOWN_LO: 29,
   WS_BYTES_DOWN_HI: 30,
+  /**
+   * Latency per backend for peak-ewma.ts (service-time.ts writes it), microseconds: a peak EWMA with
+   * no decay on read; 0 = no sample yet.
+   */
+  LB_LATENCY_US: 31,
+  /** In-flight count the LB_LATENCY_US samples were taken at, an EWMA × 1000 (fixed point). */
+  LB_CONCURRENCY: 32,
+  /** Time of the last LB_* sample (a time stamp); 0 = long ago. */
+  LB_STAMP: 33,
+  /** When a probe was last sent to this backend (a time stamp), shared by all workers; 0 = never. */
+  PROBE_AT: 34,
 } as const;
-export const COLUMNS = 31;
+export const COLUMNS = 35;
 
 export const WEIGHT_SCALE = 100;
 
@@ -122,7 +134,7 @@ export const WEIGHT_SCALE = 100;
 // retires stamps older than STALE_MS to 0 every RETIRE_EVERY_MS (SharedTable.retireStaleTimes): a
 // stamp is never older than ~25 hours, far inside the window.
 //
-// 0 is the sentinel in all three time columns ("none", "never", "long ago"): toStamp never returns
+// 0 is the sentinel in all the time columns ("none", "never", "long ago"): toStamp never returns
 // it (a time whose low bits are 0 is stored 1 ms late), and ageOf(0, now) is Infinity, which every
 // reader already treats as "long ago" (ejection over, slow start done, EWMA fully decayed).
 
@@ -131,7 +143,7 @@ export const STALE_MS = 86_400_000;
 /** How often the control plane retires stale stamps; STALE_MS + this is far below 2^31 ms. */
 export const RETIRE_EVERY_MS = 3_600_000;
 /** The columns that hold time stamps. */
-export const TIME_COLUMNS: readonly number[] = [C.EWMA_STAMP, C.EJECTED_UNTIL, C.SLOW_START_AT];
+export const TIME_COLUMNS: readonly number[] = [C.EWMA_STAMP, C.EJECTED_UNTIL, C.SLOW_START_AT, C.LB_STAMP, C.PROBE_AT];
 
 /** The stamp stored for table time `ms` (an integer): its low 32 bits, never 0. */
 export function toStamp(ms: number): number {

@@ -15,6 +15,7 @@ t.test('every BalancerName has a policy', async (t) => {
     'least-request',
     'maglev',
     'peak-ewma',
+    'peak-ewma-classic',
     'random',
     'ring-hash',
     'round-robin',
