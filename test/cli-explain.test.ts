@@ -149,7 +149,7 @@ t.test('--check with a config file: a routing summary, or every error', async (t
   t.equal(failed.code, 1);
   t.equal(failed.stdout, '');
   t.same(failed.stderr.trimEnd().split('\n'), [
-    `sluice: ${bad}: pools.web.balancer: got "fast", expected one of round-robin, weighted-round-robin, random, weighted-random, least-request, peak-ewma, least-conn, ring-hash, maglev`,
+    `sluice: ${bad}: pools.web.balancer: got "fast", expected one of round-robin, weighted-round-robin, random, weighted-random, least-request, peak-ewma, peak-ewma-classic, least-conn, ring-hash, maglev`,
     `sluice: ${bad}: routes[1]: unreachable: routes[0] already matches every request this route matches`,
     'sluice: configuration has 2 errors',
   ]);

@@ -194,7 +194,7 @@ routes:
 
 t.test('pool errors name the pool and the key', async (t) => {
   t.same(errors('pools:\n  api: { upstreams: ["http://a"], balancer: fast }\n  default: { upstreams: ["http://b"] }\n'), [
-    'sluice.yaml: pools.api.balancer: got "fast", expected one of round-robin, weighted-round-robin, random, weighted-random, least-request, peak-ewma, least-conn, ring-hash, maglev',
+    'sluice.yaml: pools.api.balancer: got "fast", expected one of round-robin, weighted-round-robin, random, weighted-random, least-request, peak-ewma, peak-ewma-classic, least-conn, ring-hash, maglev',
   ]);
   const found = errors(`pools:
   api: { upstreams: ["http://a", "http://a:80", "ftp://x"], connect_timeout_ms: "5s", helth: {}, health: { interval_ms: 0, enabled: "yes" }, tls: { ca: 7 } }
