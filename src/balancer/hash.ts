@@ -12,15 +12,9 @@ export const NO_HASH = -1;
 const C1 = 0xcc9e2d51;
 const C2 = 0x1b873593;
 
-/** Murmur3's finaliser: spreads every input bit over the whole word. Unsigned result. */
-export function mix32(h: number): number {
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
-}
+import { mix32 } from '../model/hash.js';
+
+export { mix32 };
 
 function scramble(k: number): number {
   k = Math.imul(k, C1);

@@ -48,6 +48,24 @@ export interface PolicyOptions {
   cursorWord?: number;
 }
 
+/** A pool's policy options, from its resolved settings (HTTP and L4 pools build them alike). */
+export function policyOptions(
+  settings: Pick<PolicyOptions, 'panicThresholdPercent' | 'leastRequestBias' | 'ewmaDecayMs' | 'ewmaDefaultRttMs' | 'slowStartMs' | 'maglevTableSize'>,
+  seed: number,
+  cursorWord: number,
+): PolicyOptions {
+  return {
+    panicThresholdPercent: settings.panicThresholdPercent,
+    leastRequestBias: settings.leastRequestBias,
+    ewmaDecayMs: settings.ewmaDecayMs,
+    ewmaDefaultRttMs: settings.ewmaDefaultRttMs,
+    slowStartMs: settings.slowStartMs,
+    maglevTableSize: settings.maglevTableSize,
+    seed,
+    cursorWord,
+  };
+}
+
 export interface Policy {
   /** A slot from the pool, or -1 when no member can take the request. */
   pick(ctx: PickContext): number;

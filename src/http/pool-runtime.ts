@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import type { HttpRequest } from 'uWebSockets.js';
 import type { PoolConfig } from '../model/pool.js';
 import type { Backend } from '../model/upstream.js';
-import type { PickContext, Policy, PolicyOptions } from '../balancer/policy.js';
+import { policyOptions, type PickContext, type Policy } from '../balancer/policy.js';
 import { createPolicy } from '../balancer/registry.js';
 import { recordFailure, recordLatency } from '../balancer/ewma.js';
 import { recordService, recordServiceFailure } from '../balancer/service-time.js';
@@ -71,17 +71,7 @@ export class PoolRuntime {
     this.#outliers = new OutlierDetector(table, outlierOptions(settings));
     this.#outliers.setMembers(members.map((b) => b.slot));
     for (const b of members) this.#names.set(b.slot, `${b.upstream.host}:${b.upstream.port}`);
-    const options: PolicyOptions = {
-      panicThresholdPercent: settings.panicThresholdPercent,
-      leastRequestBias: settings.leastRequestBias,
-      ewmaDecayMs: settings.ewmaDecayMs,
-      ewmaDefaultRttMs: settings.ewmaDefaultRttMs,
-      slowStartMs: settings.slowStartMs,
-      maglevTableSize: settings.maglevTableSize,
-      seed,
-      cursorWord: poolCell(P.RR_CURSOR, poolIndex),
-    };
-    this.#policy = createPolicy(settings.balancer, table, members, options);
+    this.#policy = createPolicy(settings.balancer, table, members, policyOptions(settings, seed, poolCell(P.RR_CURSOR, poolIndex)));
   }
 
   /** The request's affinity key per the pool's hash_key, or NO_HASH when it carries none. */

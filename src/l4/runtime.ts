@@ -5,7 +5,7 @@
 // a listener added by a reload starts, one removed drains.
 
 import type { Logger } from 'pino';
-import type { PolicyOptions } from '../balancer/policy.js';
+import { policyOptions } from '../balancer/policy.js';
 import { createPolicy } from '../balancer/registry.js';
 import { OutlierDetector, outlierOptions, type OutlierFailure } from '../health/outlier.js';
 import type { L4ListenerSpec } from '../model/listener.js';
@@ -162,17 +162,7 @@ export class L4Runtime {
         .filter((b) => b.pool === settings.name)
         .map((b) => ({ slot: b.slot, weight: b.weight, id: b.id, host: b.upstream.host, port: b.upstream.port }));
       const index = backends.find((b) => b.pool === settings.name)?.poolIndex ?? poolIndex;
-      const options: PolicyOptions = {
-        panicThresholdPercent: settings.panicThresholdPercent,
-        leastRequestBias: settings.leastRequestBias,
-        ewmaDecayMs: settings.ewmaDecayMs,
-        ewmaDefaultRttMs: settings.ewmaDefaultRttMs,
-        slowStartMs: settings.slowStartMs,
-        maglevTableSize: settings.maglevTableSize,
-        seed,
-        cursorWord: poolCell(P.RR_CURSOR, index),
-      };
-      const policy = createPolicy(settings.balancer, this.#table, members, options);
+      const policy = createPolicy(settings.balancer, this.#table, members, policyOptions(settings, seed, poolCell(P.RR_CURSOR, index)));
       pools.set(settings.name, new L4Pool({ name: settings.name, backends: members, policy, proxyProtocol: settings.proxyProtocol ?? null }));
       configs.set(settings.name, settings);
       const detector = new OutlierDetector(this.#table, outlierOptions(settings));

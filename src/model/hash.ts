@@ -11,7 +11,11 @@ export function hashRange(text: string, start: number, end: number): number {
     h ^= text.charCodeAt(i);
     h = Math.imul(h, FNV_PRIME);
   }
-  // fmix32 (MurmurHash3): every input bit affects every output bit.
+  return mix32(h);
+}
+
+/** MurmurHash3's fmix32 finaliser: every input bit affects every output bit. Unsigned result. */
+export function mix32(h: number): number {
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b);
   h ^= h >>> 13;
