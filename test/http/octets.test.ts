@@ -12,6 +12,7 @@ import t from 'tap';
 import { ensureBuilt, startSluice, type Sluice } from '../helpers/sluice.js';
 import { startRawBackend, type RawBackend } from '../helpers/backends.js';
 import { RawClient, rawConnect } from '../helpers/raw-client.js';
+import { rng } from '../helpers/rng.js';
 
 interface BackendRequest {
   method: Buffer;
@@ -75,17 +76,6 @@ t.before(async () => {
   // whichever client came next (the repro).
   sluice = await startSluice(t, { upstreams: [backend.url], env: { SLUICE_UPSTREAM_CONNECTIONS: '1', SLUICE_RETRIES: '0' } });
 });
-
-/** Deterministic PRNG (mulberry32) so a failure can be replayed from its seed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = Math.imul(a ^ (a >>> 15), 1 | a);
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
-    return ((x ^ (x >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
 
 /** Characters whose low byte is CR, LF, NUL, space, HTAB or ':' (what a latin1 write turns them into). */
 const LOW_BYTE_TRAPS = [0x10d, 0x10a, 0x100, 0x120, 0x109, 0x13a, 0x20d, 0xff0a, 0x1010d];

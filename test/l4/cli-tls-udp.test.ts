@@ -5,26 +5,16 @@
 // connections.
 
 import dgram from 'node:dgram';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import tls from 'node:tls';
 import t from 'tap';
 import { ensureBuilt, freePort, startSluice } from '../helpers/sluice.js';
 import { until as waitUntil } from '../helpers/wait.js';
 import { adminGet, sample } from './fixtures/cli.js';
 import type { Teardown } from './fixtures/net.js';
+import { makeCert } from './fixtures/cert.js';
 
 await ensureBuilt();
-
-function makeCert(t: Teardown): { key: Buffer; cert: Buffer } {
-  const dir = mkdtempSync(join(tmpdir(), 'sluice-l4-cli-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', join(dir, 'k.pem'), '-out', join(dir, 'c.pem'), '-days', '1', '-subj', '/CN=example.com'], { stdio: 'ignore' });
-  return { key: readFileSync(join(dir, 'k.pem')), cert: readFileSync(join(dir, 'c.pem')) };
-}
 
 /** A TLS server that answers with its name and the SNI it saw, after echoing one line. */
 async function tlsBackend(t: Teardown, name: string, creds: { key: Buffer; cert: Buffer }): Promise<number> {

@@ -1,8 +1,4 @@
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import t from 'tap';
@@ -11,14 +7,7 @@ import { encodeV1 } from '../../src/l4/proxy-protocol.js';
 import { TcpProxy } from '../../src/l4/tcp-proxy.js';
 import { captureHello } from './fixtures/hello.js';
 import { connect, makePool, newTable, openConns, readAll, server, until, type Teardown } from './fixtures/net.js';
-
-/** A throwaway self-signed EC certificate (the clients here do not verify: routing is the point). */
-function makeCert(t: Teardown): { key: Buffer; cert: Buffer } {
-  const dir = mkdtempSync(join(tmpdir(), 'sluice-l4-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', join(dir, 'k.pem'), '-out', join(dir, 'c.pem'), '-days', '1', '-subj', '/CN=example.com'], { stdio: 'ignore' });
-  return { key: readFileSync(join(dir, 'k.pem')), cert: readFileSync(join(dir, 'c.pem')) };
-}
+import { makeCert } from './fixtures/cert.js';
 
 /** A TLS backend that answers every connection with its own name and the SNI it saw. */
 async function tlsBackend(t: Teardown, name: string, creds: { key: Buffer; cert: Buffer }): Promise<number> {

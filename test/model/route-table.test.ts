@@ -3,6 +3,7 @@
 
 import t from 'tap';
 import { compileRoutes, plainRequest, RouteTableError, type RouteMatch, type RouteSpec } from '../../src/model/index.js';
+import { rng } from '../helpers/rng.js';
 
 let counter = 0;
 function route(match: RouteMatch, name = `r${counter++}`): RouteSpec {
@@ -135,17 +136,6 @@ t.test('compileRoutes reports every bad route and duplicate names', async (t) =>
 });
 
 // --- Property test: the index returns what a first-match scan returns. ---
-
-/** Small deterministic PRNG (mulberry32) so a failure can be replayed from its seed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = Math.imul(a ^ (a >>> 15), 1 | a);
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const HOSTS = ['a.example.com', 'b.example.com', 'x.eu.example.com', 'example.com', 'other.org'];
 const HOST_PATTERNS = [...HOSTS, '*.example.com', '*.eu.example.com', '*.org'];

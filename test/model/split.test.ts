@@ -4,20 +4,10 @@
 import t from 'tap';
 import { cookieValueHash, SplitChooser, splitProblems } from '../../src/model/split.js';
 import { hashString } from '../../src/model/hash.js';
+import { rng } from '../helpers/rng.js';
 
 const none = { header: () => '' };
 const headers = (map: Record<string, string>) => ({ header: (name: string) => map[name] ?? '' });
-
-/** Small deterministic PRNG (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = Math.imul(a ^ (a >>> 15), 1 | a);
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 t.test('per request: 90/10 within ±3 points over 2,000 picks', async (t) => {
   const split = new SplitChooser([{ pool: 'web', weight: 90 }, { pool: 'web-canary', weight: 10 }], null);
