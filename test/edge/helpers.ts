@@ -65,3 +65,20 @@ export async function until(check: () => Promise<boolean> | boolean, what: strin
   }
   throw new Error(`condition never held: ${what}`);
 }
+
+/** Fire `n` requests over `conns` keep-alive connections at once; their statuses in completion order. */
+export async function blast(port: number, path: string, n: number, conns: number, headers: Record<string, string> = {}): Promise<number[]> {
+  const pool = new http.Agent({ keepAlive: true, maxSockets: conns });
+  const one = () =>
+    new Promise<number>((resolve, reject) => {
+      const req = http.request({ host: '127.0.0.1', port, path, headers, agent: pool }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode!));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+  const out = await Promise.all(Array.from({ length: n }, one));
+  pool.destroy();
+  return out;
+}

@@ -6,26 +6,9 @@ import t from 'tap';
 import http from 'node:http';
 import { ensureBuilt, freePort } from '../helpers/sluice.js';
 import { startBackend } from '../helpers/backends.js';
-import { echoJson, request, startWithConfig } from './helpers.js';
+import { blast, echoJson, request, startWithConfig } from './helpers.js';
 
 t.before(ensureBuilt);
-
-/** Fire `n` requests over `conns` connections at once; statuses in completion order. */
-async function blast(port: number, path: string, n: number, conns: number, headers: Record<string, string> = {}): Promise<number[]> {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: conns });
-  const one = () =>
-    new Promise<number>((resolve, reject) => {
-      const req = http.request({ host: '127.0.0.1', port, path, headers, agent }, (res) => {
-        res.resume();
-        res.on('end', () => resolve(res.statusCode!));
-      });
-      req.on('error', reject);
-      req.end();
-    });
-  const out = await Promise.all(Array.from({ length: n }, one));
-  agent.destroy();
-  return out;
-}
 
 t.test('4 workers share one bucket: admitted = burst (a 1/min refill adds at most 1 while the test runs)', async (t) => {
   const backend = await startBackend(t, echoJson);

@@ -3,7 +3,6 @@
 // fail-open limit falls back to the local one (and says so in its log), a fail-closed one answers 503.
 
 import t from 'tap';
-import http from 'node:http';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,7 +10,7 @@ import { join } from 'node:path';
 import net from 'node:net';
 import { ensureBuilt, freePort } from '../helpers/sluice.js';
 import { startBackend } from '../helpers/backends.js';
-import { echoJson, request, startWithConfig, until } from './helpers.js';
+import { blast, echoJson, request, startWithConfig, until } from './helpers.js';
 
 async function startRedis(t: { teardown(fn: () => unknown): void }, port?: number): Promise<{ port: number; proc: ChildProcess }> {
   port ??= await freePort();
@@ -37,20 +36,9 @@ async function startRedis(t: { teardown(fn: () => unknown): void }, port?: numbe
   return { port, proc };
 }
 
-async function statuses(port: number, path: string, n: number, key: string): Promise<number[]> {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
-  const one = () =>
-    new Promise<number>((resolve, reject) => {
-      const req = http.request({ host: '127.0.0.1', port, path, agent, headers: { 'x-k': key } }, (res) => {
-        res.resume();
-        res.on('end', () => resolve(res.statusCode!));
-      });
-      req.on('error', reject);
-      req.end();
-    });
-  const out = await Promise.all(Array.from({ length: n }, one));
-  agent.destroy();
-  return out;
+/** `n` requests with the limit's key header, over 8 connections. */
+function statuses(port: number, path: string, n: number, key: string): Promise<number[]> {
+  return blast(port, path, n, 8, { 'x-k': key });
 }
 
 t.before(ensureBuilt);
