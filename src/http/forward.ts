@@ -91,7 +91,7 @@ export function forward(ctx: ProxyContext, res: HttpResponse, req: HttpRequest, 
   const method = req.getCaseSensitiveMethod();
   const url = req.getUrl();
   const query = req.getQuery();
-  const view = ctx.view.fill(req, method, req.getHeader('host'), url, query);
+  const view = ctx.view.fill(req, method, url, query);
   const route = ctx.routes.match(view);
   const b = ctx.builder;
   const action = route === null ? null : route.action;

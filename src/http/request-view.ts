@@ -7,18 +7,23 @@ import type { RequestView } from '../model/request-view.js';
 
 export class UwsRequestView implements RequestView {
   method = '';
-  host = '';
   path = '';
   query = '';
   #req: HttpRequest | null = null;
+  /** Read on first use: a table without host matchers never asks. */
+  #host: string | null = null;
 
-  fill(req: HttpRequest, method: string, host: string, path: string, query: string): this {
+  fill(req: HttpRequest, method: string, path: string, query: string): this {
     this.#req = req;
+    this.#host = null;
     this.method = method;
-    this.host = host;
     this.path = path;
     this.query = query;
     return this;
+  }
+
+  get host(): string {
+    return (this.#host ??= this.#req === null ? '' : this.#req.getHeader('host'));
   }
 
   header(name: string): string {
@@ -28,5 +33,6 @@ export class UwsRequestView implements RequestView {
   /** Drop the reference once the handler is done with the request. */
   clear(): void {
     this.#req = null;
+    this.#host = null;
   }
 }

@@ -104,6 +104,19 @@ export class HostIndex<B> {
     }
   }
 
+  /**
+   * No route names a host: every request gets the host-less chain, and the caller need not
+   * normalise the Host at all (a slice per request whenever the client sends a port).
+   */
+  get hostless(): boolean {
+    return this.#exact.size === 0 && this.#wildcards.size === 0;
+  }
+
+  /** The chain every host gets when the index is hostless. */
+  get anyHost(): readonly B[] {
+    return this.#none;
+  }
+
   /** `host` already normalised (normaliseHost). */
   chain(host: string): readonly B[] {
     const exact = this.#exact.get(host);

@@ -40,7 +40,8 @@ export class RouteTable {
 
   /** The first route in file order whose matchers all hold, or null (404 no-route). */
   match(view: RequestView): CompiledRoute | null {
-    const chain = this.#hosts.chain(normaliseHost(view.host));
+    const hosts = this.#hosts;
+    const chain = hosts.hostless ? hosts.anyHost : hosts.chain(normaliseHost(view.host));
     let found: CompiledRoute | null = null;
     let limit = this.routes.length;
     for (let i = 0; i < chain.length; i++) {

@@ -169,7 +169,7 @@ export class WsHub {
     const method = req.getCaseSensitiveMethod();
     const url = req.getUrl();
     const query = req.getQuery();
-    const view = ctx.view.fill(req, method, req.getHeader('host'), url, query);
+    const view = ctx.view.fill(req, method, url, query);
     const route = ctx.routes.match(view);
     const action = route === null ? null : route.action;
     if (route === null || action === null || action.kind === 'respond' || action.kind === 'redirect') {
