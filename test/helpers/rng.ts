@@ -1,0 +1,12 @@
+// A small deterministic PRNG (mulberry32) for property tests, so a failure can be replayed from its
+// seed. Test-only: the balancers have their own (src/balancer/rng.ts).
+
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let x = Math.imul(a ^ (a >>> 15), 1 | a);
+    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
+    return ((x ^ (x >>> 14)) >>> 0) / 2 ** 32;
+  };
+}
