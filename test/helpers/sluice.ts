@@ -184,7 +184,22 @@ function newestSource(): number {
  * ready line does not come in time. At `t`'s teardown a child still running gets SIGTERM (it drains
  * and exits 0), and SIGKILL only after TEARDOWN_KILL_MS.
  */
+/**
+ * Start Sluice. freePort() hands out a port that was free a moment ago; with test files running in
+ * parallel another one can take it first, so a start that fails with "address in use" is tried
+ * again on new ports (twice at most).
+ */
 export async function startSluice(t: Teardown, options: SluiceOptions): Promise<Sluice> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startSluiceOnce(t, options);
+    } catch (err) {
+      if (attempt >= 3 || !/address in use/.test((err as Error).message)) throw err;
+    }
+  }
+}
+
+async function startSluiceOnce(t: Teardown, options: SluiceOptions): Promise<Sluice> {
   const host = options.listenHost ?? '127.0.0.1';
   const port = await freePort(host);
   const configFile = options.config === undefined ? '' : join(mkdtempSync(join(tmpdir(), 'sluice-config-')), 'sluice.yaml');
