@@ -84,6 +84,12 @@ function plan(ctx) {
       group: 'sluice', target: 'sluice', workers: n,
       start: async () => startSluice({ ...common, port: await freePort(), workers: n }),
     })),
+    // Opt-in upstream pipelining (docs/performance.md): the GETs uWS parses in one loop turn share
+    // backend connections, written in one writev each.
+    {
+      group: 'sluice', target: 'sluice pipeline=16', workers: 1,
+      start: async () => startSluice({ ...common, port: await freePort(), workers: 1, env: { SLUICE_UPSTREAM_PIPELINE: '16' } }),
+    },
     ...[1, 2].map((n) => ({
       group: 'nginx', target: 'nginx', workers: n,
       start: async () => startNginx({ ...common, port: await freePort(), workers: n }),

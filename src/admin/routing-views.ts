@@ -133,6 +133,7 @@ function settingsSummary(p: PoolConfig): Record<string, unknown> {
     retries: p.retries,
     retry_budget_percent: p.retryBudgetPercent,
     max_requests_per_backend: p.maxRequestsPerBackend,
+    pipeline: p.upstreamPipeline,
     upstream_connections: p.upstreamConnections,
     panic_threshold_percent: p.panicThresholdPercent,
     slow_start_ms: p.slowStartMs,

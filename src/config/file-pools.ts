@@ -41,6 +41,7 @@ export const POOL_KEYS: { readonly [K in keyof PoolSettings]: PoolKey } = {
   retries: { key: 'retries', kind: 'number' },
   retryBudgetPercent: { key: 'retry_budget_percent', kind: 'number' },
   maxRequestsPerBackend: { key: 'max_requests_per_backend', kind: 'number' },
+  upstreamPipeline: { key: 'pipeline', kind: 'number' },
   slowStartMs: { key: 'slow_start_ms', kind: 'number' },
   panicThresholdPercent: { key: 'panic_threshold_percent', kind: 'number' },
   hashKey: { key: 'hash_key', kind: 'string' },

@@ -90,6 +90,8 @@ export interface Config extends PoolSettings {
   retryBudgetPercent: number;
   /** In-flight cap per backend across all workers; 0 = no cap. */
   maxRequestsPerBackend: number;
+  /** Upstream HTTP/1.1 pipelining depth for bodiless GET/HEAD; 1 = off (docs/performance.md). */
+  upstreamPipeline: number;
   /** WebSockets (src/ws): bytes queued toward one side before Sluice stops reading the other. */
   wsMaxBufferBytes: number;
   /** Largest WebSocket message either way; larger closes with 1009. */

@@ -410,6 +410,16 @@ const VARIABLES: { readonly [K in keyof Config]: VariableSpec<K> } = {
     doc: 'Circuit breaker: requests in flight to one backend, all workers together, before it is passed over (503 when all are full); 0 = no cap.',
     parse: integer(0, 1_000_000),
   },
+  upstreamPipeline: {
+    name: 'SLUICE_UPSTREAM_PIPELINE',
+    key: 'upstreamPipeline',
+    default: '1',
+    doc:
+      'Opt-in HTTP/1.1 pipelining: bodiless GET/HEAD requests parsed in the same loop turn may share one backend connection, ' +
+      'up to this many at once, written in one system call; 1 = off. Only for backends that answer pipelined requests ' +
+      'correctly; a slow response delays those behind it. 1 to 64.',
+    parse: integer(1, 64),
+  },
   wsMaxBufferBytes: {
     name: 'SLUICE_WS_MAX_BUFFER_BYTES',
     key: 'wsMaxBufferBytes',

@@ -349,6 +349,11 @@ export class Exchange implements ExchangeHandler, GatedExchange {
     return this.#over;
   }
 
+  /** See ExchangeHandler: only a bodiless GET or HEAD may ride behind another on one connection. */
+  get pipelineDepth(): number {
+    return this.#bodyKind === BodyKind.NONE && (this.#method === 'GET' || this.#isHead) ? this.#rt.settings.upstreamPipeline : 1;
+  }
+
   start(): void {
     if (this.#over) return;
     const slot = this.#rt.pick(-1, this.#hash);
@@ -742,7 +747,7 @@ export class Exchange implements ExchangeHandler, GatedExchange {
   #abandonUpstream(): void {
     const conn = this.#conn;
     this.#conn = null;
-    if (conn !== null) conn.destroy();
+    if (conn !== null) conn.abandon(this);
   }
 
   #respondError(err: UpstreamError): void {

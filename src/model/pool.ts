@@ -60,6 +60,8 @@ export interface PoolSettings {
   retries: number;
   retryBudgetPercent: number;
   maxRequestsPerBackend: number;
+  /** Requests one backend connection may carry at once (HTTP/1.1 pipelining of GET/HEAD); 1 = off. */
+  upstreamPipeline: number;
 }
 
 // A record, not a list, so that the compiler rejects a PoolSettings field missing here.
@@ -94,6 +96,7 @@ const KEYS: { readonly [K in keyof PoolSettings]: true } = {
   retries: true,
   retryBudgetPercent: true,
   maxRequestsPerBackend: true,
+  upstreamPipeline: true,
 };
 
 export const POOL_SETTING_KEYS = Object.keys(KEYS) as readonly (keyof PoolSettings)[];

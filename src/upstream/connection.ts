@@ -1,5 +1,7 @@
-// One keep-alive HTTP/1.1 connection to a backend, carrying one exchange at a time (no pipelining:
-// a pipelined request behind a slow one would inherit its latency, and a failure would take both).
+// One keep-alive HTTP/1.1 connection to a backend. By default it carries one exchange at a time: a
+// request pipelined behind a slow one inherits its latency, and a failure takes both. A pool that
+// opts in (`pipeline`, docs/performance.md) may write further bodiless GET/HEAD requests behind the
+// one being answered; their responses come back in order and are handed out one after another.
 
 import net from 'node:net';
 import tls from 'node:tls';
@@ -29,6 +31,22 @@ const CRLF = '\r\n';
 const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
 const LAST_CHUNK = '0\r\n\r\n';
 
+/**
+ * Stands in for a pipelined exchange whose client left before its turn: its request is already on
+ * the wire, so its response is read (keeping the connection in step) and dropped.
+ */
+const DISCARD: ExchangeHandler = {
+  cancelled: true,
+  onConnection() {},
+  onPoolFull() {},
+  onResponseStart() {},
+  onResponseData: () => true,
+  onResponseEnd() {},
+  onResponseError() {},
+  onRequestDrain() {},
+  cork: (fn) => fn(),
+};
+
 export class Connection implements ResponseSink {
   readonly #owner: ConnectionOwner;
   readonly #socket: net.Socket;
@@ -40,6 +58,15 @@ export class Connection implements ResponseSink {
   #responseStarted = false;
   #paused = false;
   #chunk: Buffer | null = null;
+  /** Where in #chunk the current exchange's bytes start (a pipelined response may follow another). */
+  #offset = 0;
+  /**
+   * Pipelined exchanges written behind #exchange, oldest first, with whether each was a HEAD and
+   * its timeout (parallel arrays: at most the pool's pipeline depth long, no object per request).
+   */
+  readonly #queue: ExchangeHandler[] = [];
+  readonly #queueIsHead: boolean[] = [];
+  readonly #queueTimeout: number[] = [];
   /** The current exchange's request timeout (its route's, else its pool's). */
   #timeoutMs = 0;
   /** Exchanges completed on this connection; > 0 means the next one runs on a reused socket. */
@@ -73,12 +100,34 @@ export class Connection implements ResponseSink {
   get destroyed(): boolean {
     return this.#destroyed;
   }
+  /** Requests written and not yet answered (0 = idle). */
+  get depth(): number {
+    return this.#exchange === null ? 0 : 1 + this.#queue.length;
+  }
+
+  /** Hold writes until uncork(): a pipelined batch goes out in one system call. */
+  cork(): void {
+    this.#socket.cork();
+  }
+  uncork(): void {
+    this.#socket.uncork();
+  }
 
   /**
    * Start an exchange: write the request head (and, for bodiless requests, that is the whole
    * request). Writes before the socket connects are queued by Node.
    */
   dispatch(exchange: ExchangeHandler, head: string, isHead: boolean, hasBody: boolean, timeoutMs = this.#owner.requestTimeoutMs): void {
+    if (this.#exchange !== null) {
+      // Pipelined behind the exchange being answered (the pool only does this for bodiless
+      // GET/HEAD on a pool that opted in): its turn comes when the responses ahead are complete.
+      this.#queue.push(exchange);
+      this.#queueIsHead.push(isHead);
+      this.#queueTimeout.push(timeoutMs);
+      this.#parser.expectMore();
+      this.#socket.write(head, 'utf8');
+      return;
+    }
     this.#exchange = exchange;
     this.#timeoutMs = timeoutMs;
     this.#requestDone = !hasBody;
@@ -143,9 +192,23 @@ export class Connection implements ResponseSink {
     this.#socket.resume();
   }
 
+  /**
+   * `ex`'s client is gone. The exchange being answered takes the connection with it (its response
+   * is mid-way); one still queued behind it only has its response read and dropped when it comes.
+   */
+  abandon(ex: ExchangeHandler): void {
+    if (ex === this.#exchange) {
+      this.destroy();
+      return;
+    }
+    const i = this.#queue.indexOf(ex);
+    if (i >= 0) this.#queue[i] = DISCARD;
+  }
+
   /** Abandon the exchange (client gone, timeout): the socket cannot be trusted for another one. */
   destroy(): void {
     this.#exchange = null;
+    if (this.#queue.length > 0) this.#failQueued();
     if (!this.#destroyed) {
       this.#destroyed = true;
       this.#socket.destroy();
@@ -194,7 +257,44 @@ export class Connection implements ResponseSink {
     // unsent: the connection is not at a message boundary and cannot be reused.
     const reusable = keepAlive && this.#requestDone && !this.#destroyed;
     ex?.onResponseEnd();
+    if (this.#queue.length > 0 && !this.#destroyed) {
+      if (reusable) return this.#advance();
+      // The backend ends the connection here (Connection: close, a body delimited by the close):
+      // what was pipelined behind goes out again on other connections.
+      this.#failQueued();
+    }
     this.#owner.release(this, reusable);
+  }
+
+  /** The next pipelined exchange's turn: its request is already written, its response is next. */
+  #advance(): void {
+    this.#exchange = this.#queue.shift()!;
+    const isHead = this.#queueIsHead.shift()!;
+    this.#timeoutMs = this.#queueTimeout.shift()!;
+    this.#requestDone = true;
+    this.#responseStarted = false;
+    if (this.#paused) {
+      // Paused for the previous exchange's slow client: that response is complete and handed over.
+      this.#paused = false;
+      this.#socket.resume();
+    }
+    this.#parser.reset(this, isHead, this.#queue.length > 0);
+    this.deadline = this.#owner.now() + this.#timeoutMs;
+  }
+
+  /**
+   * The queued exchanges lose their connection before any byte of their response: each is told on
+   * the next turn (not from inside whatever callback is tearing the connection down), as a reset
+   * on a reused connection, which an idempotent request survives by going out again.
+   */
+  #failQueued(): void {
+    const lost = this.#queue.splice(0);
+    this.#queueIsHead.length = 0;
+    this.#queueTimeout.length = 0;
+    const where = `${this.#owner.host}:${this.#owner.port}`;
+    setImmediate(() => {
+      for (const ex of lost) ex.onResponseError(new UpstreamError('reset', `${where}: connection closed before this pipelined request was answered`, true));
+    });
   }
 
   #onConnect = (): void => {
@@ -207,9 +307,12 @@ export class Connection implements ResponseSink {
 
   #parse = (): void => {
     const chunk = this.#chunk!;
-    this.#chunk = null;
     try {
-      this.#parser.execute(chunk);
+      const next = this.#parser.execute(chunk, this.#offset);
+      // A response completed and a pipelined one's bytes follow in this read: #onData hands them
+      // to the next exchange, under its own client's cork.
+      if (next < chunk.length && this.#exchange !== null && !this.#destroyed) this.#offset = next;
+      else this.#chunk = null;
       // Mid-body: the backend gets the request timeout again between reads, so one that sends a
       // head and then stalls is cut off instead of holding the client forever.
       // Not while paused for a slow client: that wait is the client's, not the backend's.
@@ -217,6 +320,7 @@ export class Connection implements ResponseSink {
     } catch (err) {
       // A ParseError is the backend's fault; anything else thrown from a callback is ours, but it
       // must still end this one exchange cleanly instead of taking the worker down.
+      this.#chunk = null;
       const message = err instanceof ParseError ? err.message : `internal: ${(err as Error).message}`;
       this.#fail(new UpstreamError('protocol', message, !this.#responseStarted));
     }
@@ -228,16 +332,21 @@ export class Connection implements ResponseSink {
   };
 
   #onData = (chunk: Buffer): void => {
-    const ex = this.#exchange;
-    if (!ex) {
-      // Bytes while idle: the backend is speaking out of turn. Never reuse this socket.
-      this.destroy();
-      return;
-    }
-    this.deadline = 0;
-    this.#responseStarted = true;
     this.#chunk = chunk;
-    ex.cork(this.#parse);
+    this.#offset = 0;
+    // One pass per exchange whose response is in this read (more than one only when pipelining).
+    while (this.#chunk !== null) {
+      const ex = this.#exchange;
+      if (ex === null) {
+        // Bytes while idle: the backend is speaking out of turn. Never reuse this socket.
+        this.#chunk = null;
+        this.destroy();
+        return;
+      }
+      this.deadline = 0;
+      this.#responseStarted = true;
+      ex.cork(this.#parse);
+    }
   };
 
   #onDrain = (): void => {

@@ -25,4 +25,9 @@ export interface ExchangeHandler {
   cork(fn: () => void): void;
   /** Set when the exchange no longer wants a connection (client gone while queued). */
   readonly cancelled: boolean;
+  /**
+   * Requests its pool lets one backend connection carry at once when this one may be pipelined
+   * (a bodiless GET or HEAD on a pool with `pipeline` > 1); absent or 1 = never pipelined.
+   */
+  readonly pipelineDepth?: number;
 }

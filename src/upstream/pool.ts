@@ -8,6 +8,19 @@ import type { ExchangeHandler } from './exchange.js';
 import type { SharedTable } from '../state/table.js';
 import { C } from '../state/layout.js';
 
+/**
+ * Pools with a pipelined batch open this turn. A batch is flushed once the loop has run every
+ * callback of this poll phase (setImmediate), so all the requests uWS parsed in one pass go out
+ * together: one `writev` per backend connection instead of one `write` per request.
+ */
+const openBatches: Pool[] = [];
+let flushQueued = false;
+function flushBatches(): void {
+  flushQueued = false;
+  for (let i = 0; i < openBatches.length; i++) openBatches[i]!.flushBatch();
+  openBatches.length = 0;
+}
+
 export interface PoolOptions {
   host: string;
   port: number;
@@ -41,6 +54,8 @@ export class Pool implements ConnectionOwner {
   #waitSince: number[] = [];
   #waitHead = 0;
   #closing = false;
+  /** This turn's pipelined batch: a corked connection more bodiless GET/HEAD requests may join. */
+  #batch: Connection | null = null;
 
   constructor(table: SharedTable, options: PoolOptions) {
     this.#table = table;
@@ -84,15 +99,43 @@ export class Pool implements ConnectionOwner {
     if (ex.cancelled) return;
     // A pool retired by a membership change opens nothing new (nothing would sweep it).
     if (this.#closing) return ex.onPoolFull();
+    const depth = ex.pipelineDepth ?? 1;
+    if (depth > 1) {
+      const batch = this.#batch;
+      if (batch !== null && !batch.destroyed && batch.depth > 0 && batch.depth < depth) return ex.onConnection(batch);
+    }
     let conn = this.#idle.pop();
     // A connection destroyed while idle (idle timeout, backend FIN) stays listed until its socket
     // emits 'close', a loop phase later: never hand one of those out.
     while (conn !== undefined && conn.destroyed) conn = this.#idle.pop();
-    if (conn) return ex.onConnection(conn);
+    if (conn) {
+      // Only a connection that has already carried a response (so the backend keeps connections
+      // alive) starts a batch.
+      if (depth > 1 && conn.connected && conn.uses > 0) this.#openBatch(conn);
+      return ex.onConnection(conn);
+    }
     if (this.#all.size < this.#max) return ex.onConnection(this.#open());
     if (this.#waiting.length - this.#waitHead >= this.#maxWaiting) return ex.onPoolFull();
     this.#waiting.push(ex);
     this.#waitSince.push(this.now());
+  }
+
+  #openBatch(conn: Connection): void {
+    if (this.#batch !== null) this.flushBatch();
+    this.#batch = conn;
+    conn.cork();
+    openBatches.push(this);
+    if (!flushQueued) {
+      flushQueued = true;
+      setImmediate(flushBatches);
+    }
+  }
+
+  /** Send this turn's batch (called once the poll phase is over). */
+  flushBatch(): void {
+    const batch = this.#batch;
+    this.#batch = null;
+    if (batch !== null) batch.uncork();
   }
 
   /** A brand-new connection, for retrying an exchange whose reused socket turned out stale. */

@@ -61,10 +61,17 @@ export class ResponseParser {
   #remaining = 0;
   #pending: Buffer | null = null;
   #line = '';
+  /** Another request was written behind this one (pipelining): bytes after the end are its response. */
+  #more = false;
 
-  /** Prepare for the next response. `isHead`: the request was HEAD, so no body follows. */
-  reset(sink: ResponseSink, isHead: boolean): void {
+  /**
+   * Prepare for the next response. `isHead`: the request was HEAD, so no body follows. `more`:
+   * another request is already on the wire behind this one, so bytes after this response's end
+   * belong to the next response instead of being stray.
+   */
+  reset(sink: ResponseSink, isHead: boolean, more = false): void {
     this.#sink = sink;
+    this.#more = more;
     this.#state = S_HEAD;
     this.#noBody = isHead;
     this.#keepAlive = true;
@@ -83,19 +90,28 @@ export class ResponseParser {
     return this.#state !== S_HEAD || this.#pending !== null;
   }
 
-  /** Feed bytes from the socket. Throws ParseError on a malformed response. */
-  execute(buf: Buffer): void {
-    let off = 0;
+  /** Tell the parser, mid-response, that another request is now on the wire behind this one. */
+  expectMore(): void {
+    this.#more = true;
+  }
+
+  /**
+   * Feed bytes from the socket, from `start`. Returns where it stopped: `buf.length`, or, when the
+   * response completed and another was expected behind it (`more`), the offset of the next
+   * response's first byte. Throws ParseError on a malformed response.
+   */
+  execute(buf: Buffer, start = 0): number {
+    let off = start;
     const len = buf.length;
     if (this.#state === S_DONE) {
-      if (len > 0) throw new ParseError('bytes received with no request outstanding');
-      return;
+      if (len > off) throw new ParseError('bytes received with no request outstanding');
+      return len;
     }
     while (off < len || this.#state === S_DONE) {
       switch (this.#state) {
         case S_HEAD: {
           const r = this.#readHead(buf, off);
-          if (r < 0) return; // need more bytes
+          if (r < 0) return len; // need more bytes
           off = r;
           break;
         }
@@ -110,7 +126,7 @@ export class ResponseParser {
         }
         case S_CHUNK_SIZE: {
           const r = this.#readLine(buf, off);
-          if (r < 0) return;
+          if (r < 0) return len;
           off = r;
           this.#chunkSize(this.#line);
           this.#line = '';
@@ -127,7 +143,7 @@ export class ResponseParser {
         }
         case S_CHUNK_CRLF: {
           const r = this.#readLine(buf, off);
-          if (r < 0) return;
+          if (r < 0) return len;
           off = r;
           if (this.#line !== '') throw new ParseError('chunk data not followed by CRLF');
           this.#state = S_CHUNK_SIZE;
@@ -135,7 +151,7 @@ export class ResponseParser {
         }
         case S_TRAILERS: {
           const r = this.#readLine(buf, off);
-          if (r < 0) return;
+          if (r < 0) return len;
           off = r;
           // Trailers are read and dropped: the client side (uWS) cannot send them.
           if (this.#line === '') this.#state = S_DONE;
@@ -146,18 +162,19 @@ export class ResponseParser {
           const piece = off === 0 ? buf : buf.subarray(off);
           off = len;
           this.#sink!.onBody(piece);
-          return;
+          return len;
         }
         case S_DONE: {
-          // Bytes after a complete response mean the backend and we disagree about framing:
-          // never reuse such a connection.
+          // Bytes after a complete response, with no request behind it, mean the backend and we
+          // disagree about framing: never reuse such a connection.
           const sink = this.#sink!;
           this.#sink = null;
-          sink.onComplete(this.#keepAlive && off === len);
-          return;
+          sink.onComplete(this.#keepAlive && (this.#more || off === len));
+          return off;
         }
       }
     }
+    return len;
   }
 
   /**

@@ -89,6 +89,7 @@ const DEFAULTS: Config = {
   retries: 1,
   retryBudgetPercent: 20,
   maxRequestsPerBackend: 0,
+  upstreamPipeline: 1,
   envFile: '',
   configFile: '',
   wsMaxBufferBytes: 4_194_304,

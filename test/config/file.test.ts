@@ -146,6 +146,7 @@ t.test('every pool setting key maps to its Config field and is checked like its 
     retries: 2
     retry_budget_percent: 12.5
     max_requests_per_backend: 50
+    pipeline: 8
     slow_start_ms: 600
     panic_threshold_percent: 0
     hash_key: "header:X-User"
@@ -169,6 +170,7 @@ routes:
     retries: 2,
     retryBudgetPercent: 12.5,
     maxRequestsPerBackend: 50,
+    upstreamPipeline: 8,
     slowStartMs: 600,
     panicThresholdPercent: 0,
     hashKey: { kind: 'header', name: 'x-user' },

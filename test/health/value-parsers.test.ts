@@ -36,6 +36,7 @@ t.test('defaults from the issue', async (t) => {
     retries: 1,
     retryBudgetPercent: 20,
     maxRequestsPerBackend: 0,
+    upstreamPipeline: 1,
     envFile: '',
   });
 });

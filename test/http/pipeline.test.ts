@@ -1,0 +1,188 @@
+// Opt-in upstream pipelining (SLUICE_UPSTREAM_PIPELINE), through the real proxy against a raw
+// backend that answers each connection's requests strictly in order. What must hold: every client
+// gets the response to its own request (the proxy matches responses to requests by order), only
+// bodiless GET/HEAD ride behind another request, the depth is bounded, and a connection that ends
+// mid-pipeline (Connection: close, a reset, a client leaving) costs no request its answer. With the
+// variable unset, a backend connection never has two requests outstanding.
+
+import t, { type Test } from 'tap';
+import http from 'node:http';
+import type net from 'node:net';
+import { ensureBuilt, startSluice } from '../helpers/sluice.js';
+import { startRawBackend, type RawBackend } from '../helpers/backends.js';
+
+/** What the backend saw: the most requests outstanding at once on one connection, and mixes. */
+interface Seen {
+  maxOutstanding: number;
+  /** A POST arrived while another request was outstanding, or a request while a POST was. */
+  postShared: boolean;
+  /** Request lines answered, in order, per connection. */
+  answered: string[][];
+}
+
+/**
+ * A backend that parses request heads (and Content-Length bodies) as they arrive and answers them
+ * one after another, each after its path's delay. Paths:
+ *   /n/<id>            200, body "<METHOD> <id>"
+ *   /slow/<id>         the same after 30 ms
+ *   /chunked/<id>      the same, chunked
+ *   /close/<id>        the same with Connection: close, then the connection ends (later requests unanswered)
+ *   /drop-once/<id>    the first time: the connection is destroyed unanswered; then as /n
+ */
+async function orderedBackend(t: Test): Promise<{ raw: RawBackend; seen: Seen }> {
+  const seen: Seen = { maxOutstanding: 0, postShared: false, answered: [] };
+  const dropped = new Set<string>();
+  const raw = await startRawBackend(t, (socket: net.Socket) => {
+    const answered: string[] = [];
+    seen.answered.push(answered);
+    let buffered = '';
+    let outstanding = 0;
+    let postOutstanding = false;
+    let chain = Promise.resolve();
+    let ended = false;
+    socket.on('data', (b: Buffer) => {
+      buffered += b.toString('latin1');
+      for (;;) {
+        const end = buffered.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        const head = buffered.slice(0, end);
+        const length = Number(/\r\ncontent-length: (\d+)/i.exec(head)?.[1] ?? 0);
+        if (buffered.length < end + 4 + length) return;
+        buffered = buffered.slice(end + 4 + length);
+        const [method, target] = head.split(' ') as [string, string];
+        if ((method === 'POST' && outstanding > 0) || postOutstanding) seen.postShared = true;
+        outstanding++;
+        if (method === 'POST') postOutstanding = true;
+        seen.maxOutstanding = Math.max(seen.maxOutstanding, outstanding);
+        chain = chain.then(async () => {
+          if (ended) return;
+          const [, kind, id] = target.split('/') as [string, string, string];
+          if (kind === 'slow') await new Promise((r) => setTimeout(r, 30));
+          if (kind === 'drop-once' && !dropped.has(id)) {
+            dropped.add(id);
+            ended = true;
+            socket.destroy();
+            return;
+          }
+          const body = `${method} ${id}`;
+          const close = kind === 'close';
+          let out: string;
+          if (kind === 'chunked') {
+            out = `HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n${body.length.toString(16)}\r\n${body}\r\n0\r\n\r\n`;
+          } else {
+            out = `HTTP/1.1 200 OK\r\ncontent-length: ${body.length}\r\n${close ? 'connection: close\r\n' : ''}\r\n${method === 'HEAD' ? '' : body}`;
+          }
+          answered.push(`${method} ${target}`);
+          outstanding--;
+          if (method === 'POST') postOutstanding = false;
+          socket.write(out);
+          if (close) {
+            ended = true;
+            socket.end();
+          }
+        });
+      }
+    });
+  });
+  return { raw, seen };
+}
+
+type Reply = { status: number; body: string; error?: string };
+
+/** `paths.length` requests at once, each on its own keep-alive connection (they reach the proxy together). */
+function burst(port: number, requests: { method?: string; path: string; body?: string }[], agent: http.Agent): Promise<Reply[]> {
+  return Promise.all(
+    requests.map(
+      (r) =>
+        new Promise<Reply>((resolve) => {
+          const req = http.request({ port, host: '127.0.0.1', method: r.method ?? 'GET', path: r.path, agent }, (res) => {
+            let body = '';
+            res.setEncoding('latin1');
+            res.on('data', (s: string) => (body += s));
+            res.on('end', () => resolve({ status: res.statusCode!, body }));
+            res.on('error', (err) => resolve({ status: 0, body, error: err.message }));
+          });
+          req.on('error', (err) => resolve({ status: 0, body: '', error: err.message }));
+          req.end(r.body);
+        }),
+    ),
+  );
+}
+
+t.before(ensureBuilt);
+
+t.test('pipelined GET/HEAD responses go to their own clients, the depth is bounded, POST never shares', async (t) => {
+  const { raw, seen } = await orderedBackend(t);
+  const sluice = await startSluice(t, { upstreams: [raw.url], env: { SLUICE_UPSTREAM_PIPELINE: '4' } });
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+  t.teardown(() => agent.destroy());
+  // Warm the backend connections first: only a connection that already carried a response
+  // starts a batch.
+  await burst(sluice.port, Array.from({ length: 8 }, (_, i) => ({ path: `/n/warm${i}` })), agent);
+  let rounds = 0;
+  while (seen.maxOutstanding < 2 && rounds < 40) {
+    rounds++;
+    const kinds = ['n', 'slow', 'chunked'];
+    const requests = Array.from({ length: 48 }, (_, i) => {
+      if (i % 7 === 3) return { method: 'POST', path: `/n/r${rounds}p${i}`, body: 'x'.repeat(i) };
+      if (i % 5 === 1) return { method: 'HEAD', path: `/n/r${rounds}h${i}` };
+      return { path: `/${kinds[i % 3]}/r${rounds}g${i}` };
+    });
+    const replies = await burst(sluice.port, requests, agent);
+    const wrong = replies
+      .map((r, i) => ({ r, want: requests[i]!.method === 'HEAD' ? '' : `${requests[i]!.method ?? 'GET'} ${requests[i]!.path.split('/')[2]}` }))
+      .filter(({ r, want }) => r.status !== 200 || r.body !== want);
+    t.strictSame(wrong, [], `round ${rounds}: every client got its own response`);
+  }
+  t.ok(seen.maxOutstanding >= 2, `requests were pipelined (most outstanding on one connection: ${seen.maxOutstanding}, after ${rounds} rounds)`);
+  t.ok(seen.maxOutstanding <= 4, `never more than SLUICE_UPSTREAM_PIPELINE outstanding (${seen.maxOutstanding})`);
+  t.notOk(seen.postShared, 'a POST never shares a connection with another outstanding request');
+});
+
+t.test('a connection ending mid-pipeline (close, reset) and clients leaving cost no other request its answer', async (t) => {
+  const { raw, seen } = await orderedBackend(t);
+  const sluice = await startSluice(t, { upstreams: [raw.url], env: { SLUICE_UPSTREAM_PIPELINE: '8' } });
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+  t.teardown(() => agent.destroy());
+  await burst(sluice.port, Array.from({ length: 8 }, (_, i) => ({ path: `/n/warm${i}` })), agent);
+  for (let round = 0; round < 6; round++) {
+    const requests = Array.from({ length: 40 }, (_, i) => {
+      const kind = i % 10 === 2 ? 'close' : i % 10 === 6 ? 'drop-once' : i % 2 === 0 ? 'slow' : 'n';
+      return { path: `/${kind}/c${round}i${i}` };
+    });
+    // Clients that leave right after sending: their responses are read and dropped by the proxy.
+    const leavers = Array.from({ length: 10 }, (_, i) => ({ path: `/slow/c${round}gone${i}` }));
+    const leaving = new http.Agent({ keepAlive: false });
+    for (const r of leavers) {
+      const req = http.request({ port: sluice.port, host: '127.0.0.1', path: r.path, agent: leaving });
+      req.on('error', () => {});
+      req.end();
+      setTimeout(() => req.destroy(), 5);
+    }
+    const replies = await burst(sluice.port, requests, agent);
+    const wrong = replies.map((r, i) => ({ r, want: `GET ${requests[i]!.path.split('/')[2]}` })).filter(({ r, want }) => r.status !== 200 || r.body !== want);
+    t.strictSame(wrong, [], `round ${round}: every remaining client got its own response`);
+    leaving.destroy();
+  }
+  t.ok(seen.maxOutstanding >= 2, `requests were pipelined (most outstanding on one connection: ${seen.maxOutstanding})`);
+  // The proxy is still healthy afterwards, and its backend connections are in step.
+  const after = await burst(sluice.port, Array.from({ length: 20 }, (_, i) => ({ path: `/n/after${i}` })), agent);
+  t.strictSame(
+    after.map((r) => `${r.status} ${r.body}`),
+    Array.from({ length: 20 }, (_, i) => `200 GET after${i}`),
+    'later requests are answered correctly',
+  );
+});
+
+t.test('without SLUICE_UPSTREAM_PIPELINE a backend connection never has two requests outstanding', async (t) => {
+  const { raw, seen } = await orderedBackend(t);
+  const sluice = await startSluice(t, { upstreams: [raw.url] });
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+  t.teardown(() => agent.destroy());
+  for (let round = 0; round < 5; round++) {
+    const requests = Array.from({ length: 48 }, (_, i) => ({ path: `/${i % 2 ? 'n' : 'slow'}/d${round}i${i}` }));
+    const replies = await burst(sluice.port, requests, agent);
+    t.equal(replies.filter((r, i) => r.status === 200 && r.body === `GET d${round}i${i}`).length, 48, `round ${round}: all answered`);
+  }
+  t.equal(seen.maxOutstanding, 1, 'one request at a time per backend connection');
+});
