@@ -591,7 +591,8 @@ export class Exchange implements ExchangeHandler, GatedExchange {
 
   onResponseEnd(): void {
     this.#conn = null;
-    this.#upstreamMs = performance.now() - this.#dispatched;
+    const now = performance.now();
+    this.#upstreamMs = now - this.#dispatched;
     // Answered before the upload finished: let the rest of the body in (and away), so the client
     // is not left paused on a connection nothing reads.
     if (!this.#bodyDone && this.#clientPaused && !this.#aborted) this.#resumeClient();
@@ -608,7 +609,7 @@ export class Exchange implements ExchangeHandler, GatedExchange {
         this.#res.end();
       }
     }
-    this.#account(this.#status);
+    this.#account(this.#status, now);
   }
 
   onResponseError(err: UpstreamError): void {
@@ -772,12 +773,12 @@ export class Exchange implements ExchangeHandler, GatedExchange {
   }
 
   /** Exactly once per request: release the slot and count the outcome. */
-  #account(status: number): void {
+  #account(status: number, now = performance.now()): void {
     if (this.#accounted) return;
     this.#accounted = true;
     if (this.#edgeDone !== null) this.#edgeDone();
     this.#unhold();
-    const totalMs = performance.now() - this.#started;
+    const totalMs = now - this.#started;
     if (this.#slot >= 0) this.#ctx.onDone(this.#slot, status, totalMs, this.#upstreamMs);
     const log = this.#ctx.accessLog;
     if (log !== null && log.sampled()) {

@@ -45,11 +45,6 @@ const S_TRAILERS = 5;
 const S_CLOSE = 6;
 const S_DONE = 7;
 
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-const BAD_VALUE = /[\0\r\n]/;
-/** One test per value on the common path: a match is either a bad octet or a non-ASCII one. */
-const SPECIAL = /[\0\r\n\x80-\xff]/;
-const DIGITS = /^[0-9]+$/;
 const HEX = /^[0-9A-Fa-f]+$/;
 const CRLFCRLF = Buffer.from('\r\n\r\n');
 
@@ -211,35 +206,48 @@ export class ResponseParser {
       return -1;
     }
     if (end > MAX_HEAD_BYTES) throw new ParseError('response head too large');
-    this.#parseHead(data.toString('latin1', 0, end));
+    this.#parseHead(data, 0, end);
     // Position in `buf` just after the head.
     return off + (end + 4 - base);
   }
 
-  #parseHead(head: string): void {
-    let eol = head.indexOf('\r\n');
-    const statusLine = eol < 0 ? head : head.slice(0, eol);
+  /**
+   * Parse the head in `buf[from, to)` (`to` is where its blank line starts). The checks run on the
+   * octets (one pass per line, a table lookup per name octet, no regular expression); strings are
+   * sliced from one latin1 copy of the head, and only for the reason, names and values.
+   */
+  #parseHead(buf: Buffer, from: number, to: number): void {
+    const head = buf.toString('latin1', from, to);
+    let eol = lineEnd(buf, from, to);
     // HTTP-version SP 3DIGIT SP [reason]
+    const n = eol - from;
     if (
-      statusLine.length < 12 ||
-      !statusLine.startsWith('HTTP/1.') ||
-      (statusLine[7] !== '1' && statusLine[7] !== '0') ||
-      statusLine[8] !== ' ' ||
-      (statusLine.length > 12 && statusLine[12] !== ' ')
+      n < 12 ||
+      buf[from] !== 0x48 || buf[from + 1] !== 0x54 || buf[from + 2] !== 0x54 || buf[from + 3] !== 0x50 || // HTTP
+      buf[from + 4] !== 0x2f || buf[from + 5] !== 0x31 || buf[from + 6] !== 0x2e || // /1.
+      (buf[from + 7] !== 0x31 && buf[from + 7] !== 0x30) ||
+      buf[from + 8] !== 0x20 ||
+      (n > 12 && buf[from + 12] !== 0x20)
     ) {
-      throw new ParseError(`malformed status line: ${JSON.stringify(statusLine.slice(0, 64))}`);
+      throw new ParseError(`malformed status line: ${JSON.stringify(head.slice(0, Math.min(n, 64)))}`);
     }
-    const code = statusLine.slice(9, 12);
-    if (!DIGITS.test(code)) throw new ParseError(`malformed status code: ${JSON.stringify(code)}`);
-    const status = Number(code);
+    const d0 = buf[from + 9]! - 0x30;
+    const d1 = buf[from + 10]! - 0x30;
+    const d2 = buf[from + 11]! - 0x30;
+    if (d0 < 0 || d0 > 9 || d1 < 0 || d1 > 9 || d2 < 0 || d2 > 9) {
+      throw new ParseError(`malformed status code: ${JSON.stringify(head.slice(9, 12))}`);
+    }
+    const status = d0 * 100 + d1 * 10 + d2;
     if (status < 100) throw new ParseError(`status code out of range: ${status}`);
-    const reason = statusLine.length > 13 ? statusLine.slice(13) : '';
     let octets = false;
-    if (SPECIAL.test(reason)) {
-      if (BAD_VALUE.test(reason)) throw new ParseError('malformed reason phrase');
-      octets = true;
+    let reason = '';
+    if (n > 13) {
+      const v = scanValue(buf, from + 13, eol);
+      if (v < 0) throw new ParseError('malformed reason phrase');
+      octets = v === 1;
+      reason = head.slice(13, n);
     }
-    const http10 = statusLine[7] === '0';
+    const http10 = buf[from + 7] === 0x30;
 
     const headers: string[] = [];
     let contentLength = -1;
@@ -247,32 +255,55 @@ export class ResponseParser {
     let transferEncoding = false;
     let closeToken = false;
     let keepAliveToken = false;
-    let start = eol < 0 ? head.length : eol + 2;
-    while (start < head.length) {
-      eol = head.indexOf('\r\n', start);
-      if (eol < 0) eol = head.length;
-      const line = head.slice(start, eol);
-      start = eol + 2;
-      const colon = line.indexOf(':');
-      if (colon <= 0) throw new ParseError(`malformed header line: ${JSON.stringify(line.slice(0, 64))}`);
-      const rawName = line.slice(0, colon);
-      if (!TOKEN.test(rawName)) throw new ParseError(`malformed header name: ${JSON.stringify(rawName.slice(0, 64))}`);
-      // Trim optional whitespace (SP / HTAB) only: trim() would also strip a bare CR or LF at the
-      // edges, accepting a line that a lenient reader elsewhere would split differently.
-      const value = trimOws(line, colon + 1, line.length);
-      if (SPECIAL.test(value)) {
-        if (BAD_VALUE.test(value)) throw new ParseError(`malformed value in header ${rawName}`);
-        octets = true;
+    let start = eol + 2;
+    while (start < to) {
+      eol = lineEnd(buf, start, to);
+      // field-name: a token, up to the colon.
+      let i = start;
+      let upper = false;
+      let c = 0;
+      while (i < eol && (c = buf[i]!) !== 0x3a) {
+        if (TOKEN_OCTET[c] === 0) break;
+        if (c <= 0x5a && c >= 0x41) upper = true;
+        i++;
       }
-      const name = rawName.toLowerCase();
-      headers.push(name, value);
+      if (i === start || i === eol || c !== 0x3a) {
+        const line = head.slice(start - from, eol - from);
+        const colon = line.indexOf(':');
+        if (colon <= 0) throw new ParseError(`malformed header line: ${JSON.stringify(line.slice(0, 64))}`);
+        throw new ParseError(`malformed header name: ${JSON.stringify(line.slice(0, Math.min(colon, 64)))}`);
+      }
+      const name = knownName(buf, start, i) ?? (upper ? head.slice(start - from, i - from).toLowerCase() : head.slice(start - from, i - from));
+      // Optional whitespace (SP / HTAB) only around the value: trim() would also strip a bare CR or
+      // LF at the edges, accepting a line that a lenient reader elsewhere would split differently.
+      let vs = i + 1;
+      let ve = eol;
+      while (vs < ve && ((c = buf[vs]!) === 0x20 || c === 0x09)) vs++;
+      while (ve > vs && ((c = buf[ve - 1]!) === 0x20 || c === 0x09)) ve--;
+      const kind = scanValue(buf, vs, ve);
+      if (kind < 0) throw new ParseError(`malformed value in header ${head.slice(start - from, i - from)}`);
+      if (kind === 1) octets = true;
+      start = eol + 2;
       // Only the framing headers are interpreted here; the rest is the forwarder's business.
       if (name === 'content-length') {
-        if (!DIGITS.test(value) || value.length > 15) throw new ParseError(`bad content-length: ${JSON.stringify(value)}`);
-        const n = Number(value);
-        if (contentLength >= 0 && contentLength !== n) throw new ParseError('differing content-length headers');
-        contentLength = n;
-      } else if (name === 'transfer-encoding') {
+        let length = 0;
+        for (let k = vs; k < ve; k++) {
+          const digit = buf[k]! - 0x30;
+          if (digit < 0 || digit > 9) {
+            length = -1;
+            break;
+          }
+          length = length * 10 + digit;
+        }
+        if (length < 0 || vs === ve || ve - vs > 15) throw new ParseError(`bad content-length: ${JSON.stringify(head.slice(vs - from, ve - from))}`);
+        if (contentLength >= 0 && contentLength !== length) throw new ParseError('differing content-length headers');
+        contentLength = length;
+        headers.push(name, head.slice(vs - from, ve - from));
+        continue;
+      }
+      const value = head.slice(vs - from, ve - from);
+      headers.push(name, value);
+      if (name === 'transfer-encoding') {
         transferEncoding = true;
         const last = value.slice(value.lastIndexOf(',') + 1).trim().toLowerCase();
         chunked = last === 'chunked';
@@ -359,4 +390,59 @@ function trimOws(s: string, start: number, end: number): string {
   while (start < end && ((c = s.charCodeAt(start)) === 32 || c === 9)) start++;
   while (end > start && ((c = s.charCodeAt(end - 1)) === 32 || c === 9)) end--;
   return s.slice(start, end);
+}
+
+/** 1 for the octets RFC 9110 allows in a token (header names), 0 for the rest. */
+const TOKEN_OCTET = new Uint8Array(256);
+for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") TOKEN_OCTET[c.charCodeAt(0)] = 1;
+
+/** Where the line starting at `i` ends: its CR (checked to be followed by LF), or `to`. */
+function lineEnd(buf: Buffer, i: number, to: number): number {
+  while (i < to && buf[i] !== 0x0d) i++;
+  // A CR not followed by LF stays inside the line, where the value scan refuses it.
+  while (i < to && buf[i + 1] !== 0x0a) {
+    i++;
+    while (i < to && buf[i] !== 0x0d) i++;
+  }
+  return i;
+}
+
+/** A value's octets: -1 if one is NUL, CR or LF; 1 if one is over 0x7F; else 0. */
+function scanValue(buf: Buffer, from: number, to: number): number {
+  let high = 0;
+  for (let i = from; i < to; i++) {
+    const c = buf[i]!;
+    if (c >= 0x80) high = 1;
+    else if (c === 0 || c === 0x0a || c === 0x0d) return -1;
+  }
+  return high;
+}
+
+/**
+ * Common response header names, lower-case, by length. A name that matches one (in any case) is
+ * returned as this constant instead of a new string: no allocation, and its hash is computed once
+ * for every Set or Map lookup the forwarder makes with it.
+ */
+const KNOWN_NAMES: string[][] = [];
+for (const name of [
+  'age', 'date', 'etag', 'vary', 'server', 'expires', 'location', 'set-cookie', 'connection', 'keep-alive',
+  'content-type', 'accept-ranges', 'cache-control', 'last-modified', 'content-length', 'content-encoding',
+  'transfer-encoding', 'strict-transport-security',
+]) {
+  (KNOWN_NAMES[name.length] ??= []).push(name);
+}
+
+function knownName(buf: Buffer, from: number, to: number): string | undefined {
+  const candidates = KNOWN_NAMES[to - from];
+  if (candidates === undefined) return undefined;
+  outer: for (let k = 0; k < candidates.length; k++) {
+    const name = candidates[k]!;
+    for (let i = from, j = 0; i < to; i++, j++) {
+      let c = buf[i]!;
+      if (c <= 0x5a && c >= 0x41) c |= 0x20;
+      if (c !== name.charCodeAt(j)) continue outer;
+    }
+    return name;
+  }
+  return undefined;
 }

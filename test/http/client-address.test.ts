@@ -5,7 +5,8 @@
 
 import t from 'tap';
 import { isIP } from 'node:net';
-import { formatAddress } from '../../src/http/client-address.js';
+import type { HttpResponse } from 'uWebSockets.js';
+import { clientAddress, formatAddress } from '../../src/http/client-address.js';
 
 /** The 16 bytes of an IPv6 address written as 8 groups. */
 function v6(...groups: number[]): Uint8Array {
@@ -45,4 +46,22 @@ t.test('IPv6 in RFC 5952 form', async (t) => {
 t.test('anything else is empty', async (t) => {
   t.equal(formatAddress(new Uint8Array(0)), '');
   t.equal(formatAddress(new Uint8Array(5)), '');
+});
+
+t.test('clientAddress: IPv4 text comes from a bounded cache and matches formatAddress', async (t) => {
+  // Only getRemoteAddress is read; the integration tests cover it on real uWS responses.
+  const res = (bytes: Uint8Array) => ({ getRemoteAddress: () => bytes.slice().buffer }) as unknown as HttpResponse;
+  const seen = new Set<string>();
+  for (let i = 0; i < 5000; i++) {
+    const v4 = Uint8Array.of(10, (i >> 16) & 0xff, (i >> 8) & 0xff, i & 0xff);
+    const text = clientAddress(res(v4));
+    if (text !== formatAddress(v4)) t.fail(`${formatAddress(v4)} came out as ${text}`);
+    // Twice: the second answer comes from the cache.
+    if (clientAddress(res(v4)) !== text) t.fail(`${text} changed on the second call`);
+    seen.add(text);
+  }
+  t.equal(seen.size, 5000, 'every address keeps its own text past the cache bound');
+  t.equal(clientAddress(res(v6(0, 0, 0, 0, 0, 0xffff, 0xc000, 0x0201))), '192.0.2.1', 'mapped IPv4 shares the IPv4 text');
+  t.equal(clientAddress(res(v6(0, 0, 0, 0, 0, 0xffff, 0xc000, 0x0201))), '192.0.2.1', 'and again, from the cache');
+  t.equal(clientAddress(res(v6(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1))), '2001:db8::1', 'IPv6 is formatted as before');
 });
