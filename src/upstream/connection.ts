@@ -57,6 +57,7 @@ export class Connection implements ResponseSink {
   #requestDone = false;
   #responseStarted = false;
   #paused = false;
+  #pipelinable = false;
   #chunk: Buffer | null = null;
   /** Where in #chunk the current exchange's bytes start (a pipelined response may follow another). */
   #offset = 0;
@@ -104,6 +105,13 @@ export class Connection implements ResponseSink {
   get depth(): number {
     return this.#exchange === null ? 0 : 1 + this.#queue.length;
   }
+  /**
+   * Another bodiless GET/HEAD may be written behind what this connection carries: its first
+   * exchange was one too (never behind a request with a body, which could still be uploading).
+   */
+  get pipelinable(): boolean {
+    return this.#pipelinable && this.#exchange !== null && !this.#destroyed;
+  }
 
   /** Hold writes until uncork(): a pipelined batch goes out in one system call. */
   cork(): void {
@@ -129,6 +137,7 @@ export class Connection implements ResponseSink {
       return;
     }
     this.#exchange = exchange;
+    this.#pipelinable = !hasBody && (exchange.pipelineDepth ?? 1) > 1;
     this.#timeoutMs = timeoutMs;
     this.#requestDone = !hasBody;
     this.#responseStarted = false;

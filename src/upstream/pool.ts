@@ -102,7 +102,7 @@ export class Pool implements ConnectionOwner {
     const depth = ex.pipelineDepth ?? 1;
     if (depth > 1) {
       const batch = this.#batch;
-      if (batch !== null && !batch.destroyed && batch.depth > 0 && batch.depth < depth) return ex.onConnection(batch);
+      if (batch !== null && batch.pipelinable && batch.depth < depth) return ex.onConnection(batch);
     }
     let conn = this.#idle.pop();
     // A connection destroyed while idle (idle timeout, backend FIN) stays listed until its socket
