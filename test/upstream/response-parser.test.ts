@@ -572,3 +572,18 @@ t.test('truncated responses are a ParseError on finish()', async (t) => {
   parser.reset(recorder({ heads: [], body: '', completes: [], order: '' }), false);
   t.throws(() => parser.finish(), ParseError, 'closed before any byte');
 });
+
+t.test('header names: common ones in any case, near misses and the rest come out lower-cased as sent', async (t) => {
+  const names = ['CoNtEnT-TyPe', 'content-typf', 'X-Content-Type', 'DATE', 'Datf', 'set-cookie', 'Set-Cookiez', 'ETag', 'Strict-Transport-Security', 'x-Custom_1'];
+  const head = `HTTP/1.1 200 OK\r\n${names.map((n, i) => `${n}: v${i}`).join('\r\n')}\r\nContent-Length: 0\r\n\r\n`;
+  const got = run([bytes(head)]);
+  const want = names.flatMap((n, i) => [n.toLowerCase(), `v${i}`]).concat(['content-length', '0']);
+  t.strictSame(got.heads[0]![2], want);
+});
+
+t.test('a bare CR or LF anywhere in a header line or the reason is refused', async (t) => {
+  for (const bad of ['X-A: a\rb', 'X-A: a\nb', 'X-A: ab\r', 'X\r-A: ab', 'X-A\n: ab']) {
+    t.throws(() => run([bytes(`HTTP/1.1 200 OK\r\n${bad}\r\nContent-Length: 0\r\n\r\n`)]), ParseError, JSON.stringify(bad));
+  }
+  t.throws(() => run([bytes('HTTP/1.1 200 O\rK\r\nContent-Length: 0\r\n\r\n')]), /malformed reason phrase/);
+});
