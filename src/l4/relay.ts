@@ -2,11 +2,21 @@
 // half-close passed through, a shared idle timeout, byte counts, and exactly one `onClose` whatever
 // ends it (both sides finishing, an error or reset on either, the idle sweeper, a drain).
 //
-// Backpressure: a chunk read from one side is written to the other at once; when that write leaves
-// the writer's buffer at `maxBuffered` or more, the reader is paused until the writer drains. So per
-// direction Sluice holds at most maxBuffered, plus the read that crossed it (a socket read is at
-// most 64 KiB), plus one more read the paused reader may hold: maxBuffered + 128 KiB however slow
-// the far side reads (test/l4/tcp-proxy.test.ts, "slow reader").
+// Two read paths, because Node lets us choose only for sockets we create:
+// - Backend → client (the heavy direction of most L4 traffic: downloads, query results): the
+//   backend socket was created with `onread` and reads into one buffer of its own (read-buffers.ts)
+//   that the listener feeds to `fromBackend`. The bytes are written to the client straight from that
+//   buffer. If the write completes at once (the usual case: the kernel took it all), the next read
+//   reuses the buffer; if any of it is queued, the backend is paused until the client has taken it,
+//   because the queued write still points into the buffer. So this direction holds at most one
+//   buffer (64 KiB) in Sluice, and allocates nothing per read.
+// - Client → backend: 'data' events (accepted sockets cannot take `onread`), each a fresh chunk,
+//   written at once; when that leaves the backend's queue at `maxBuffered` or more, the client is
+//   paused until 'drain'. At most maxBuffered plus the read that crossed it (≤ 64 KiB), plus one more
+//   read the paused client may hold: maxBuffered + 128 KiB (test/l4/tcp-proxy.test.ts, "slow reader").
+// Each socket's writableHighWaterMark is set above what one write can queue (tcp-proxy.ts), so a
+// write the kernel takes whole schedules no 'drain' tick: per read the cost is one read and one
+// write call.
 //
 // Half-close: both sockets run with allowHalfOpen, and an end read from one side becomes an end
 // written to the other once what came before it is flushed, so a client that shuts its writing
@@ -24,8 +34,13 @@ export interface ByteCounters {
 }
 
 export interface RelayOptions {
-  /** Pause the reader when the opposite socket has this many bytes queued (at least its highWaterMark). */
+  /** Pause the client when the backend has this many bytes queued (see tcp-proxy.ts for its highWaterMark). */
   maxBuffered: number;
+  /**
+   * The backend socket was created with `onread` and its owner passes every read to `fromBackend`
+   * (the fast path above); false: the backend is read with 'data' events like the client.
+   */
+  backendOnread: boolean;
   sweeper: IdleSweeper | null;
   counters: ByteCounters | null;
   /** Exactly once, after both sockets have closed. `reason` says what ended it. */
@@ -37,6 +52,9 @@ export type RelayEnd = 'done' | 'error' | 'idle' | 'aborted';
 /** 64 KiB: four of Node's 16 KiB socket buffers, enough to keep a fast link busy between drains. */
 export const DEFAULT_MAX_BUFFERED = 65_536;
 
+/** Written behind a queued write only to be called back once everything before it has gone. */
+const FLUSH_MARK = Buffer.alloc(0);
+
 export class Relay implements IdleMember {
   active = false;
   idleTicks = 0;
@@ -47,6 +65,8 @@ export class Relay implements IdleMember {
   readonly client: net.Socket;
   readonly backend: net.Socket;
   readonly #options: RelayOptions;
+  /** One callback for the life of the relay, not one per write (write callbacks allocate when new). */
+  readonly #clientFlushed: (err?: Error | null) => void;
   #open = 2;
   #reason: RelayEnd = 'done';
   #finished = false;
@@ -59,17 +79,42 @@ export class Relay implements IdleMember {
     this.client = client;
     this.backend = backend;
     this.#options = options;
+    this.#clientFlushed = (err) => {
+      this.active = true; // a slow reader that is still reading is not idle
+      if (!err && !backend.destroyed) backend.resume();
+    };
     for (const b of initial) {
       this.bytesIn += b.length;
       if (options.counters) options.counters.bytesIn += b.length;
       backend.write(b);
     }
-    this.#wire(client, backend, true);
-    this.#wire(backend, client, false);
+    this.#wireData(client, backend, true);
+    if (!options.backendOnread) this.#wireData(backend, client, false);
+    this.#wireEnd(client, backend);
+    this.#wireEnd(backend, client);
     options.sweeper?.add(this);
     this.#watchClose(client, backend);
     this.#watchClose(backend, client);
     if (!client.destroyed && client.isPaused()) client.resume();
+  }
+
+  /**
+   * One read of the backend (onread mode): `nread` bytes at the start of `buf`, the backend's own
+   * buffer, which the next read overwrites. Hot path: no allocation but the view passed to write().
+   */
+  fromBackend(nread: number, buf: Buffer): void {
+    this.active = true;
+    this.bytesOut += nread;
+    const counters = this.#options.counters;
+    if (counters) counters.bytesOut += nread;
+    const client = this.client;
+    if (client.destroyed) return; // the close watchers end the backend too
+    client.write(nread === buf.length ? buf : buf.subarray(0, nread));
+    // Some of it is queued and still points into `buf`: read nothing more until it has gone.
+    if (client.writableLength > 0) {
+      this.backend.pause();
+      client.write(FLUSH_MARK, this.#clientFlushed);
+    }
   }
 
   /** Close both sides now (drain timeout, shutdown). onClose still runs once. */
@@ -83,7 +128,10 @@ export class Relay implements IdleMember {
     this.destroy('idle');
   }
 
-  #wire(src: net.Socket, dst: net.Socket, up: boolean): void {
+  /** 'data' path: write each chunk at once; pause `src` while `dst` has a full queue. */
+  #wireData(src: net.Socket, dst: net.Socket, up: boolean): void {
+    // The pause must be followed by a 'drain', which comes only when write() returned false, i.e.
+    // the queue reached dst's highWaterMark: so pause at max(bound, highWaterMark).
     const bound = Math.max(this.#options.maxBuffered, dst.writableHighWaterMark);
     const counters = this.#options.counters;
     src.on('data', (chunk: Buffer) => {
@@ -95,13 +143,16 @@ export class Relay implements IdleMember {
         this.bytesOut += chunk.length;
         if (counters) counters.bytesOut += chunk.length;
       }
-      // write() returns false at highWaterMark; the bound is at or above it, so 'drain' will follow.
       if (!dst.write(chunk) && dst.writableLength >= bound) src.pause();
     });
     dst.on('drain', () => {
       this.active = true; // a slow reader that is still reading is not idle
       if (src.isPaused() && !src.destroyed) src.resume();
     });
+  }
+
+  /** End and error handling of one direction, whichever read path it uses. */
+  #wireEnd(src: net.Socket, dst: net.Socket): void {
     src.on('end', () => {
       this.active = true;
       if (!dst.destroyed) dst.end();

@@ -22,6 +22,7 @@ import { ConnLedger } from './ledger.js';
 import { IdleSweeper, type IdleMember } from './idle.js';
 import type { L4Pool, SniTable } from './pool.js';
 import { PROXY_DONE, PROXY_MORE, ProxyHeaderDecoder, encodeV1, encodeV2, socketAddresses, type ProxyAddresses } from './proxy-protocol.js';
+import { DEFAULT_READ_BUFFER_BYTES, ReadBufferPool } from './read-buffers.js';
 import { DEFAULT_MAX_BUFFERED, Relay, type ByteCounters } from './relay.js';
 import { ClientHelloReader, DEFAULT_MAX_HELLO_BYTES, HELLO_MALFORMED, HELLO_MORE } from './sni.js';
 
@@ -46,8 +47,13 @@ export interface TcpProxyOptions {
   prefaceTimeoutMs?: number;
   /** Further backends to try after a connect failure. Default 2. */
   retries?: number;
-  /** Per direction, see relay.ts. Default 64 KiB. */
+  /** Client → backend, see relay.ts. Default 64 KiB. */
   maxBuffered?: number;
+  /**
+   * Each backend connection reads into a buffer of its own of this size (relay.ts, read-buffers.ts);
+   * 0 reads the backend like the client, a fresh allocation per read. Default 64 KiB.
+   */
+  readBufferBytes?: number;
   maxHelloBytes?: number;
   /** Connect failures feed it (and successes clear the streak); null to skip. */
   outliers?: OutlierDetector | null;
@@ -106,6 +112,13 @@ class Conn implements IdleMember {
   relay: Relay | null = null;
   closed = false;
   onData: ((chunk: Buffer) => void) | null = null;
+  /** The read buffer of the backend socket being tried or relayed, lent by the listener's pool. */
+  buffer: Buffer | null = null;
+  /** The backend's `onread` callback: reads reach the relay (none arrive before it exists). */
+  readonly onBackendRead = (nread: number, buf: Uint8Array): boolean => {
+    this.relay?.fromBackend(nread, buf as Buffer);
+    return true; // keep reading: fromBackend pauses the socket itself when it must
+  };
 
   constructor(client: net.Socket, owner: TcpProxy) {
     this.client = client;
@@ -133,6 +146,9 @@ export class TcpProxy {
   readonly #connectTimeout: number;
   readonly #retries: number;
   readonly #maxBuffered: number;
+  readonly #buffers: ReadBufferPool | null;
+  /** Of every socket, so that no write we make can queue enough to need a 'drain' (relay.ts). */
+  readonly #highWaterMark: number;
   #pool: L4Pool | null;
   #sni: SniTable | null;
   #draining = false;
@@ -149,9 +165,14 @@ export class TcpProxy {
     this.#connectTimeout = options.connectTimeoutMs ?? 5000;
     this.#retries = options.retries ?? 2;
     this.#maxBuffered = options.maxBuffered ?? DEFAULT_MAX_BUFFERED;
+    const readBuffer = options.readBufferBytes ?? DEFAULT_READ_BUFFER_BYTES;
+    this.#buffers = readBuffer > 0 ? new ReadBufferPool(readBuffer) : null;
+    // One byte above the largest single write (a full read buffer, or the client's bound): a write
+    // the kernel takes whole then needs no 'drain', which would cost a tick per write.
+    this.#highWaterMark = Math.max(this.#maxBuffered, readBuffer, 65_536) + 1;
     this.#idle = new IdleSweeper(options.idleTimeoutMs ?? 600_000);
     this.#preface = new IdleSweeper(options.prefaceTimeoutMs ?? 10_000);
-    this.#server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (s) => this.#accept(s));
+    this.#server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true, highWaterMark: this.#highWaterMark }, (s) => this.#accept(s));
   }
 
   /** Listen; resolves with the bound address. */
@@ -244,7 +265,6 @@ export class TcpProxy {
     this.stats.active++;
     const c = new Conn(client, this);
     this.#conns.add(c);
-    client.setNoDelay(true);
     client.on('error', () => {});
     client.once('close', () => this.#clientClosed(c));
     if (!this.#options.acceptProxy && this.#sni === null) {
@@ -334,9 +354,15 @@ export class TcpProxy {
     c.tried.push(slot);
     this.#ledger.open(slot);
     c.counted = true;
-    const sock = net.connect({ host: backend.host, port: backend.port, allowHalfOpen: true });
+    let onread: net.OnReadOpts | undefined;
+    if (this.#buffers !== null) {
+      c.buffer ??= this.#buffers.take(); // a retry reuses it: the failed socket never read into it
+      onread = { buffer: c.buffer, callback: c.onBackendRead };
+    }
+    // writableHighWaterMark reaches the socket's Duplex constructor; @types/node leaves it out here.
+    const opts = { host: backend.host, port: backend.port, allowHalfOpen: true, noDelay: true, writableHighWaterMark: this.#highWaterMark, onread };
+    const sock = net.connect(opts as net.NetConnectOpts);
     c.backend = sock;
-    sock.setNoDelay(true);
     sock.setTimeout(this.#connectTimeout);
     const onError = () => this.#failed(c, sock, C.ERR_CONNECT);
     const onTimeout = () => this.#failed(c, sock, C.ERR_TIMEOUT);
@@ -392,6 +418,7 @@ export class TcpProxy {
       sock,
       {
         maxBuffered: this.#maxBuffered,
+        backendOnread: c.buffer !== null,
         sweeper: this.#idle,
         counters: this.stats,
         onClose: (r, reason) => {
@@ -449,6 +476,12 @@ export class TcpProxy {
 
   #finish(c: Conn): void {
     if (!this.#conns.delete(c)) return;
+    // Both sockets have closed (or the backend never connected): nothing reads into the buffer or
+    // writes from it any more.
+    if (c.buffer !== null) {
+      this.#buffers!.give(c.buffer);
+      c.buffer = null;
+    }
     this.stats.active--;
     if (this.#conns.size === 0 && this.#drained !== null) {
       const resolve = this.#drained;
