@@ -4,19 +4,17 @@
 //
 // Two read paths, because Node lets us choose only for sockets we create:
 // - Backend → client (the heavy direction of most L4 traffic: downloads, query results): the
-//   backend socket was created with `onread` and reads into one buffer of its own (read-buffers.ts)
-//   that the listener feeds to `fromBackend`. The bytes are written to the client straight from that
-//   buffer. If the write completes at once (the usual case: the kernel took it all), the next read
-//   reuses the buffer; if any of it is queued, the backend is paused until the client has taken it,
-//   because the queued write still points into the buffer. So this direction holds at most one
-//   buffer (64 KiB) in Sluice, and allocates nothing per read.
+//   backend socket was created with `onread` (backend-reads.ts) and each read comes to `fromBackend`,
+//   for a streaming connection as a view of a buffer the next read reuses. It is written to the
+//   client at once. If the kernel takes it all (the usual case) the next read may follow; if any of
+//   it is queued, the backend is paused until the client has taken it, because the queued write may
+//   still point into that buffer. So this direction holds at most one read (≤ 256 KiB) in Sluice.
 // - Client → backend: 'data' events (accepted sockets cannot take `onread`), each a fresh chunk,
 //   written at once; when that leaves the backend's queue at `maxBuffered` or more, the client is
 //   paused until 'drain'. At most maxBuffered plus the read that crossed it (≤ 64 KiB), plus one more
 //   read the paused client may hold: maxBuffered + 128 KiB (test/l4/tcp-proxy.test.ts, "slow reader").
-// Each socket's writableHighWaterMark is set above what one write can queue (tcp-proxy.ts), so a
-// write the kernel takes whole schedules no 'drain' tick: per read the cost is one read and one
-// write call.
+// The backend's writableHighWaterMark is one byte above maxBuffered (tcp-proxy.ts), so a client
+// chunk the kernel takes whole schedules no 'drain' tick.
 //
 // Half-close: both sockets run with allowHalfOpen, and an end read from one side becomes an end
 // written to the other once what came before it is flushed, so a client that shuts its writing
@@ -99,22 +97,22 @@ export class Relay implements IdleMember {
   }
 
   /**
-   * One read of the backend (onread mode): `nread` bytes at the start of `buf`, the backend's own
-   * buffer, which the next read overwrites. Hot path: no allocation but the view passed to write().
+   * One read of the backend (onread mode, backend-reads.ts): `chunk` may be a view of a buffer the
+   * next read overwrites. Returns true when some of it is queued: the backend is then paused until
+   * it has gone. Hot path: no allocation.
    */
-  fromBackend(nread: number, buf: Buffer): void {
+  fromBackend(chunk: Buffer): boolean {
     this.active = true;
-    this.bytesOut += nread;
+    this.bytesOut += chunk.length;
     const counters = this.#options.counters;
-    if (counters) counters.bytesOut += nread;
+    if (counters) counters.bytesOut += chunk.length;
     const client = this.client;
-    if (client.destroyed) return; // the close watchers end the backend too
-    client.write(nread === buf.length ? buf : buf.subarray(0, nread));
-    // Some of it is queued and still points into `buf`: read nothing more until it has gone.
-    if (client.writableLength > 0) {
-      this.backend.pause();
-      client.write(FLUSH_MARK, this.#clientFlushed);
-    }
+    if (client.destroyed) return false; // nothing was queued; the close watchers end the backend
+    client.write(chunk);
+    if (client.writableLength === 0) return false;
+    this.backend.pause();
+    client.write(FLUSH_MARK, this.#clientFlushed);
+    return true;
   }
 
   /** Close both sides now (drain timeout, shutdown). onClose still runs once. */

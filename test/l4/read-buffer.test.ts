@@ -1,11 +1,13 @@
-// The backend read path that reuses one buffer per connection (relay.ts `fromBackend`,
-// read-buffers.ts): bytes must be intact when writes to the client go asynchronous (the buffer is
-// still referenced), when buffers pass from one connection to the next, and with many connections
-// at once; and a greeting the backend sends first must arrive.
+// The backend read path (backend-reads.ts, read-buffers.ts, relay.ts `fromBackend`): a shared
+// buffer copied out of, and owned buffers reused read after read. Bytes must be intact when writes
+// to the client go asynchronous (an owned buffer is still referenced), when buffers pass from one
+// connection to the next, and with many connections at once; a greeting the backend sends first
+// must arrive.
 
 import { createHash } from 'node:crypto';
 import t from 'tap';
-import { ReadBufferPool } from '../../src/l4/read-buffers.js';
+import { BackendReads } from '../../src/l4/backend-reads.js';
+import { ReadBuffers } from '../../src/l4/read-buffers.js';
 import { TcpProxy, type TcpProxyOptions } from '../../src/l4/tcp-proxy.js';
 import { blocks, connect, makePool, newTable, openConns, readAll, server, until, writeBlocks, type Teardown } from './fixtures/net.js';
 
@@ -35,21 +37,70 @@ function ask(seed: number): Buffer {
   return b;
 }
 
-t.test('ReadBufferPool lends fixed-size buffers and keeps a bounded free list', async (t) => {
-  const pool = new ReadBufferPool(4096, 2);
-  const a = pool.take();
-  const b = pool.take();
-  const c = pool.take();
+t.test('ReadBuffers: a shared buffer, owned buffers lent and taken back, a bounded free list', async (t) => {
+  const buffers = new ReadBuffers(4096, 2);
+  t.equal(buffers.shared.length, 4096, 'the shared buffer is no larger than an owned one');
+  t.equal(new ReadBuffers().shared.length, 65_536);
+  const a = buffers.take();
+  const b = buffers.take();
+  const c = buffers.take();
   t.equal(a.length, 4096);
   t.not(a.buffer, b.buffer, 'each buffer has memory of its own');
-  pool.give(a);
-  pool.give(b);
-  pool.give(c);
-  t.equal(pool.free, 2, 'no more than `keep` are kept');
-  t.ok(pool.take() === b, 'a given-back buffer is lent again');
-  pool.give(Buffer.alloc(100));
-  t.equal(pool.free, 1, 'a buffer of another size is not kept');
-  t.throws(() => new ReadBufferPool(10), RangeError);
+  t.not(a.buffer, buffers.shared.buffer);
+  buffers.give(a);
+  buffers.give(b);
+  buffers.give(c);
+  t.equal(buffers.free, 2, 'no more than `keep` are kept');
+  t.ok(buffers.take() === b, 'a given-back buffer is lent again');
+  buffers.give(Buffer.alloc(100));
+  buffers.give(buffers.shared);
+  t.equal(buffers.free, 1, 'neither a buffer of another size nor the shared one is kept');
+  t.throws(() => new ReadBuffers(10), RangeError);
+});
+
+t.test('BackendReads: copies out of the shared buffer, owns a buffer while streaming, gives it back when quiet', async (t) => {
+  const buffers = new ReadBuffers(32_768, 4);
+  const reads = new BackendReads(buffers);
+  const got: Buffer[] = [];
+  let queue = false;
+  reads.sink = {
+    fromBackend(chunk) {
+      got.push(chunk);
+      return queue;
+    },
+  };
+  const next = reads.onread.buffer as () => Buffer;
+  const read = (n: number, fill: number) => {
+    const buf = next();
+    buf.fill(fill, 0, n);
+    return (reads.onread.callback as (n: number, b: Uint8Array) => boolean)(n, buf);
+  };
+  t.ok(next() === buffers.shared, 'a new connection reads into the shared buffer');
+  t.ok(read(10, 1));
+  t.not(got[0]!.buffer, buffers.shared.buffer, 'what lands in the shared buffer leaves as a copy');
+  t.same(got[0], Buffer.alloc(10, 1));
+  t.notOk(reads.streaming);
+  read(buffers.shared.length, 2); // fills it: streaming from now on
+  t.ok(reads.streaming);
+  const own = next();
+  t.not(own.buffer, buffers.shared.buffer);
+  read(20_000, 3);
+  t.ok(got[2]!.buffer === own.buffer, 'a read into the owned buffer goes on as a view, no copy');
+  t.equal(got[2]!.length, 20_000);
+  queue = true;
+  read(100, 4); // small, but its write is queued and points into the buffer: keep it
+  t.ok(reads.streaming, 'not given back while a write from it is queued');
+  t.equal(buffers.free, 0);
+  queue = false;
+  read(100, 5);
+  t.notOk(reads.streaming, 'a small read with nothing queued: back to the shared buffer');
+  t.equal(buffers.free, 1);
+  t.ok(next() === buffers.shared);
+  read(buffers.shared.length, 6);
+  t.ok(reads.streaming);
+  reads.release();
+  t.notOk(reads.streaming);
+  t.equal(buffers.free, 1, 'released after close: the buffer it took went back');
 });
 
 t.test('a client that reads in stalls: writes go async while the buffer is reused, bytes intact', async (t) => {
