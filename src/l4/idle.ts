@@ -4,8 +4,10 @@
 // A member marks itself `active` whenever bytes pass, which costs one store, no clock read. Every
 // tick the sweeper clears that flag on members that had it, and counts a quiet tick for the others;
 // a member quiet for `idleMs` worth of ticks is expired. So an idle timeout fires between idleMs
-// and idleMs + one tick after the last byte. The interval runs only while there are members and is
-// unref'd: it never keeps a process alive on its own.
+// and idleMs + one tick after the last byte. The interval starts with the first member and stops on
+// the first tick that finds none (not at once when the last one leaves: under connection churn the
+// set empties and refills all the time, and a timer created and cleared per connection is what this
+// file exists to avoid). It is unref'd: it never keeps a process alive on its own.
 
 export interface IdleMember {
   /** Set by the member on every transfer; cleared by the sweeper. */
@@ -39,6 +41,11 @@ export class IdleSweeper {
     return this.#members.size;
   }
 
+  /** Whether the interval is running (tests). */
+  get armed(): boolean {
+    return this.#timer !== null;
+  }
+
   add(m: IdleMember): void {
     if (this.idleMs <= 0) return;
     m.active = false;
@@ -51,9 +58,7 @@ export class IdleSweeper {
   }
 
   delete(m: IdleMember): void {
-    if (!this.#members.delete(m) || this.#members.size > 0 || this.#timer === null) return;
-    clearInterval(this.#timer);
-    this.#timer = null;
+    this.#members.delete(m);
   }
 
   /** One tick (public so a test can drive the clock). */
@@ -66,6 +71,10 @@ export class IdleSweeper {
         this.delete(m);
         m.expire();
       }
+    }
+    if (this.#members.size === 0 && this.#timer !== null) {
+      clearInterval(this.#timer);
+      this.#timer = null;
     }
   }
 
