@@ -8,9 +8,10 @@
 //   for a streaming connection as a view of a buffer the next read reuses. It is written to the
 //   client at once. If the kernel takes it all (the usual case) the next read may follow; if any of
 //   it is queued, the backend is paused until the client has taken it, because the queued write may
-//   still point into that buffer. So this direction holds at most one read (≤ 256 KiB) in Sluice.
+//   still point into that buffer. So this direction holds at most one read in Sluice (192 KiB by
+//   default, never above maxBuffered + 128 KiB: tcp-proxy.ts caps the read buffer).
 // - Client → backend: 'data' events (accepted sockets cannot take `onread`), each a fresh chunk,
-//   written at once; when that leaves the backend's queue at `maxBuffered` or more, the client is
+//   written at once; when that leaves the backend's queue above `maxBuffered`, the client is
 //   paused until 'drain'. At most maxBuffered plus the read that crossed it (≤ 64 KiB), plus one more
 //   read the paused client may hold: maxBuffered + 128 KiB (test/l4/tcp-proxy.test.ts, "slow reader").
 // The backend's writableHighWaterMark is one byte above maxBuffered (tcp-proxy.ts), so a client
