@@ -28,6 +28,8 @@ export class IdleSweeper {
   readonly tickMs: number;
   readonly #limit: number;
   readonly #members = new Set<IdleMember>();
+  /** Members a sweep found due, expired after the walk (reused: a sweep allocates nothing). */
+  readonly #due: IdleMember[] = [];
   #timer: NodeJS.Timeout | null = null;
 
   /** `idleMs` 0 disables the sweeper: add() and delete() do nothing. */
@@ -63,15 +65,22 @@ export class IdleSweeper {
 
   /** One tick (public so a test can drive the clock). */
   sweep(): void {
+    const due = this.#due;
     for (const m of this.#members) {
       if (m.active) {
         m.active = false;
         m.idleTicks = 0;
       } else if (++m.idleTicks >= this.#limit) {
-        this.delete(m);
-        m.expire();
+        due.push(m);
       }
     }
+    // After the walk: an expiry may add a member (a connect timeout moves on to the next backend),
+    // which the walk would otherwise visit and count a tick against at once.
+    for (let i = 0; i < due.length; i++) {
+      const m = due[i]!;
+      if (this.#members.delete(m)) m.expire(); // unless an earlier expiry already removed it
+    }
+    due.length = 0;
     if (this.#members.size === 0 && this.#timer !== null) {
       clearInterval(this.#timer);
       this.#timer = null;

@@ -71,3 +71,22 @@ t.test('the interval survives the set emptying and refilling, and stops on the f
   s.close();
   t.notOk(s.armed);
 });
+
+t.test('a member added by an expiry (a connect retry) gets its full timeout', async (t) => {
+  const s = new IdleSweeper(800); // 8 ticks
+  const m = member();
+  let retried = 0;
+  m.expire = () => {
+    m.expired++;
+    if (retried++ === 0) s.add(m); // the next attempt joins again from inside the sweep
+  };
+  s.add(m);
+  for (let i = 0; i < 8; i++) s.sweep();
+  t.equal(m.expired, 1);
+  t.equal(s.size, 1, 'the retry is a member');
+  for (let i = 0; i < 7; i++) s.sweep();
+  t.equal(m.expired, 1, 'seven ticks later it has not expired yet');
+  s.sweep();
+  t.equal(m.expired, 2, 'the eighth expires it');
+  s.close();
+});
