@@ -4,8 +4,10 @@
 // A member marks itself `active` whenever bytes pass, which costs one store, no clock read. Every
 // tick the sweeper clears that flag on members that had it, and counts a quiet tick for the others;
 // a member quiet for `idleMs` worth of ticks is expired. So an idle timeout fires between idleMs
-// and idleMs + one tick after the last byte. The interval runs only while there are members and is
-// unref'd: it never keeps a process alive on its own.
+// and idleMs + one tick after the last byte. The interval starts with the first member and stops on
+// the first tick that finds none (not at once when the last one leaves: under connection churn the
+// set empties and refills all the time, and a timer created and cleared per connection is what this
+// file exists to avoid). It is unref'd: it never keeps a process alive on its own.
 
 export interface IdleMember {
   /** Set by the member on every transfer; cleared by the sweeper. */
@@ -26,6 +28,8 @@ export class IdleSweeper {
   readonly tickMs: number;
   readonly #limit: number;
   readonly #members = new Set<IdleMember>();
+  /** Members a sweep found due, expired after the walk (reused: a sweep allocates nothing). */
+  readonly #due: IdleMember[] = [];
   #timer: NodeJS.Timeout | null = null;
 
   /** `idleMs` 0 disables the sweeper: add() and delete() do nothing. */
@@ -37,6 +41,11 @@ export class IdleSweeper {
 
   get size(): number {
     return this.#members.size;
+  }
+
+  /** Whether the interval is running (tests). */
+  get armed(): boolean {
+    return this.#timer !== null;
   }
 
   add(m: IdleMember): void {
@@ -51,21 +60,30 @@ export class IdleSweeper {
   }
 
   delete(m: IdleMember): void {
-    if (!this.#members.delete(m) || this.#members.size > 0 || this.#timer === null) return;
-    clearInterval(this.#timer);
-    this.#timer = null;
+    this.#members.delete(m);
   }
 
   /** One tick (public so a test can drive the clock). */
   sweep(): void {
+    const due = this.#due;
     for (const m of this.#members) {
       if (m.active) {
         m.active = false;
         m.idleTicks = 0;
       } else if (++m.idleTicks >= this.#limit) {
-        this.delete(m);
-        m.expire();
+        due.push(m);
       }
+    }
+    // After the walk: an expiry may add a member (a connect timeout moves on to the next backend),
+    // which the walk would otherwise visit and count a tick against at once.
+    for (let i = 0; i < due.length; i++) {
+      const m = due[i]!;
+      if (this.#members.delete(m)) m.expire(); // unless an earlier expiry already removed it
+    }
+    due.length = 0;
+    if (this.#members.size === 0 && this.#timer !== null) {
+      clearInterval(this.#timer);
+      this.#timer = null;
     }
   }
 

@@ -22,12 +22,18 @@ export interface L4PoolSpec {
   readonly policy: Policy;
   /** Send a PROXY header of this version ahead of every backend connection; null for none. */
   readonly proxyProtocol?: ProxyProtocolVersion | null;
+  /**
+   * Whether the policy reads the affinity key (ring-hash, maglev). When false the client address is
+   * not hashed, nor even asked of the kernel (getpeername) on plain TCP. Default true.
+   */
+  readonly needsHash?: boolean;
 }
 
 export class L4Pool {
   readonly name: string;
   readonly policy: Policy;
   readonly proxyProtocol: ProxyProtocolVersion | null;
+  readonly needsHash: boolean;
   readonly backends: readonly L4Backend[];
   readonly #bySlot = new Map<number, L4Backend>();
 
@@ -35,6 +41,7 @@ export class L4Pool {
     this.name = spec.name;
     this.policy = spec.policy;
     this.proxyProtocol = spec.proxyProtocol ?? null;
+    this.needsHash = spec.needsHash ?? true;
     this.backends = spec.backends;
     for (const b of spec.backends) this.#bySlot.set(b.slot, b);
   }

@@ -163,7 +163,8 @@ export class L4Runtime {
         .map((b) => ({ slot: b.slot, weight: b.weight, id: b.id, host: b.upstream.host, port: b.upstream.port }));
       const index = backends.find((b) => b.pool === settings.name)?.poolIndex ?? poolIndex;
       const policy = createPolicy(settings.balancer, this.#table, members, policyOptions(settings, seed, poolCell(P.RR_CURSOR, index)));
-      pools.set(settings.name, new L4Pool({ name: settings.name, backends: members, policy, proxyProtocol: settings.proxyProtocol ?? null }));
+      const needsHash = settings.balancer === 'ring-hash' || settings.balancer === 'maglev';
+      pools.set(settings.name, new L4Pool({ name: settings.name, backends: members, policy, proxyProtocol: settings.proxyProtocol ?? null, needsHash }));
       configs.set(settings.name, settings);
       const detector = new OutlierDetector(this.#table, outlierOptions(settings));
       detector.setMembers(members.map((m) => m.slot));

@@ -22,6 +22,8 @@ import { ConnLedger } from './ledger.js';
 import { IdleSweeper, type IdleMember } from './idle.js';
 import type { L4Pool, SniTable } from './pool.js';
 import { PROXY_DONE, PROXY_MORE, ProxyHeaderDecoder, encodeV1, encodeV2, socketAddresses, type ProxyAddresses } from './proxy-protocol.js';
+import { BackendReads } from './backend-reads.js';
+import { DEFAULT_READ_BUFFER_BYTES, ReadBuffers } from './read-buffers.js';
 import { DEFAULT_MAX_BUFFERED, Relay, type ByteCounters } from './relay.js';
 import { ClientHelloReader, DEFAULT_MAX_HELLO_BYTES, HELLO_MALFORMED, HELLO_MORE } from './sni.js';
 
@@ -46,8 +48,14 @@ export interface TcpProxyOptions {
   prefaceTimeoutMs?: number;
   /** Further backends to try after a connect failure. Default 2. */
   retries?: number;
-  /** Per direction, see relay.ts. Default 64 KiB. */
+  /** Client → backend, see relay.ts. Default 64 KiB. */
   maxBuffered?: number;
+  /**
+   * Size of the buffer a streaming backend connection reads into (backend-reads.ts,
+   * read-buffers.ts), at most maxBuffered + 128 KiB; 0 reads the backend like the client, a fresh
+   * allocation per read. Default 192 KiB.
+   */
+  readBufferBytes?: number;
   maxHelloBytes?: number;
   /** Connect failures feed it (and successes clear the streak); null to skip. */
   outliers?: OutlierDetector | null;
@@ -106,14 +114,18 @@ class Conn implements IdleMember {
   relay: Relay | null = null;
   closed = false;
   onData: ((chunk: Buffer) => void) | null = null;
+  /** How the backend socket reads (one for every attempt: a failed socket never read). */
+  reads: BackendReads | null = null;
 
   constructor(client: net.Socket, owner: TcpProxy) {
     this.client = client;
     this.owner = owner;
   }
 
+  /** From the preface sweeper, or from the connect sweeper while a backend connect is pending. */
   expire(): void {
-    this.owner.reject(this, 'preface timeout');
+    if (this.backend !== null) this.owner.connectTimedOut(this);
+    else this.owner.reject(this, 'preface timeout');
   }
 }
 
@@ -129,10 +141,15 @@ export class TcpProxy {
   readonly #conns = new Set<Conn>();
   readonly #idle: IdleSweeper;
   readonly #preface: IdleSweeper;
+  /** Connect timeouts: members are never marked active, so one expires `connectTimeoutMs` after it joined. */
+  readonly #connecting: IdleSweeper;
   readonly #pick: PickContext = { now: 0, exclude: -1, hash: NO_HASH };
   readonly #connectTimeout: number;
   readonly #retries: number;
   readonly #maxBuffered: number;
+  readonly #buffers: ReadBuffers | null;
+  /** Of backend sockets: one byte above maxBuffered, see the constructor. */
+  readonly #highWaterMark: number;
   #pool: L4Pool | null;
   #sni: SniTable | null;
   #draining = false;
@@ -149,9 +166,18 @@ export class TcpProxy {
     this.#connectTimeout = options.connectTimeoutMs ?? 5000;
     this.#retries = options.retries ?? 2;
     this.#maxBuffered = options.maxBuffered ?? DEFAULT_MAX_BUFFERED;
+    // One read is what the backend → client direction holds in Sluice at most, so it is kept within
+    // the bound the other direction has: maxBuffered + 128 KiB (relay.ts).
+    const readBuffer = Math.min(options.readBufferBytes ?? DEFAULT_READ_BUFFER_BYTES, this.#maxBuffered + 131_072);
+    this.#buffers = readBuffer > 0 ? new ReadBuffers(readBuffer) : null;
+    // Client → backend writes are 'data' chunks of up to 64 KiB: with the default 16 KiB mark each
+    // one would schedule a 'drain' tick even when the kernel took it whole. Above maxBuffered, a
+    // 'drain' comes exactly when the relay paused the client for a full queue (relay.ts).
+    this.#highWaterMark = this.#maxBuffered + 1;
     this.#idle = new IdleSweeper(options.idleTimeoutMs ?? 600_000);
     this.#preface = new IdleSweeper(options.prefaceTimeoutMs ?? 10_000);
-    this.#server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (s) => this.#accept(s));
+    this.#connecting = new IdleSweeper(this.#connectTimeout);
+    this.#server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true }, (s) => this.#accept(s));
   }
 
   /** Listen; resolves with the bound address. */
@@ -232,6 +258,7 @@ export class TcpProxy {
     return done.then(() => {
       this.#idle.close();
       this.#preface.close();
+      this.#connecting.close();
     });
   }
 
@@ -244,8 +271,7 @@ export class TcpProxy {
     this.stats.active++;
     const c = new Conn(client, this);
     this.#conns.add(c);
-    client.setNoDelay(true);
-    client.on('error', () => {});
+    client.on('error', ignore);
     client.once('close', () => this.#clientClosed(c));
     if (!this.#options.acceptProxy && this.#sni === null) {
       this.#connect(c);
@@ -317,8 +343,12 @@ export class TcpProxy {
     const p = this.#pick;
     p.now = this.#table.now();
     p.exclude = c.slot;
-    const ip = c.source?.sourceAddress ?? c.client.remoteAddress;
-    p.hash = ip === undefined ? NO_HASH : hashString(ip);
+    p.hash = NO_HASH;
+    if (pool.needsHash) {
+      // remoteAddress is a getpeername() call: only made when the policy uses the key.
+      const ip = c.source?.sourceAddress ?? c.client.remoteAddress;
+      if (ip !== undefined) p.hash = hashString(ip);
+    }
     let slot = pool.policy.pick(p);
     // One exclusion per pick: if the policy offers a backend this connection already failed on,
     // ask again excluding that one (a few times at most, then take what it gives).
@@ -334,24 +364,34 @@ export class TcpProxy {
     c.tried.push(slot);
     this.#ledger.open(slot);
     c.counted = true;
-    const sock = net.connect({ host: backend.host, port: backend.port, allowHalfOpen: true });
+    let onread: net.OnReadOpts | undefined;
+    if (this.#buffers !== null) {
+      c.reads ??= new BackendReads(this.#buffers);
+      onread = c.reads.onread;
+    }
+    // writableHighWaterMark reaches the socket's Duplex constructor; @types/node leaves it out here.
+    const opts = { host: backend.host, port: backend.port, allowHalfOpen: true, noDelay: true, writableHighWaterMark: this.#highWaterMark, onread };
+    const sock = net.connect(opts as net.NetConnectOpts);
     c.backend = sock;
-    sock.setNoDelay(true);
-    sock.setTimeout(this.#connectTimeout);
+    // The coarse shared timer, not sock.setTimeout: that is a timer per socket, re-armed on reads.
+    this.#connecting.add(c);
     const onError = () => this.#failed(c, sock, C.ERR_CONNECT);
-    const onTimeout = () => this.#failed(c, sock, C.ERR_TIMEOUT);
     sock.once('error', onError);
-    sock.once('timeout', onTimeout);
     sock.once('connect', () => {
       sock.off('error', onError);
-      sock.off('timeout', onTimeout);
-      sock.setTimeout(0);
+      this.#connecting.delete(c);
       this.#connected(c, sock);
     });
   }
 
+  /** The pending connect of `c` took longer than connectTimeoutMs. Public for Conn.expire. */
+  connectTimedOut(c: Conn): void {
+    if (c.backend !== null && c.relay === null) this.#failed(c, c.backend, C.ERR_TIMEOUT);
+  }
+
   #failed(c: Conn, sock: net.Socket, column: number): void {
     if (c.backend !== sock) return;
+    this.#connecting.delete(c);
     sock.destroy();
     c.backend = null;
     this.#uncount(c);
@@ -378,7 +418,7 @@ export class TcpProxy {
     const ps = this.#statsOf(c.pool!);
     ps.opened++;
     ps.active++;
-    sock.on('error', () => {});
+    sock.on('error', ignore);
     const version = c.pool!.proxyProtocol;
     if (version !== null) {
       const a = c.source ?? socketAddresses(c.client);
@@ -392,6 +432,7 @@ export class TcpProxy {
       sock,
       {
         maxBuffered: this.#maxBuffered,
+        backendOnread: c.reads !== null,
         sweeper: this.#idle,
         counters: this.stats,
         onClose: (r, reason) => {
@@ -408,6 +449,7 @@ export class TcpProxy {
       },
       initial,
     );
+    if (c.reads !== null) c.reads.sink = c.relay;
   }
 
   /** No backend could take the connection: close the client without having sent it a byte. */
@@ -425,6 +467,7 @@ export class TcpProxy {
     c.closed = true;
     this.#preface.delete(c);
     if (c.backend !== null) {
+      this.#connecting.delete(c);
       c.backend.destroy();
       c.backend = null;
     }
@@ -449,6 +492,9 @@ export class TcpProxy {
 
   #finish(c: Conn): void {
     if (!this.#conns.delete(c)) return;
+    // Both sockets have closed (or the backend never connected): nothing reads into the buffer or
+    // writes from it any more.
+    c.reads?.release();
     this.stats.active--;
     if (this.#conns.size === 0 && this.#drained !== null) {
       const resolve = this.#drained;
@@ -457,3 +503,6 @@ export class TcpProxy {
     }
   }
 }
+
+/** Errors are handled where the socket closes; this only keeps an 'error' from being unhandled. */
+function ignore(): void {}

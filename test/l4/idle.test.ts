@@ -50,3 +50,43 @@ t.test('0 disables; delete stops tracking; ticks are never under 10 ms', async (
   t.equal(m.expired, 0);
   s.close();
 });
+
+t.test('the interval survives the set emptying and refilling, and stops on the first tick with no members', async (t) => {
+  const s = new IdleSweeper(800);
+  const a = member();
+  const b = member();
+  t.notOk(s.armed, 'no members, no timer');
+  s.add(a);
+  t.ok(s.armed);
+  s.delete(a); // connection churn: empty for a moment...
+  t.ok(s.armed, 'not cleared when the last member leaves');
+  s.add(b); // ...and refilled
+  t.ok(s.armed);
+  s.delete(b);
+  s.sweep();
+  t.notOk(s.armed, 'a tick that finds no members stops it');
+  t.equal(a.expired + b.expired, 0, 'deleted members never expire');
+  s.add(a);
+  t.ok(s.armed, 'and the next member starts it again');
+  s.close();
+  t.notOk(s.armed);
+});
+
+t.test('a member added by an expiry (a connect retry) gets its full timeout', async (t) => {
+  const s = new IdleSweeper(800); // 8 ticks
+  const m = member();
+  let retried = 0;
+  m.expire = () => {
+    m.expired++;
+    if (retried++ === 0) s.add(m); // the next attempt joins again from inside the sweep
+  };
+  s.add(m);
+  for (let i = 0; i < 8; i++) s.sweep();
+  t.equal(m.expired, 1);
+  t.equal(s.size, 1, 'the retry is a member');
+  for (let i = 0; i < 7; i++) s.sweep();
+  t.equal(m.expired, 1, 'seven ticks later it has not expired yet');
+  s.sweep();
+  t.equal(m.expired, 2, 'the eighth expires it');
+  s.close();
+});
