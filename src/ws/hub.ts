@@ -10,7 +10,7 @@ import { clientAddress } from '../http/client-address.js';
 import { BodyKind, Refusal } from '../http/request-head.js';
 import { NO_HASH } from '../balancer/hash.js';
 import { REASONS } from '../upstream/errors.js';
-import { offeredProtocols, upstreamHandshake } from './handshake.js';
+import { offeredProtocols, upstreamHead } from './handshake.js';
 import { Closer, Tunnel, type TunnelData } from './tunnel.js';
 
 export interface WsSettings {
@@ -200,7 +200,7 @@ export class WsHub {
       key,
       extensions,
       context,
-      upstream: upstreamHandshake(b.head),
+      head: upstreamHead(b.head),
       protocols,
       hash: rt.needsHash ? rt.hashOf(req, clientIp) : NO_HASH,
       overrides: route.overrides,
