@@ -88,12 +88,12 @@ export class WsHub {
       idleTimeout: 0,
       sendPingsAutomatically: false,
       upgrade: (res, req, context) => this.#upgrade(res, req, context, listener),
-      open: (ws) => ws.getUserData().tunnel.onClientOpen(ws),
-      message: (ws, message, isBinary) => ws.getUserData().tunnel.onClientMessage(message, isBinary),
-      drain: (ws) => ws.getUserData().tunnel.onClientDrain(),
-      close: (ws, code, message) => ws.getUserData().tunnel.onClientClose(code, message),
-      ping: (ws, message) => ws.getUserData().tunnel.onClientPing(message),
-      pong: (ws, message) => ws.getUserData().tunnel.onClientPong(message),
+      open: (ws) => tunnelOf(ws).onClientOpen(ws),
+      message: (ws, message, isBinary) => tunnelOf(ws).onClientMessage(message, isBinary),
+      drain: (ws) => tunnelOf(ws).onClientDrain(),
+      close: (ws, code, message) => tunnelOf(ws).onClientClose(code, message),
+      ping: (ws, message) => tunnelOf(ws).onClientPing(message),
+      pong: (ws, message) => tunnelOf(ws).onClientPong(message),
     };
   }
 
@@ -211,6 +211,15 @@ export class WsHub {
     });
     t.start();
   }
+}
+
+/**
+ * A client WebSocket's tunnel. In this uWS build the user data given to upgrade() is copied onto
+ * the WebSocket object itself (getUserData() returns that same object), so the field is read
+ * directly: a property load instead of a native call on every message.
+ */
+function tunnelOf(ws: uWS.WebSocket<TunnelData>): Tunnel {
+  return (ws as unknown as TunnelData).tunnel;
 }
 
 /** RFC 6455 §4.1: subprotocols are distinct tokens (the upstream client would throw otherwise). */

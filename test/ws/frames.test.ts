@@ -132,6 +132,24 @@ t.test('writer: a frame is masked with a key of its own (the payload is not on t
   t.notOk(a.subarray(2, 6).equals(b.subarray(2, 6)), 'two frames, two keys');
   const key = a.subarray(2, 6);
   t.ok(Buffer.from(a.subarray(6).map((x, i) => x ^ key[i & 3]!)).equals(payload), 'unmasks to the payload');
+  // Payloads from 32 bytes are masked a word at a time from a 4-byte boundary of the memory: every
+  // alignment, in buffers of their own and in slices of Node's shared pool (any byteOffset).
+  for (const n of [31, 32, 33, 34, 35, 127, 128, 1000, 70_000]) {
+    const data = randomBytes(n);
+    for (let off = 0; off < 16; off++) {
+      // At offset 3 with a close code in front (the key continues across it).
+      const total = n + (off === 3 ? 2 : 0);
+      const dst = off < 8 ? Buffer.alloc(off + frameSize(total)) : Buffer.allocUnsafe(off + frameSize(total));
+      const end = writeFrame(dst, off, 2, off === 3 ? 1000 : -1, data);
+      if (end !== dst.length) t.fail(`${n} bytes at offset ${off}: wrong length`);
+      const hl = total < 126 ? 2 : total < 65536 ? 4 : 10;
+      const k = dst.subarray(off + hl, off + hl + 4);
+      const plain = Buffer.from(dst.subarray(off + hl + 4).map((x, i) => x ^ k[i & 3]!));
+      const expected = off === 3 ? Buffer.concat([Buffer.from([0x03, 0xe8]), data]) : data;
+      if (!plain.equals(expected)) t.fail(`${n} bytes at offset ${off} do not unmask`);
+    }
+  }
+  t.pass('every size around the word-wise threshold, at every offset, unmasks to its payload');
 });
 
 t.test('parser: every length boundary from a ws server, text and binary', async (t) => {
