@@ -129,13 +129,24 @@ export class UpstreamLeg implements Batched, FrameSink {
     if (this.#state === S_HANDSHAKE || this.#state === S_REFUSAL) return this.terminate();
     if (this.#sentClose || this.#state === S_GONE) return;
     this.#sendClose(code, typeof reason === 'string' ? Buffer.from(reason) : reason);
-    if (this.#gotClose) {
-      this.#socket.end();
-    } else {
-      this.#state = S_CLOSING;
-      this.#timer = setTimeout(this.#onTimeout, CLOSE_WAIT_MS);
-      this.#timer.unref();
-    }
+    // Reading goes on until the backend's close frame (then #endSoon), within the same bound.
+    if (this.#gotClose) this.#endSoon();
+    else this.#closeWithin();
+  }
+
+  /** Both close frames are out or the leg gave up: end Sluice's side, and bound the wait for the backend's. */
+  #endSoon(): void {
+    this.#state = S_CLOSING;
+    this.#socket.end();
+    this.#closeWithin();
+  }
+
+  /** A backend that never finishes the close is destroyed after CLOSE_WAIT_MS (it still counts as open until then). */
+  #closeWithin(): void {
+    this.#state = S_CLOSING;
+    this.#clearTimer();
+    this.#timer = setTimeout(this.#onTimeout, CLOSE_WAIT_MS);
+    this.#timer.unref();
   }
 
   /** Destroy the socket now, no close handshake and no more calls to the sink. */
@@ -281,16 +292,13 @@ export class UpstreamLeg implements Batched, FrameSink {
     // Answer with its code (RFC 6455 §5.5.1), then end: the backend, as the server, closes the TCP
     // connection once it has it.
     if (!this.#sentClose) this.#sendClose(code, EMPTY);
-    this.#state = S_CLOSING;
-    this.#clearTimer();
-    this.#socket.end();
+    this.#endSoon();
     this.#sink.onClose(code, reason);
   }
 
   onFrameError(code: number, why: string): void {
     if (!this.#sentClose) this.#sendClose(code, EMPTY);
-    this.#state = S_CLOSING;
-    this.#socket.end();
+    this.#endSoon();
     this.#sink.onFrameError(code, why);
   }
 
