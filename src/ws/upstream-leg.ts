@@ -62,7 +62,8 @@ const S_GONE = 4;
 export class UpstreamLeg implements Batched, FrameSink {
   readonly #sink: LegSink;
   readonly #socket: net.Socket;
-  readonly #target: LegTarget;
+  /** Dropped once upgraded: an idle WebSocket should not keep its request head. */
+  #target: LegTarget | null;
   #state = S_HANDSHAKE;
   #connected = false;
   #accept: string;
@@ -263,11 +264,14 @@ export class UpstreamLeg implements Batched, FrameSink {
       this.#refusal.read(data);
       return;
     }
-    const up = checkUpgrade(head, this.#accept, this.#target.protocols);
+    const target = this.#target!;
+    const up = checkUpgrade(head, this.#accept, target.protocols);
     if (typeof up === 'string') return this.#handshakeFailed('protocol', up);
     this.#clearTimer();
     this.#state = S_OPEN;
-    this.#parser = new FrameParser(this, this.#target.maxMessageBytes);
+    this.#parser = new FrameParser(this, target.maxMessageBytes);
+    this.#target = null;
+    this.#accept = '';
     this.#sink.onUpgrade(up.protocol, up.headers);
     // Frames the backend sent right behind its 101.
     if (end + 4 < data.length && this.#state >= S_OPEN) this.#onData(data.subarray(end + 4));
@@ -339,7 +343,7 @@ export class UpstreamLeg implements Batched, FrameSink {
   #onError = (err: NodeJS.ErrnoException): void => {
     if (this.#state === S_HANDSHAKE) {
       const kind = !this.#connected ? 'connect' : err.code === 'ECONNRESET' || err.code === 'EPIPE' ? 'reset' : 'protocol';
-      this.#handshakeFailed(kind, `${this.#target.host}:${this.#target.port}: ${err.code ?? err.message}`);
+      this.#handshakeFailed(kind, `${this.#target!.host}:${this.#target!.port}: ${err.code ?? err.message}`);
     }
     // After the upgrade the close event follows and says the rest.
   };
