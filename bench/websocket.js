@@ -3,11 +3,19 @@
 // worker each ("per core").
 //
 // Two scenarios:
-//   throughput  N clients each keeping M messages in flight: messages/s and p50/p99 per message
+//   throughput  N clients each keeping M messages in flight: messages/s and p50/p99 per message,
+//               and the proxy's own CPU time (messages per proxy CPU-second: the per-core figure
+//               that the machine's other tenants disturb least)
 //   idle        K idle WebSockets held open through the proxy: proxy RSS growth per connection
 //
 //   node bench/websocket.js [--duration 5] [--warmup 1] [--clients 50] [--in-flight 10] [--size 64]
-//                           [--idle 10000] [--only direct,sluice,nginx] [--workers 1]
+//                           [--idle 10000] [--only direct,sluice,nginx] [--workers 1] [--rounds 3]
+//
+// Every target is started once; the throughput runs are interleaved (direct, sluice, nginx, then
+// again) --rounds times and the median of each figure is reported, so a burst of load from another
+// tenant of this shared machine lands on one sample of each target rather than on one target.
+// The share of the machine's CPU used by processes outside the benchmark during each sample is
+// recorded too (foreign CPU).
 //
 // Targets (issue 14): >= 1x nginx messages/s per core, p99 <= nginx's, < 10 KiB RSS per idle
 // proxied WebSocket. Prints a table of figures and ratios taken in this run and writes the same as
@@ -16,7 +24,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { freePort, processGroup, startProcess, stopProcess, waitForOutput } from './lib/procs.js';
+import { freePort, groupCpu, processGroup, startProcess, stopProcess, waitForOutput, watchForeignCpu } from './lib/procs.js';
 import { formatMs, formatRatio, formatRps, ratio, renderTable, writeResults } from './lib/report.js';
 import { BENCH_DIR, REPO_ROOT } from './lib/scenario.js';
 import { SkipError, startNginx, startSluice } from './lib/targets.js';
@@ -29,7 +37,8 @@ const USAGE = `usage: node bench/websocket.js [options]
   --size <bytes>     message size, at least 8 (default 64)
   --idle <k>         idle WebSockets for the memory scenario, 0 to skip (default 10000)
   --workers <n>      Sluice workers and nginx worker processes (default 1)
-  --only <list>      comma-separated: direct, sluice, nginx (default all)`;
+  --only <list>      comma-separated: direct, sluice, nginx (default all)
+  --rounds <r>       interleaved throughput samples per target, median reported (default 3)`;
 
 const GROUPS = ['direct', 'sluice', 'nginx'];
 
@@ -46,6 +55,7 @@ function options() {
         idle: { type: 'string' },
         workers: { type: 'string' },
         only: { type: 'string' },
+        rounds: { type: 'string' },
         help: { type: 'boolean' },
       },
     }).values;
@@ -77,6 +87,7 @@ function options() {
     size: int('size', 8, 64),
     idle: int('idle', 0, 10_000),
     workers: int('workers', 1, 1),
+    rounds: int('rounds', 1, 3),
     only,
   };
 }
@@ -107,14 +118,34 @@ function wsUrl(httpUrl) {
   return httpUrl.replace(/^http/, 'ws') + '/bench';
 }
 
-/** Run the generator as its own process (it must not share this event loop); resolve its JSON line. */
-async function throughput(url, o) {
+/**
+ * Run the generator as its own process (it must not share this event loop); resolve its JSON line,
+ * plus the CPU seconds the proxy's process group (`pgid`, null for direct) used in the measured
+ * window and the share of the machine other processes used meanwhile.
+ */
+async function throughput(url, o, pgid, ours) {
   const gen = startProcess('ws-load', process.execPath, [
     path.join(BENCH_DIR, 'ws-load.js'), 'echo', wsUrl(url), String(o.clients), String(o.inFlight), String(o.size), String(o.durationS), String(o.warmupS),
   ]);
-  const m = await waitForOutput(gen, /^\{.*\}$/m, (o.durationS + o.warmupS + 30) * 1000);
-  await stopProcess(gen);
-  return JSON.parse(m[0]);
+  try {
+    await waitForOutput(gen, /^measuring$/m, (o.warmupS + 30) * 1000);
+    const foreign = watchForeignCpu([...ours, gen.pid], { startMs: 100, windowMs: o.durationS * 1000 - 200 });
+    const before = pgid === null ? null : groupCpu(pgid);
+    const m = await waitForOutput(gen, /^\{.*\}$/m, (o.durationS + 30) * 1000);
+    const after = pgid === null ? null : groupCpu(pgid);
+    const r = JSON.parse(m[0]);
+    r.proxyCpuS = before && after ? after.userS + after.sysS - before.userS - before.sysS : null;
+    r.foreignCpu = await foreign;
+    return r;
+  } finally {
+    await stopProcess(gen);
+  }
+}
+
+function median(values) {
+  const v = values.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  if (v.length === 0) return null;
+  return v.length % 2 ? v[v.length >> 1] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2;
 }
 
 /** Open `count` idle WebSockets through `url`; resolve RSS growth of the proxy group per connection. */
@@ -157,29 +188,50 @@ async function main() {
         }),
     },
   ].filter((t) => o.only.has(t.group));
+  const started = new Map();
   try {
     for (const t of targets) {
-      const row = { target: t.group, workers: t.group === 'direct' ? '-' : o.workers, status: 'ok', notes: [] };
+      const row = { target: t.group, workers: t.group === 'direct' ? '-' : o.workers, status: 'ok', notes: [], samples: [] };
       rows.push(row);
-      let started;
       try {
-        started = await t.start();
+        started.set(row, await t.start());
       } catch (err) {
         row.status = err instanceof SkipError ? 'skipped' : 'failed';
         row.notes.push(err.message);
-        continue;
       }
-      try {
-        Object.assign(row, await throughput(started.url, o));
-        if (o.idle > 0 && started.handle) row.idle = await idleCost(started.url, started.handle.pid, o.idle);
-      } catch (err) {
-        row.status = 'failed';
-        row.notes.push(err.message);
-      } finally {
-        if (started.handle) await stopProcess(started.handle);
+    }
+    const ours = [processGroup(), backend.handle.pid, ...[...started.values()].map((s) => s.handle?.pid)].filter((g) => g != null);
+    for (let round = 0; round < o.rounds; round++) {
+      for (const [row, s] of started) {
+        if (row.status !== 'ok') continue;
+        try {
+          const r = await throughput(s.url, o, s.handle ? s.handle.pid : null, ours);
+          row.samples.push(r);
+          console.error(`round ${round + 1}/${o.rounds} ${row.target}: ${formatRps(r.rate)} msg/s, p99 ${formatMs(r.p99Ms)} ms, foreign CPU ${r.foreignCpu === null ? '-' : (r.foreignCpu * 100).toFixed(0) + '%'}`);
+        } catch (err) {
+          row.status = 'failed';
+          row.notes.push(err.message);
+        }
+      }
+    }
+    for (const [row, s] of started) {
+      if (row.status !== 'ok') continue;
+      row.rate = median(row.samples.map((r) => r.rate));
+      row.p50Ms = median(row.samples.map((r) => r.p50Ms));
+      row.p99Ms = median(row.samples.map((r) => r.p99Ms));
+      row.errors = row.samples.reduce((n, r) => n + r.errors, 0);
+      row.perCpuS = median(row.samples.map((r) => (r.proxyCpuS > 0 ? r.messages / r.proxyCpuS : null)));
+      row.foreignCpu = median(row.samples.map((r) => r.foreignCpu));
+      if (o.idle > 0 && s.handle) {
+        try {
+          row.idle = await idleCost(s.url, s.handle.pid, o.idle);
+        } catch (err) {
+          row.notes.push(`idle: ${err.message}`);
+        }
       }
     }
   } finally {
+    for (const s of started.values()) if (s.handle) await stopProcess(s.handle);
     await stopProcess(backend.handle);
   }
   const nginx = rows.find((r) => r.target === 'nginx' && r.status === 'ok');
@@ -188,8 +240,11 @@ async function main() {
     r.vsNginx = ratio(r.rate, nginx?.rate);
     r.vsDirect = ratio(r.rate, direct?.rate);
     r.p99VsNginx = ratio(r.p99Ms, nginx?.p99Ms);
+    r.perCpuVsNginx = ratio(r.perCpuS, nginx?.perCpuS);
   }
-  console.log(`WebSocket echo: ${o.clients} clients x ${o.inFlight} in flight, ${o.size} B messages, ${o.durationS} s measured; idle: ${o.idle} WebSockets`);
+  console.log(
+    `WebSocket echo: ${o.clients} clients x ${o.inFlight} in flight, ${o.size} B messages, ${o.durationS} s measured, median of ${o.rounds} interleaved rounds; idle: ${o.idle} WebSockets`,
+  );
   console.log(
     renderTable(
       [
@@ -201,6 +256,9 @@ async function main() {
         { key: 'vsNginx', title: 'vs nginx', align: 'right', format: formatRatio },
         { key: 'p99VsNginx', title: 'p99 vs nginx', align: 'right', format: formatRatio },
         { key: 'vsDirect', title: 'vs direct', align: 'right', format: formatRatio },
+        { key: 'perCpuS', title: 'msg/proxy CPU-s', align: 'right', format: formatRps },
+        { key: 'perCpuVsNginx', title: 'per CPU vs nginx', align: 'right', format: formatRatio },
+        { key: 'foreignCpu', title: 'foreign CPU', align: 'right', format: (v) => (v == null ? '-' : `${(v * 100).toFixed(0)}%`) },
         { key: 'idle', title: 'KiB/idle ws', align: 'right', format: (v) => (v?.bytesPerConnection == null ? '-' : (v.bytesPerConnection / 1024).toFixed(1)) },
         { key: 'notes', title: 'notes', align: 'left', format: (v, r) => [r.status === 'ok' ? null : r.status, ...v].filter(Boolean).join('; ') },
       ],

@@ -53,6 +53,8 @@ async function echo(clients, inFlight, size, seconds, warmupS) {
   // Unmeasured warm-up, then the measured window.
   await new Promise((r) => setTimeout(r, warmupS * 1000));
   measuring = true;
+  // The harness samples CPU times between this line and the result line.
+  console.log('measuring');
   const t0 = performance.now();
   await new Promise((r) => setTimeout(r, seconds * 1000));
   measuring = false;

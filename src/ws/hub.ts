@@ -10,7 +10,7 @@ import { clientAddress } from '../http/client-address.js';
 import { BodyKind, Refusal } from '../http/request-head.js';
 import { NO_HASH } from '../balancer/hash.js';
 import { REASONS } from '../upstream/errors.js';
-import { offeredProtocols, upstreamHandshake } from './handshake.js';
+import { offeredProtocols, upstreamHead } from './handshake.js';
 import { Closer, Tunnel, type TunnelData } from './tunnel.js';
 
 export interface WsSettings {
@@ -88,12 +88,12 @@ export class WsHub {
       idleTimeout: 0,
       sendPingsAutomatically: false,
       upgrade: (res, req, context) => this.#upgrade(res, req, context, listener),
-      open: (ws) => ws.getUserData().tunnel.onClientOpen(ws),
-      message: (ws, message, isBinary) => ws.getUserData().tunnel.onClientMessage(message, isBinary),
-      drain: (ws) => ws.getUserData().tunnel.onClientDrain(),
-      close: (ws, code, message) => ws.getUserData().tunnel.onClientClose(code, message),
-      ping: (ws, message) => ws.getUserData().tunnel.onClientPing(message),
-      pong: (ws, message) => ws.getUserData().tunnel.onClientPong(message),
+      open: (ws) => tunnelOf(ws).onClientOpen(ws),
+      message: (ws, message, isBinary) => tunnelOf(ws).onClientMessage(message, isBinary),
+      drain: (ws) => tunnelOf(ws).onClientDrain(),
+      close: (ws, code, message) => tunnelOf(ws).onClientClose(code, message),
+      ping: (ws, message) => tunnelOf(ws).onClientPing(message),
+      pong: (ws, message) => tunnelOf(ws).onClientPong(message),
     };
   }
 
@@ -200,7 +200,7 @@ export class WsHub {
       key,
       extensions,
       context,
-      upstream: upstreamHandshake(b.head),
+      head: upstreamHead(b.head),
       protocols,
       hash: rt.needsHash ? rt.hashOf(req, clientIp) : NO_HASH,
       overrides: route.overrides,
@@ -211,6 +211,15 @@ export class WsHub {
     });
     t.start();
   }
+}
+
+/**
+ * A client WebSocket's tunnel. In this uWS build the user data given to upgrade() is copied onto
+ * the WebSocket object itself (getUserData() returns that same object), so the field is read
+ * directly: a property load instead of a native call on every message.
+ */
+function tunnelOf(ws: uWS.WebSocket<TunnelData>): Tunnel {
+  return (ws as unknown as TunnelData).tunnel;
 }
 
 /** RFC 6455 §4.1: subprotocols are distinct tokens (the upstream client would throw otherwise). */

@@ -1,6 +1,6 @@
-// One proxied WebSocket: the upstream handshake (through the `ws` client), the client's upgrade
-// once the backend said 101 (or the backend's refusal relayed as a normal response), then messages,
-// pings and closes both ways, backpressure both ways and the accounting in the shared table.
+// One proxied WebSocket: the upstream handshake (upstream-leg.ts, Sluice's own socket), the client's
+// upgrade once the backend said 101 (or the backend's refusal relayed as a normal response), then
+// messages, pings and closes both ways, backpressure both ways and the accounting in the shared table.
 //
 // Close codes (docs/websocket.md): a close frame from either side is relayed with its code and
 // reason; a client that vanishes gives the backend 1001; a backend that vanishes gives the client
@@ -8,10 +8,8 @@
 // SLUICE_WS_MAX_MESSAGE_BYTES closes both sides with 1009; a backend too slow to take the client's
 // messages (over SLUICE_WS_MAX_BUFFER_BYTES queued) closes both with 1013; idle and drain, 1001.
 
-import type { IncomingMessage, ClientRequest } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import type uWS from 'uWebSockets.js';
-import WebSocket from 'ws';
 import type { Backend } from '../model/upstream.js';
 import type { PoolRuntime } from '../http/pool-runtime.js';
 import type { ProxyContext } from '../http/context.js';
@@ -19,16 +17,17 @@ import { RESPONSE_DROP } from '../http/request-head.js';
 import { UpstreamError, REASONS } from '../upstream/errors.js';
 import { upstreamTls } from '../upstream/tls-options.js';
 import { C, wsCloseCell } from '../state/layout.js';
-import { sendableCode, type UpstreamHandshake } from './handshake.js';
+import { sendableCode } from './handshake.js';
 import type { WsHub } from './hub.js';
+import { UpstreamLeg, type LegSink } from './upstream-leg.js';
 
 /** A client's handshake as the hub read and routed it (uWS's request is gone by the time it is used). */
 export interface HandshakeInfo {
   readonly key: string;
   readonly extensions: string;
   readonly context: uWS.us_socket_context_t;
-  /** The upstream client's target and headers (handshake.ts). */
-  readonly upstream: UpstreamHandshake;
+  /** The upstream request line and headers (handshake.ts upstreamHead). */
+  readonly head: string;
   readonly protocols: string[];
   /** The pool's affinity key for this request (NO_HASH when it has none). */
   readonly hash: number;
@@ -48,9 +47,6 @@ export interface TunnelData {
 /** Who ended a WebSocket, as an index into WS_CLOSERS (layout.ts). */
 export const Closer = { CLIENT: 0, BACKEND: 1, SLUICE: 2 } as const;
 
-/** A refusal body larger than this is cut (handshake refusals are short pages). */
-const REFUSAL_BODY_LIMIT = 1024 * 1024;
-
 /** The reason uWS gives its close handler when it drops a client for a message over its limit. */
 const TOO_BIG = Buffer.from('Received too big message');
 
@@ -61,11 +57,8 @@ const KEEPALIVE = Buffer.from('sluice-keepalive');
 const PING_TICKS = 3;
 const IDLE_TICKS = 5;
 
-const SEND_TEXT = { binary: false, compress: false } as const;
-const SEND_BINARY = { binary: true, compress: false } as const;
-
 const HIGH_OCTET = /[\x80-\xff]/;
-const NO_HEADERS: string[] = [];
+const EMPTY = new Uint8Array(0);
 
 const enum State {
   HANDSHAKE,
@@ -73,7 +66,7 @@ const enum State {
   DONE,
 }
 
-export class Tunnel {
+export class Tunnel implements LegSink {
   readonly #hub: WsHub;
   readonly #ctx: ProxyContext;
   #rt: PoolRuntime;
@@ -89,17 +82,13 @@ export class Tunnel {
   /** The client's HTTP response while the handshake runs; null once upgraded, answered or aborted. */
   #res: uWS.HttpResponse | null;
   #client: uWS.WebSocket<TunnelData> | null = null;
-  #upstream: WebSocket | null = null;
-  /** The backend's 101 headers worth relaying (Set-Cookie and such), name/value pairs. */
-  #upgradeHeaders: string[] = NO_HEADERS;
+  #upstream: UpstreamLeg | null = null;
   #handshakeAccounted = false;
   /** Counted in OPEN_CONNS / WS_OPEN until the upstream socket closes. */
   #counted = false;
   /** A close was decided (relayed or sent by Sluice): the other side's close event is not relayed again. */
   #closing = false;
   #closeCounted = false;
-  /** The upstream client's protocol error, if any (read when its close event arrives). */
-  #upstreamError: (Error & { code?: string }) | null = null;
   /** Reading from the backend is paused because the client has too much queued. */
   #paused = false;
   /** Sweep tick of the last frame from each side, and whether a keepalive ping is out. */
@@ -139,54 +128,16 @@ export class Tunnel {
     const backend = this.#backend(this.slot);
     if (backend === undefined) return this.#fail(new UpstreamError('unavailable', 'backend left the pool', true));
     const u = backend.upstream;
-    const host = u.host.includes(':') ? `[${u.host}]` : u.host;
-    const url = (u.protocol === 'https:' ? 'wss://' : 'ws://') + host + ':' + u.port + '/';
     const hs = this.#hs!;
-    const target = hs.upstream.target;
-    const options: WebSocket.ClientOptions = {
-      // Node's client writes an array value as one header line per item (types say string only).
-      headers: hs.upstream.headers as Record<string, string>,
-      perMessageDeflate: false,
-      maxPayload: this.#hub.settings.maxMessageBytes,
-      handshakeTimeout: this.#timeoutMs,
-      // The backend's pings are answered by the client's own pongs (relayed), not by Sluice.
-      autoPong: false,
-      followRedirects: false,
-      // The target as sent (the WHATWG URL the client would parse normalises dot segments and
-      // escapes): set on the request before its head is written.
-      finishRequest: (req: ClientRequest) => {
-        req.path = target;
-        req.end();
-      },
-    };
-    const tls = upstreamTls(u, this.#rt.settings);
-    if (tls !== null) {
-      options.rejectUnauthorized = tls.rejectUnauthorized;
-      // ws takes the TLS options of https.request (servername included) though its types omit some.
-      if (tls.servername !== undefined) (options as { servername?: string }).servername = tls.servername;
-      if (tls.ca !== undefined) options.ca = tls.ca;
-    }
-    const ws = new WebSocket(url, hs.protocols, options);
-    this.#upstream = ws;
     this.#dispatched = performance.now();
-    ws.on('upgrade', (msg: IncomingMessage) => {
-      if (ws === this.#upstream) this.#upgradeHeaders = relayedHeaders(msg.rawHeaders, true);
-    });
-    ws.on('open', () => {
-      if (ws === this.#upstream) this.#onUpstreamOpen();
-    });
-    ws.on('unexpected-response', (req: ClientRequest, msg: IncomingMessage) => {
-      if (ws === this.#upstream) this.#onRefused(req, msg);
-      else req.destroy();
-    });
-    ws.on('error', (err: Error) => {
-      if (ws === this.#upstream) this.#onUpstreamError(err);
-    });
-    ws.on('message', (data: Buffer, isBinary: boolean) => this.#onUpstreamMessage(data, isBinary));
-    ws.on('ping', (data: Buffer) => this.#onUpstreamPing(data));
-    ws.on('pong', () => this.#onUpstreamPong());
-    ws.on('close', (code: number, reason: Buffer) => {
-      if (ws === this.#upstream) this.#onUpstreamClose(code, reason);
+    this.#upstream = new UpstreamLeg(this, {
+      host: u.host,
+      port: u.port,
+      tls: upstreamTls(u, this.#rt.settings),
+      head: hs.head,
+      protocols: hs.protocols,
+      timeoutMs: this.#timeoutMs,
+      maxMessageBytes: this.#hub.settings.maxMessageBytes,
     });
   }
 
@@ -198,28 +149,30 @@ export class Tunnel {
 
   // Handshake
 
-  #onUpstreamOpen(): void {
+  /** LegSink: the backend said 101. */
+  onUpgrade(protocol: string, headers: string[]): void {
     const res = this.#res;
-    const ws = this.#upstream!;
+    const leg = this.#upstream!;
     this.#rt.onResponseStart(this.slot, performance.now() - this.#dispatched, 101);
     if (res === null) {
       // The client left while the backend was answering.
       this.#closing = true;
-      ws.close(1001, 'client went away');
+      this.#state = State.DONE;
+      leg.close(1001, 'client went away');
       return;
     }
     this.#res = null;
     this.#state = State.OPEN;
     const hs = this.#hs!;
+    // The 101's headers worth relaying (Set-Cookie and such).
+    const h = relayedHeaders(headers, true);
     res.cork(() => {
-      const h = this.#upgradeHeaders;
       if (h.length > 0) {
         // uWS writes its own 101 head around these when the status is written first.
         res.writeStatus('101 Switching Protocols');
         for (let i = 0; i < h.length; i += 2) res.writeHeader(h[i]!, headerValue(h[i + 1]!));
-        this.#upgradeHeaders = NO_HEADERS;
       }
-      res.upgrade<TunnelData>({ tunnel: this }, hs.key, ws.protocol, hs.extensions, hs.context);
+      res.upgrade<TunnelData>({ tunnel: this }, hs.key, protocol, hs.extensions, hs.context);
     });
     // After the upgrade (uWS has called onClientOpen, so the hub holds this WebSocket): a drain
     // waiting for its last request must see the WebSocket that request became.
@@ -227,46 +180,28 @@ export class Tunnel {
     this.#hs = null;
   }
 
-  /** The backend answered the handshake with something other than 101: relay it as a response. */
-  #onRefused(req: ClientRequest, msg: IncomingMessage): void {
-    const status = msg.statusCode ?? 502;
+  /** LegSink: the backend answered the handshake with something other than 101: relay it as a response. */
+  onRefusal(status: number, reason: string, headers: string[], body: Buffer): void {
     this.#rt.onResponseStart(this.slot, performance.now() - this.#dispatched, status);
     this.#state = State.DONE;
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const finish = (): void => {
-      req.destroy();
-      const res = this.#res;
-      this.#res = null;
-      this.#accountHandshake(status);
-      if (res === null) return;
-      res.cork(() => {
-        res.writeStatus(headerValue(msg.statusMessage ? status + ' ' + msg.statusMessage : String(status)));
-        const h = relayedHeaders(msg.rawHeaders, false);
-        for (let i = 0; i < h.length; i += 2) res.writeHeader(h[i]!, headerValue(h[i + 1]!));
-        if (this.#ctx.closeAfter) res.writeHeader('connection', 'close');
-        res.end(Buffer.concat(chunks, size));
-      });
-    };
-    msg.on('data', (chunk: Buffer) => {
-      if (size >= REFUSAL_BODY_LIMIT) return;
-      const piece = chunk.subarray(0, REFUSAL_BODY_LIMIT - size);
-      chunks.push(piece);
-      size += piece.length;
+    const res = this.#res;
+    this.#res = null;
+    this.#accountHandshake(status);
+    if (res === null) return;
+    res.cork(() => {
+      res.writeStatus(headerValue(reason !== '' ? status + ' ' + reason : String(status)));
+      const h = relayedHeaders(headers, false);
+      for (let i = 0; i < h.length; i += 2) res.writeHeader(h[i]!, headerValue(h[i + 1]!));
+      if (this.#ctx.closeAfter) res.writeHeader('connection', 'close');
+      res.end(body);
     });
-    msg.on('end', finish);
-    msg.on('error', finish);
   }
 
-  #onUpstreamError(err: Error & { code?: string; syscall?: string }): void {
-    if (this.#state !== State.HANDSHAKE) {
-      this.#upstreamError = err;
-      return;
-    }
-    const kind = err.message.includes('timed out') ? 'timeout' : err.syscall !== undefined ? 'connect' : 'protocol';
-    const e = new UpstreamError(kind, 'WebSocket handshake with the backend failed: ' + err.message, true);
+  /** LegSink: no usable answer to the upstream handshake. */
+  onHandshakeError(e: UpstreamError): void {
+    if (this.#state !== State.HANDSHAKE) return;
     this.#rt.onUpstreamError(this.slot, e);
-    if (kind === 'connect' && this.#res !== null && this.#retries < this.#retryLimit && this.#rt.takeRetry()) {
+    if (e.kind === 'connect' && this.#res !== null && this.#retries < this.#retryLimit && this.#rt.takeRetry()) {
       // Nothing reached the backend: try another one of the pool, as idempotent requests are.
       const rt = this.#ctx.runtime(this.#rt.name) ?? this.#rt;
       const next = rt.pick(this.slot, this.#hs!.hash);
@@ -303,10 +238,7 @@ export class Tunnel {
     if (this.#state !== State.HANDSHAKE) return;
     this.#state = State.DONE;
     this.#accountHandshake(499);
-    const ws = this.#upstream;
-    if (ws === null) return;
-    if (ws.readyState === WebSocket.CONNECTING) ws.terminate();
-    else if (ws.readyState === WebSocket.OPEN) ws.close(1001, 'client went away');
+    this.#upstream?.terminate();
   }
 
   /** Exactly once: the handshake's request leaves in-flight, counts its status and is logged. */
@@ -352,36 +284,34 @@ export class Tunnel {
   }
 
   onClientMessage(message: ArrayBuffer, isBinary: boolean): void {
-    const ws = this.#upstream!;
-    if (this.#closing || ws.readyState !== WebSocket.OPEN) return;
+    const leg = this.#upstream!;
+    if (this.#closing || !leg.open) return;
     this.lastClient = this.#hub.tick;
     this.#pingedClient = false;
     const n = message.byteLength;
     if (n > this.#hub.settings.maxMessageBytes) return this.close(Closer.SLUICE, 1009, 'message too big');
-    // A copy (uWS neuters the buffer when this returns); ws masks an ArrayBuffer in place.
-    ws.send(message.slice(0), isBinary ? SEND_BINARY : SEND_TEXT);
+    // Masked into this turn's batch now (uWS neuters the buffer when this returns).
+    leg.send(new Uint8Array(message), isBinary);
     const table = this.#ctx.table;
     table.add(C.WS_MSGS_UP, this.slot, 1);
     table.addWsBytes(C.WS_BYTES_UP_LO, this.slot, n);
     // This uWS build cannot pause a WebSocket's reads, so a backend slower than its client can
     // only be bounded by ending the conversation.
-    if (ws.bufferedAmount > this.#hub.settings.maxBufferBytes) this.close(Closer.SLUICE, 1013, 'backend too slow');
+    if (leg.bufferedAmount > this.#hub.settings.maxBufferBytes) this.close(Closer.SLUICE, 1013, 'backend too slow');
   }
 
   onClientPing(message: ArrayBuffer): void {
     this.lastClient = this.#hub.tick;
     this.#pingedClient = false;
     // uWS has already answered it; the backend sees it too.
-    const ws = this.#upstream!;
-    if (!this.#closing && ws.readyState === WebSocket.OPEN) ws.ping(Buffer.copyBytesFrom(new Uint8Array(message)));
+    if (!this.#closing) this.#upstream!.ping(new Uint8Array(message));
   }
 
   onClientPong(message: ArrayBuffer): void {
     this.lastClient = this.#hub.tick;
     const ours = this.#pingedClient && KEEPALIVE.equals(new Uint8Array(message));
     this.#pingedClient = false;
-    const ws = this.#upstream!;
-    if (!ours && !this.#closing && ws.readyState === WebSocket.OPEN) ws.pong(Buffer.copyBytesFrom(new Uint8Array(message)));
+    if (!ours && !this.#closing) this.#upstream!.pong(new Uint8Array(message));
   }
 
   onClientDrain(): void {
@@ -395,26 +325,32 @@ export class Tunnel {
   /** uWS closed the client (any reason, our own end() included); the client must not be used again. */
   onClientClose(code: number, message: ArrayBuffer): void {
     this.#client = null;
-    const ws = this.#upstream!;
+    const leg = this.#upstream!;
     if (this.#closing) return this.#maybeDone();
     this.#closing = true;
-    if (ws.readyState !== WebSocket.OPEN) return this.#maybeDone();
+    if (!leg.open) return this.#maybeDone();
     if (code === 1006 && TOO_BIG.equals(new Uint8Array(message))) {
       // uWS cut a frame far over SLUICE_WS_MAX_MESSAGE_BYTES (see MESSAGE_SLACK in hub.ts).
       this.#countClose(Closer.SLUICE, 1009);
-      ws.close(1009, 'message too big');
+      leg.close(1009, 'message too big');
     } else {
       this.#countClose(Closer.CLIENT, code);
-      if (code === 1005) ws.close();
-      else if (sendableCode(code)) ws.close(code, Buffer.copyBytesFrom(new Uint8Array(message)));
-      else ws.close(1001, 'client went away');
+      if (code === 1005) leg.close(1005, EMPTY);
+      else if (sendableCode(code)) leg.close(code, new Uint8Array(message));
+      else leg.close(1001, 'client went away');
     }
     this.#maybeDone();
   }
 
-  // Open: the backend side (ws events)
+  // Open: the backend side (LegSink, called by the leg's frame parser inside the client's cork)
 
-  #onUpstreamMessage(data: Buffer, isBinary: boolean): void {
+  corked(fn: () => void): void {
+    const client = this.#client;
+    if (client !== null) client.cork(fn);
+    else fn();
+  }
+
+  onMessage(data: Buffer, isBinary: boolean): void {
     const client = this.#client;
     if (client === null || this.#closing) return;
     this.lastBackend = this.#hub.tick;
@@ -435,16 +371,40 @@ export class Tunnel {
     }
   }
 
-  #onUpstreamPing(data: Buffer): void {
+  onPing(data: Buffer): void {
     this.lastBackend = this.#hub.tick;
     this.#pingedBackend = false;
     if (this.#client !== null && !this.#closing) this.#client.ping(data);
   }
 
-  #onUpstreamPong(): void {
+  onPong(): void {
     // Answers to Sluice's keepalive pings or to relayed client pings (uWS answered those already).
     this.lastBackend = this.#hub.tick;
     this.#pingedBackend = false;
+  }
+
+  /** The backend's close frame (the leg has answered it): relayed with its code and reason. */
+  onClose(code: number, reason: Buffer): void {
+    const client = this.#client;
+    if (this.#closing || client === null) return;
+    this.#closing = true;
+    this.#countClose(Closer.BACKEND, code);
+    if (sendableCode(code)) client.end(code, reason);
+    else client.end();
+  }
+
+  /** The backend broke the protocol (the leg has told it so): 1009 for a message too big, else 1014. */
+  onFrameError(code: number): void {
+    const client = this.#client;
+    if (this.#closing || client === null) return;
+    this.#closing = true;
+    if (code === 1009) {
+      this.#countClose(Closer.SLUICE, 1009);
+      client.end(1009, 'message too big');
+    } else {
+      this.#countClose(Closer.SLUICE, 1014);
+      client.end(1014, 'invalid frames from the backend');
+    }
   }
 
   /** The upstream socket is gone (or about to be): it no longer counts on its backend. */
@@ -456,33 +416,15 @@ export class Tunnel {
     table.add(C.WS_OPEN, this.slot, -1);
   }
 
-  #onUpstreamClose(code: number, reason: Buffer): void {
+  /** LegSink: the upstream socket is gone; without a close frame first, the backend was lost. */
+  onGone(): void {
     this.#release();
-    if (this.#state === State.HANDSHAKE) {
-      // Closed without an error event first (should not happen): a failed handshake all the same.
-      const err = new UpstreamError('reset', 'backend closed during the WebSocket handshake', true);
-      this.#rt.onUpstreamError(this.slot, err);
-      return this.#fail(err);
-    }
     const client = this.#client;
     if (!this.#closing && client !== null) {
       this.#closing = true;
-      const err = this.#upstreamError;
-      if (err !== null && err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') {
-        this.#countClose(Closer.SLUICE, 1009);
-        client.end(1009, 'message too big');
-      } else if (err !== null && err.code !== undefined && err.code.startsWith('WS_ERR_')) {
-        this.#countClose(Closer.SLUICE, 1014);
-        client.end(1014, 'invalid frames from the backend');
-      } else if (code === 1006) {
-        this.#countClose(Closer.BACKEND, 1006);
-        this.#rt.onUpstreamError(this.slot, new UpstreamError('reset', 'backend WebSocket lost', false));
-        client.end(1011, 'backend connection lost');
-      } else {
-        this.#countClose(Closer.BACKEND, code);
-        if (sendableCode(code)) client.end(code, reason);
-        else client.end();
-      }
+      this.#countClose(Closer.BACKEND, 1006);
+      this.#rt.onUpstreamError(this.slot, new UpstreamError('reset', 'backend WebSocket lost', false));
+      client.end(1011, 'backend connection lost');
     }
     this.#state = State.DONE;
     this.#maybeDone();
@@ -495,11 +437,7 @@ export class Tunnel {
     if (this.#closing) return;
     this.#closing = true;
     this.#countClose(closer, code);
-    const ws = this.#upstream;
-    if (ws !== null) {
-      if (ws.readyState === WebSocket.OPEN) ws.close(code, reason);
-      else if (ws.readyState === WebSocket.CONNECTING) ws.terminate();
-    }
+    this.#upstream?.close(code, reason);
     const client = this.#client;
     if (client !== null) client.end(code, reason);
   }
@@ -523,10 +461,10 @@ export class Tunnel {
       this.#pingedClient = true;
       this.#client.ping(KEEPALIVE);
     }
-    const ws = this.#upstream;
-    if (tick - this.lastBackend >= PING_TICKS && !this.#pingedBackend && ws !== null && ws.readyState === WebSocket.OPEN) {
+    const leg = this.#upstream;
+    if (tick - this.lastBackend >= PING_TICKS && !this.#pingedBackend && leg !== null && leg.open) {
       this.#pingedBackend = true;
-      ws.ping(KEEPALIVE);
+      leg.ping(KEEPALIVE);
     }
   }
 
