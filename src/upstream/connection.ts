@@ -354,7 +354,14 @@ export class Connection implements ResponseSink {
       }
       this.deadline = 0;
       this.#responseStarted = true;
+      const offset = this.#offset;
       ex.cork(this.#parse);
+      if (this.#chunk !== null && this.#offset === offset && this.#exchange === ex) {
+        // The cork never ran the parse (cannot happen with uWS's cork, which runs it at once):
+        // bytes left unread would leave the connection out of step, and looping would never end.
+        this.#chunk = null;
+        this.#fail(new UpstreamError('protocol', 'internal: response bytes were not parsed', !this.#responseStarted));
+      }
     }
   };
 

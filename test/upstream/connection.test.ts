@@ -854,3 +854,17 @@ t.test('a response that ends while paused for its client leaves a usable connect
   t.equal(second.conn, first.conn, 'the same, reused socket');
   t.equal(Buffer.concat(second.chunks).toString(), 'second');
 });
+
+t.test('response bytes a cork never parsed end the exchange instead of looping or being dropped', async (t) => {
+  const be = await scripted(t, () => OK('hello'));
+  const { pool } = makePool(t, be.port);
+  const ex = new Exchange(GET('/lost'));
+  // A cork that never runs its function: the connection must fail the exchange, not spin on the read.
+  ex.cork = () => {
+    ex.corks++;
+  };
+  t.equal(await exchange(pool, ex), 'error');
+  t.equal(ex.error?.kind, 'protocol');
+  t.equal(ex.corks, 1, 'one attempt');
+  t.ok(ex.conn!.destroyed, 'the connection is not reused');
+});
