@@ -1,4 +1,4 @@
-// Quick side-by-side benchmark (≤ 60 s): small GET over keep-alive through Sluice and its peers,
+// Quick side-by-side benchmark (about a minute): small GET over keep-alive through Sluice and its peers,
 // against one fast uWS backend. Prints a table of req/s, latency and ratios measured in this run,
 // and writes the same as JSON to bench/results/quick-<time>.json.
 //
@@ -30,7 +30,7 @@ const GROUP_ALIASES = { 'node-http-proxy': 'http-proxy', httpproxy: 'http-proxy'
 
 const USAGE = `usage: node bench/quick.js [options]
   --duration <s>      seconds measured per target (default 6 with wrk, 5 with autocannon, whose
-                      worker threads take longer to start: either way the run stays under 60 s)
+                      worker threads take longer to start: either way the run takes about a minute)
   --warmup <s>        unrecorded seconds before each measurement (default 1, 0 to skip)
   --connections <n>   concurrent keep-alive connections (default 100)
   --only <list>       comma-separated targets: ${GROUPS.join(', ')}
@@ -233,7 +233,7 @@ async function main() {
   console.log('');
 
   // The direct row is printed first but measured last: by then every proxy run has pushed load
-  // through the backend, so it needs no warm-up of its own (which keeps the run under a minute).
+  // through the backend, so it needs no warm-up of its own (which keeps the run to about a minute).
   const order = [...targets.filter((t) => t.group !== 'direct'), ...targets.filter((t) => t.group === 'direct')];
   const byTarget = new Map();
   let loaded = false;
