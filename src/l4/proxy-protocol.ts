@@ -13,6 +13,7 @@
 // there the same bytes are data).
 
 import net from 'node:net';
+import { formatIPv6 } from '../model/address-text.js';
 
 export const V2_SIGNATURE = Buffer.from([0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a]);
 const V1_PREFIX = Buffer.from('PROXY ', 'latin1');
@@ -375,30 +376,6 @@ export function parseIPv6(a: string): Uint8Array {
     out[2 * i + 1] = words[i]! & 0xff;
   }
   return out;
-}
-
-/** RFC 5952 text for 16 bytes: lower case, no leading zeros, the longest run (≥ 2) of zero words as "::". */
-export function formatIPv6(b: Uint8Array): string {
-  const w: number[] = [];
-  for (let i = 0; i < 8; i++) w.push((b[2 * i]! << 8) | b[2 * i + 1]!);
-  let bestAt = -1;
-  let bestLen = 0;
-  for (let i = 0; i < 8; ) {
-    if (w[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && w[j] === 0) j++;
-    if (j - i > bestLen) {
-      bestAt = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = (from: number, to: number) => w.slice(from, to).map((x) => x.toString(16)).join(':');
-  if (bestLen < 2) return hex(0, 8);
-  return `${hex(0, bestAt)}::${hex(bestAt + bestLen, 8)}`;
 }
 
 function writeUnixPath(b: Buffer, at: number, path: string): void {

@@ -8,9 +8,9 @@ import {
   V2_SIGNATURE,
   encodeV1,
   encodeV2,
-  formatIPv6,
   parseIPv6,
 } from '../../src/l4/proxy-protocol.js';
+import { formatIPv6 } from '../../src/model/address-text.js';
 
 const FFFF6 = 'ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff';
 const hex = (s: string) => Buffer.from(s.replace(/\s+/g, ''), 'hex');
