@@ -12,9 +12,9 @@
 //   time, each a 4-byte echo. --dist measures another build (A/B). Under the shared bench lock.
 
 import { spawn } from 'node:child_process';
-import net from 'node:net';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { connectionRate, download } from './lib/l4-load.js';
 
 const here = fileURLToPath(import.meta.url);
 const POLICY = { panicThresholdPercent: 50, leastRequestBias: 1, ewmaDecayMs: 10_000, ewmaDefaultRttMs: 10, slowStartMs: 0, maglevTableSize: 65537, seed: 1 };
@@ -87,13 +87,13 @@ async function main() {
     px.stdin.write('\n');
     return JSON.parse(await next());
   };
-  await rate(ports.echo, 300, 16); // warm-up
+  await connectionRate(ports.echo, 300, 16); // warm-up
   const rows = [];
   for (const phase of o.phases) {
     const a = await sample();
     const t0 = process.hrtime.bigint();
-    const mb = phase === 'one' ? await download(ports.dl, o.bytes, 1) : phase === 'many' ? await download(ports.dl, o.bytes, 16) : 0;
-    if (phase === 'rate') await rate(ports.echo, o.conns, 32);
+    const mb = phase === 'one' ? (await download(ports.dl, o.bytes, 1)).mb : phase === 'many' ? (await download(ports.dl, o.bytes, 16)).mb : 0;
+    if (phase === 'rate') await connectionRate(ports.echo, o.conns, 32);
     const s = Number(process.hrtime.bigint() - t0) / 1e9;
     const b = await sample();
     const ms = b.cpuMs - a.cpuMs;
@@ -105,49 +105,3 @@ async function main() {
   await new Promise((r) => px.once('exit', r));
 }
 
-/** `total` bytes over `streams` connections (8-byte length in, that many bytes out); MB moved. */
-async function download(port, total, streams) {
-  const each = Math.floor(total / streams);
-  const got = await Promise.all(
-    Array.from({ length: streams }, () =>
-      new Promise((resolve, reject) => {
-        let n = 0;
-        const s = net.connect({ host: '127.0.0.1', port }, () => {
-          const req = Buffer.alloc(8);
-          req.writeBigUInt64BE(BigInt(each));
-          s.write(req);
-        });
-        s.on('data', (d) => (n += d.length));
-        s.on('end', () => {
-          s.destroy();
-          resolve(n);
-        });
-        s.on('error', reject);
-      }),
-    ),
-  );
-  const bytes = got.reduce((a, b) => a + b, 0);
-  if (bytes !== each * streams) throw new Error(`download: ${bytes} of ${each * streams} bytes arrived`);
-  return bytes / 1e6;
-}
-
-/** `count` connections, `concurrency` at a time, each a 4-byte echo then close. */
-async function rate(port, count, concurrency) {
-  let started = 0;
-  const one = () =>
-    new Promise((resolve, reject) => {
-      const s = net.connect({ host: '127.0.0.1', port }, () => s.write('ping'));
-      s.setNoDelay(true);
-      s.once('data', () => s.end());
-      s.on('close', resolve);
-      s.on('error', reject);
-    });
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (started < count) {
-        started++;
-        await one();
-      }
-    }),
-  );
-}
