@@ -111,14 +111,22 @@ function burst(port: number, requests: { method?: string; path: string; body?: s
 
 t.before(ensureBuilt);
 
-t.test('pipelined GET/HEAD responses go to their own clients, the depth is bounded, POST never shares', async (t) => {
+/**
+ * The ordered backend behind a Sluice started with `env`, and a keep-alive agent. With `warm`, a
+ * first burst leaves the backend connections having carried a response each: only such a
+ * connection starts a batch.
+ */
+async function proxied(t: Test, env: Record<string, string>, warm: boolean): Promise<{ seen: Seen; port: number; agent: http.Agent }> {
   const { raw, seen } = await orderedBackend(t);
-  const sluice = await startSluice(t, { upstreams: [raw.url], env: { SLUICE_UPSTREAM_PIPELINE: '4' } });
+  const sluice = await startSluice(t, { upstreams: [raw.url], env });
   const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
   t.teardown(() => agent.destroy());
-  // Warm the backend connections first: only a connection that already carried a response
-  // starts a batch.
-  await burst(sluice.port, Array.from({ length: 8 }, (_, i) => ({ path: `/n/warm${i}` })), agent);
+  if (warm) await burst(sluice.port, Array.from({ length: 8 }, (_, i) => ({ path: `/n/warm${i}` })), agent);
+  return { seen, port: sluice.port, agent };
+}
+
+t.test('pipelined GET/HEAD responses go to their own clients, the depth is bounded, POST never shares', async (t) => {
+  const { seen, port, agent } = await proxied(t, { SLUICE_UPSTREAM_PIPELINE: '4' }, true);
   let rounds = 0;
   while (seen.maxOutstanding < 2 && rounds < 40) {
     rounds++;
@@ -128,7 +136,7 @@ t.test('pipelined GET/HEAD responses go to their own clients, the depth is bound
       if (i % 5 === 1) return { method: 'HEAD', path: `/n/r${rounds}h${i}` };
       return { path: `/${kinds[i % 3]}/r${rounds}g${i}` };
     });
-    const replies = await burst(sluice.port, requests, agent);
+    const replies = await burst(port, requests, agent);
     const wrong = replies
       .map((r, i) => ({ r, want: requests[i]!.method === 'HEAD' ? '' : `${requests[i]!.method ?? 'GET'} ${requests[i]!.path.split('/')[2]}` }))
       .filter(({ r, want }) => r.status !== 200 || r.body !== want);
@@ -140,11 +148,7 @@ t.test('pipelined GET/HEAD responses go to their own clients, the depth is bound
 });
 
 t.test('a connection ending mid-pipeline (close, reset) and clients leaving cost no other request its answer', async (t) => {
-  const { raw, seen } = await orderedBackend(t);
-  const sluice = await startSluice(t, { upstreams: [raw.url], env: { SLUICE_UPSTREAM_PIPELINE: '8' } });
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
-  t.teardown(() => agent.destroy());
-  await burst(sluice.port, Array.from({ length: 8 }, (_, i) => ({ path: `/n/warm${i}` })), agent);
+  const { seen, port, agent } = await proxied(t, { SLUICE_UPSTREAM_PIPELINE: '8' }, true);
   for (let round = 0; round < 6; round++) {
     const requests = Array.from({ length: 40 }, (_, i) => {
       const kind = i % 10 === 2 ? 'close' : i % 10 === 6 ? 'drop-once' : i % 2 === 0 ? 'slow' : 'n';
@@ -154,19 +158,19 @@ t.test('a connection ending mid-pipeline (close, reset) and clients leaving cost
     const leavers = Array.from({ length: 10 }, (_, i) => ({ path: `/slow/c${round}gone${i}` }));
     const leaving = new http.Agent({ keepAlive: false });
     for (const r of leavers) {
-      const req = http.request({ port: sluice.port, host: '127.0.0.1', path: r.path, agent: leaving });
+      const req = http.request({ port: port, host: '127.0.0.1', path: r.path, agent: leaving });
       req.on('error', () => {});
       req.end();
       setTimeout(() => req.destroy(), 5);
     }
-    const replies = await burst(sluice.port, requests, agent);
+    const replies = await burst(port, requests, agent);
     const wrong = replies.map((r, i) => ({ r, want: `GET ${requests[i]!.path.split('/')[2]}` })).filter(({ r, want }) => r.status !== 200 || r.body !== want);
     t.strictSame(wrong, [], `round ${round}: every remaining client got its own response`);
     leaving.destroy();
   }
   t.ok(seen.maxOutstanding >= 2, `requests were pipelined (most outstanding on one connection: ${seen.maxOutstanding})`);
   // The proxy is still healthy afterwards, and its backend connections are in step.
-  const after = await burst(sluice.port, Array.from({ length: 20 }, (_, i) => ({ path: `/n/after${i}` })), agent);
+  const after = await burst(port, Array.from({ length: 20 }, (_, i) => ({ path: `/n/after${i}` })), agent);
   t.strictSame(
     after.map((r) => `${r.status} ${r.body}`),
     Array.from({ length: 20 }, (_, i) => `200 GET after${i}`),
@@ -175,13 +179,10 @@ t.test('a connection ending mid-pipeline (close, reset) and clients leaving cost
 });
 
 t.test('without SLUICE_UPSTREAM_PIPELINE a backend connection never has two requests outstanding', async (t) => {
-  const { raw, seen } = await orderedBackend(t);
-  const sluice = await startSluice(t, { upstreams: [raw.url] });
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
-  t.teardown(() => agent.destroy());
+  const { seen, port, agent } = await proxied(t, {}, false);
   for (let round = 0; round < 5; round++) {
     const requests = Array.from({ length: 48 }, (_, i) => ({ path: `/${i % 2 ? 'n' : 'slow'}/d${round}i${i}` }));
-    const replies = await burst(sluice.port, requests, agent);
+    const replies = await burst(port, requests, agent);
     t.equal(replies.filter((r, i) => r.status === 200 && r.body === `GET d${round}i${i}`).length, 48, `round ${round}: all answered`);
   }
   t.equal(seen.maxOutstanding, 1, 'one request at a time per backend connection');
