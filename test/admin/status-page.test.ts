@@ -7,14 +7,13 @@ import t from 'tap';
 import { existsSync, mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { startBackend } from '../helpers/backends.js';
+import { BROWSER_SKIP, openPage } from '../helpers/browser.js';
 import { bearer, request, startWithAdmin } from './admin-helpers.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 const OUTPUT = fileURLToPath(new URL('../../test-output/', import.meta.url));
 const TOKEN = 'status-page-token-0123456789';
 
-t.test('status page: live rows, a killed backend goes down, drain button', { skip: existsSync(CHROMIUM) ? false : `no browser: ${CHROMIUM} is missing (apt-get install -y chromium)` }, async (t) => {
-  const { chromium } = await import('playwright-core');
+t.test('status page: live rows, a killed backend goes down, drain button', { skip: BROWSER_SKIP }, async (t) => {
   const a = await startBackend(t);
   const b = await startBackend(t);
   const { sluice, admin } = await startWithAdmin(t, {
@@ -32,13 +31,7 @@ t.test('status page: live rows, a killed backend goes down, drain button', { ski
   const idA = `127.0.0.1:${a.port}`;
   const idB = `127.0.0.1:${b.port}`;
 
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-  });
-  t.teardown(() => browser.close());
-  const page = await browser.newPage({ viewport: { width: 1400, height: 420 } });
+  const page = await openPage(t);
   const problems: string[] = [];
   page.on('console', (m) => {
     if (m.type() === 'error') problems.push(m.text());

@@ -2,30 +2,22 @@
 // listener's row shows its open connections and bytes live, with a row per pool, and the page
 // raises no script error.
 
-import { existsSync } from 'node:fs';
+import { BROWSER_SKIP, openPage } from '../helpers/browser.js';
 import t from 'tap';
 import { ensureBuilt, freePort, startSluice } from '../helpers/sluice.js';
 import { exchange } from './fixtures/cli.js';
 import { connect, echo } from './fixtures/net.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 await ensureBuilt();
 
-t.test('status page: L4 listeners with live counters', { skip: existsSync(CHROMIUM) ? false : `no browser: ${CHROMIUM} is missing` }, async (t) => {
-  const { chromium } = await import('playwright-core');
+t.test('status page: L4 listeners with live counters', { skip: BROWSER_SKIP }, async (t) => {
   const backend = await echo(t);
   const [l4, admin] = await Promise.all([freePort(), freePort()]);
   await startSluice(t, {
     upstreams: [`tcp://127.0.0.1:${backend.port}`],
     env: { SLUICE_TCP_LISTEN: `127.0.0.1:${l4}`, SLUICE_ADMIN_LISTEN: `127.0.0.1:${admin}` },
   });
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-  });
-  t.teardown(() => browser.close());
-  const page = await browser.newPage({ viewport: { width: 1400, height: 420 } });
+  const page = await openPage(t);
   const problems: string[] = [];
   page.on('pageerror', (e) => problems.push(e.message));
   page.on('console', (m) => {
