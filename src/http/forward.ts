@@ -400,10 +400,7 @@ export class Exchange implements ExchangeHandler, GatedExchange {
   }
 
   deny(status: number, headers: readonly string[], body: string): void {
-    if (this.#over || this.#headSent) return;
-    this.#headSent = true;
-    this.#finished = true;
-    this.#over = true;
+    if (!this.#answerOwn()) return;
     const res = this.#res;
     const close = this.#ctx.closeAfter || !this.#bodyDone;
     res.cork(() => {
@@ -751,11 +748,20 @@ export class Exchange implements ExchangeHandler, GatedExchange {
     if (conn !== null) conn.abandon(this);
   }
 
-  #respondError(err: UpstreamError): void {
-    if (this.#over || this.#headSent) return;
+  /**
+   * Sluice answers this request itself (an edge denial, an upstream error): false when an answer
+   * has already begun or the client side is over; otherwise the exchange is marked finished.
+   */
+  #answerOwn(): boolean {
+    if (this.#over || this.#headSent) return false;
     this.#headSent = true;
     this.#finished = true;
     this.#over = true;
+    return true;
+  }
+
+  #respondError(err: UpstreamError): void {
+    if (!this.#answerOwn()) return;
     const res = this.#res;
     // Mid-upload: the connection closes after this answer (the body's end never comes to a
     // message boundary we could reuse), and a paused client is let go so it can read it.
