@@ -44,7 +44,7 @@ async function proxy(ports, dist, readBuffer) {
   process.stdout.write(`${JSON.stringify(out)}\n`);
   for await (const _ of createInterface({ input: process.stdin })) {
     const u = process.cpuUsage();
-    process.stdout.write(`${JSON.stringify({ cpuMs: (u.user + u.system) / 1000, rssMib: process.memoryUsage().rss / 2 ** 20 })}\n`);
+    process.stdout.write(`${JSON.stringify({ cpuMs: (u.user + u.system) / 1000, userMs: u.user / 1000, rssMib: process.memoryUsage().rss / 2 ** 20 })}\n`);
   }
   process.exit(0);
 }
@@ -97,7 +97,7 @@ async function main() {
     const s = Number(process.hrtime.bigint() - t0) / 1e9;
     const b = await sample();
     const ms = b.cpuMs - a.cpuMs;
-    rows.push(mb > 0 ? { phase, mbPerS: Math.round(mb / s), cpuMsPerMb: +(ms / mb).toFixed(3), rssMib: +b.rssMib.toFixed(1) } : { phase, connsPerS: Math.round(o.conns / s), cpuUsPerConn: +((ms * 1000) / o.conns).toFixed(1), rssMib: +b.rssMib.toFixed(1) });
+    rows.push(mb > 0 ? { phase, mbPerS: Math.round(mb / s), cpuMsPerMb: +(ms / mb).toFixed(3), rssMib: +b.rssMib.toFixed(1) } : { phase, connsPerS: Math.round(o.conns / s), cpuUsPerConn: +((ms * 1000) / o.conns).toFixed(1), userUsPerConn: +(((b.userMs - a.userMs) * 1000) / o.conns).toFixed(1), rssMib: +b.rssMib.toFixed(1) });
   }
   process.stdout.write(`${JSON.stringify({ dist: o.dist, readBuffer: o.readBuffer < 0 ? 'default' : o.readBuffer, rows })}\n`);
   px.stdin.end(); // the proxy exits when its stdin closes (also under a --wrap such as perf)

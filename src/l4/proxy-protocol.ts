@@ -13,6 +13,7 @@
 // there the same bytes are data).
 
 import net from 'node:net';
+import { localAddress, peerAddress, type TcpHandle } from '../net/uv.js';
 import { formatIPv6 } from '../model/address-text.js';
 
 export const V2_SIGNATURE = Buffer.from([0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a]);
@@ -110,12 +111,14 @@ export function encodeV2(a: ProxyAddresses | null, tlvs: Uint8Array = new Uint8A
   return Buffer.concat([head, addr, tlvs]);
 }
 
-/** The addresses of an accepted or connected socket, as a PROXY header describes them. */
-export function socketAddresses(s: net.Socket): ProxyAddresses | null {
-  const src = s.remoteAddress;
-  const dst = s.localAddress;
-  if (src === undefined || dst === undefined || s.remotePort === undefined || s.localPort === undefined) return null;
-  return { family: net.isIPv4(src) && net.isIPv4(dst) ? 'tcp4' : 'tcp6', sourceAddress: src, sourcePort: s.remotePort, destinationAddress: dst, destinationPort: s.localPort };
+/** The addresses of an accepted connection, as a PROXY header describes them (null: it has none now). */
+export function handleAddresses(h: TcpHandle): ProxyAddresses | null {
+  const peer = peerAddress(h);
+  const local = localAddress(h);
+  if (peer === null || local === null) return null;
+  const src = peer.address!;
+  const dst = local.address!;
+  return { family: net.isIPv4(src) && net.isIPv4(dst) ? 'tcp4' : 'tcp6', sourceAddress: src, sourcePort: peer.port!, destinationAddress: dst, destinationPort: local.port! };
 }
 
 // Decoding.

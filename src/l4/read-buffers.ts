@@ -1,6 +1,6 @@
-// The memory backend sockets read into (see backend-reads.ts for how a connection uses it), one
+// The memory relayed connections read into (see relay-reads.ts for how one side uses it), one
 // set per listener:
-// - one shared buffer every quiet backend connection reads into; what lands there is copied out at
+// - one shared buffer every quiet connection reads into; what lands there is copied out at
 //   once, so it is free again before the next read of any socket (reads and their callbacks run one
 //   at a time on this thread), and an idle connection holds no read memory at all;
 // - a free list of larger buffers a connection owns while it streams. Its reads are written onwards

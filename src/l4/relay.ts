@@ -1,28 +1,28 @@
-// The splice of one client socket and one backend socket: bytes both ways with backpressure,
-// half-close passed through, a shared idle timeout, byte counts, and exactly one `onClose` whatever
-// ends it (both sides finishing, an error or reset on either, the idle sweeper, a drain).
+// The splice of one client connection and one backend connection, on libuv handles (src/net/uv.ts):
+// bytes both ways with backpressure, half-close passed through, a shared idle timeout, byte counts,
+// and exactly one `onClose` whatever ends it (both sides finishing, an error or reset on either,
+// the idle sweeper, a drain).
 //
-// Two read paths, because Node lets us choose only for sockets we create:
-// - Backend → client (the heavy direction of most L4 traffic: downloads, query results): the
-//   backend socket was created with `onread` (backend-reads.ts) and each read comes to `fromBackend`,
-//   for a streaming connection as a view of a buffer the next read reuses. It is written to the
-//   client at once. If the kernel takes it all (the usual case) the next read may follow; if any of
-//   it is queued, the backend is paused until the client has taken it, because the queued write may
-//   still point into that buffer. So this direction holds at most one read in Sluice (192 KiB by
-//   default, never above maxBuffered + 128 KiB: tcp-proxy.ts caps the read buffer).
-// - Client → backend: 'data' events (accepted sockets cannot take `onread`), each a fresh chunk,
-//   written at once; when that leaves the backend's queue above `maxBuffered`, the client is
-//   paused until 'drain'. At most maxBuffered plus the read that crossed it (≤ 64 KiB), plus one more
-//   read the paused client may hold: maxBuffered + 128 KiB (test/l4/tcp-proxy.test.ts, "slow reader").
-// The backend's writableHighWaterMark is one byte above maxBuffered (tcp-proxy.ts), so a client
-// chunk the kernel takes whole schedules no 'drain' tick.
+// Each direction (Way) reads its source into the buffer RelayReads (relay-reads.ts) chooses and
+// writes each read to its destination at once:
+// - the kernel takes the write whole (the usual case): the next read may follow;
+// - libuv queues part of it (the destination is slow): the source stops reading until the write
+//   has completed, because the queued bytes may point into a buffer the next read would reuse. So
+//   each direction holds at most one read in Sluice: 64 KiB copied out of the shared buffer, or one
+//   owned buffer (192 KiB by default, tcp-proxy.ts caps it); measured in test/l4/tcp-proxy.test.ts,
+//   "slow reader".
 //
-// Half-close: both sockets run with allowHalfOpen, and an end read from one side becomes an end
-// written to the other once what came before it is flushed, so a client that shuts its writing
-// side still gets the whole answer. Each socket closes by itself once both its directions are done.
+// Half-close: an end of stream read from one side becomes a FIN on the other (libuv sends it after
+// the writes queued before it), so a client that shuts its writing side still gets the whole
+// answer. Once both directions have ended and both FINs are out, both handles close (the second FIN
+// is the close itself when nothing is queued for that side).
+// Errors: a reset or error on one side resets the other (an abort must not look like a clean end of
+// stream to a protocol that frames by EOF).
 
-import type net from 'node:net';
+import { lastWriteWasAsync, readResult, ShutdownWrap, UV_EOF, WriteWrap, type TcpHandle, type UvReq } from '../net/uv.js';
 import type { IdleMember, IdleSweeper } from './idle.js';
+import { RelayReads } from './relay-reads.js';
+import type { ReadBuffers } from './read-buffers.js';
 
 /** Counters shared by every relay of one listener (plain numbers: one thread owns them). */
 export interface ByteCounters {
@@ -33,26 +33,122 @@ export interface ByteCounters {
 }
 
 export interface RelayOptions {
-  /** Pause the client when the backend has this many bytes queued (see tcp-proxy.ts for its highWaterMark). */
-  maxBuffered: number;
-  /**
-   * The backend socket was created with `onread` and its owner passes every read to `fromBackend`
-   * (the fast path above); false: the backend is read with 'data' events like the client.
-   */
-  backendOnread: boolean;
+  /** Where both handles read (the listener's). Both handles were given `buffers.shared` with useUserBuffer. */
+  buffers: ReadBuffers;
   sweeper: IdleSweeper | null;
   counters: ByteCounters | null;
-  /** Exactly once, after both sockets have closed. `reason` says what ended it. */
+  /** Exactly once, when both handles are closed. `reason` says what ended it. */
   onClose: (relay: Relay, reason: RelayEnd) => void;
 }
 
 export type RelayEnd = 'done' | 'error' | 'idle' | 'aborted';
 
-/** 64 KiB: four of Node's 16 KiB socket buffers, enough to keep a fast link busy between drains. */
+/** 64 KiB: the bound one direction kept before reads were owned (tcp-proxy.ts caps owned reads at this + 128 KiB). */
 export const DEFAULT_MAX_BUFFERED = 65_536;
 
-/** Written behind a queued write only to be called back once everything before it has gone. */
-const FLUSH_MARK = Buffer.alloc(0);
+/**
+ * A WriteWrap the kernel took whole is never bound to a native request, so the next write can use it
+ * again: one per thread, replaced only when a write goes async and keeps it.
+ */
+let spareWrite: UvReq = new WriteWrap();
+
+/** One direction: reads `src`, writes `dst`. */
+class Way {
+  readonly relay: Relay;
+  readonly src: TcpHandle;
+  readonly dst: TcpHandle;
+  readonly up: boolean;
+  readonly reads: RelayReads;
+  /** A write to dst is queued: src is not reading. */
+  waiting = false;
+  /** src has ended (EOF read); the FIN to dst is on its way or out. */
+  ended = false;
+  /** The FIN to dst is out (or dst could not take one): this direction is over. */
+  done = false;
+  /** The opposite direction. */
+  other: Way | null = null;
+
+  constructor(relay: Relay, src: TcpHandle, dst: TcpHandle, up: boolean, buffers: ReadBuffers) {
+    this.relay = relay;
+    this.src = src;
+    this.dst = dst;
+    this.up = up;
+    this.reads = new RelayReads(buffers);
+    src.onread = () => this.#onread();
+  }
+
+  /** Write `chunk` to dst; when libuv keeps part of it, stop reading src until it has gone. */
+  write(chunk: Buffer): void {
+    const req = spareWrite;
+    req.handle = this.dst;
+    const err = this.dst.writeBuffer(req, chunk);
+    if (err !== 0) {
+      spareWrite = new WriteWrap(); // not reused after a failed write, whatever state it was left in
+      return this.relay.fail();
+    }
+    if (!lastWriteWasAsync()) return;
+    spareWrite = new WriteWrap();
+    req.oncomplete = onWritten;
+    req.way = this;
+    req.chunk = chunk; // kept alive while libuv points into it
+    this.waiting = true;
+    this.src.readStop();
+  }
+
+  /** The queued write has gone (status 0) or failed. */
+  written(status: number): void {
+    this.waiting = false;
+    if (status !== 0) return this.relay.fail();
+    this.relay.active = true; // a slow reader that is still reading is not idle
+    if (!this.relay.closing && !this.ended) this.src.readStart();
+  }
+
+  #onread(): Uint8Array | undefined {
+    const n = readResult();
+    const relay = this.relay;
+    if (n > 0) {
+      relay.active = true;
+      relay.count(this.up, n);
+      const chunk = this.reads.landed(n);
+      if (!relay.closing) this.write(chunk);
+      return this.reads.next(this.waiting);
+    }
+    if (n === UV_EOF) this.#end();
+    else if (n < 0) relay.fail();
+    return undefined;
+  }
+
+  /** src sent its FIN: pass it on once what came before it has gone (libuv orders the two). */
+  #end(): void {
+    this.ended = true;
+    this.relay.active = true;
+    if (this.relay.closing) return;
+    if (this.other!.done && !this.waiting && this.dst.writeQueueSize === 0) {
+      // The last direction, with nothing queued: closing both sockets sends dst the same FIN (every
+      // byte dst sent has been read, so the close is not a reset) and saves a shutdown, which in
+      // libuv is a wait for writability, a system call and two epoll changes.
+      return this.shut();
+    }
+    const req = new ShutdownWrap();
+    req.handle = this.dst;
+    req.oncomplete = onShut;
+    req.way = this;
+    if (this.dst.shutdown(req) !== 0) this.shut();
+  }
+
+  shut(): void {
+    this.done = true;
+    this.relay.wayDone();
+  }
+}
+
+function onWritten(this: UvReq, status: number): void {
+  (this.way as Way).written(status);
+}
+
+function onShut(this: UvReq): void {
+  (this.way as Way).shut();
+}
 
 export class Relay implements IdleMember {
   active = false;
@@ -61,139 +157,102 @@ export class Relay implements IdleMember {
   bytesIn = 0;
   /** Backend → client bytes so far. */
   bytesOut = 0;
-  readonly client: net.Socket;
-  readonly backend: net.Socket;
+  /** Both handles are closing or closed: nothing more is read or written. */
+  closing = false;
+  readonly client: TcpHandle;
+  readonly backend: TcpHandle;
   readonly #options: RelayOptions;
-  /** One callback for the life of the relay, not one per write (write callbacks allocate when new). */
-  readonly #clientFlushed: (err?: Error | null) => void;
-  #open = 2;
+  readonly #upWay: Way;
+  readonly #downWay: Way;
   #reason: RelayEnd = 'done';
-  #finished = false;
 
   /**
-   * Start relaying. `initial` bytes (already read from the client: a peeked ClientHello, data
-   * after a PROXY header) go to the backend first. The client may be paused; it is resumed here.
+   * Start relaying. `initial` (bytes already read from the client: a peeked ClientHello, data after a
+   * PROXY header; and a PROXY header for the backend) goes to the backend first.
    */
-  constructor(client: net.Socket, backend: net.Socket, options: RelayOptions, initial: readonly Buffer[] = []) {
+  constructor(client: TcpHandle, backend: TcpHandle, options: RelayOptions, initial: Buffer | null = null) {
     this.client = client;
     this.backend = backend;
     this.#options = options;
-    this.#clientFlushed = (err) => {
-      this.active = true; // a slow reader that is still reading is not idle
-      if (!err && !backend.destroyed) backend.resume();
-    };
-    for (const b of initial) {
-      this.bytesIn += b.length;
-      if (options.counters) options.counters.bytesIn += b.length;
-      backend.write(b);
-    }
-    this.#wireData(client, backend, true);
-    if (!options.backendOnread) this.#wireData(backend, client, false);
-    this.#wireEnd(client, backend);
-    this.#wireEnd(backend, client);
+    this.#upWay = new Way(this, client, backend, true, options.buffers);
+    this.#downWay = new Way(this, backend, client, false, options.buffers);
+    this.#upWay.other = this.#downWay;
+    this.#downWay.other = this.#upWay;
     options.sweeper?.add(this);
-    this.#watchClose(client, backend);
-    this.#watchClose(backend, client);
-    if (!client.destroyed && client.isPaused()) client.resume();
+    if (initial !== null && initial.length > 0) {
+      this.#upWay.write(initial);
+      if (this.closing) return;
+    }
+    if (!this.#upWay.waiting) client.readStart();
+    backend.readStart();
   }
 
-  /**
-   * One read of the backend (onread mode, backend-reads.ts): `chunk` may be a view of a buffer the
-   * next read overwrites. Returns true when some of it is queued: the backend is then paused until
-   * it has gone. Hot path: no allocation.
-   */
-  fromBackend(chunk: Buffer): boolean {
-    this.active = true;
-    this.bytesOut += chunk.length;
+  /** Bytes queued in libuv for either side now (what Sluice holds beyond the reads in hand). */
+  get buffered(): number {
+    return this.client.writeQueueSize + this.backend.writeQueueSize;
+  }
+
+  /** Sluice stopped reading the backend until the client takes what is queued (tests, status). */
+  get backendPaused(): boolean {
+    return this.#downWay.waiting;
+  }
+
+  /** Sluice stopped reading the client until the backend takes what is queued. */
+  get clientPaused(): boolean {
+    return this.#upWay.waiting;
+  }
+
+  /** Whether the backend → client direction reads into a buffer of its own (streaming). */
+  get streaming(): boolean {
+    return this.#downWay.reads.streaming;
+  }
+
+  count(up: boolean, n: number): void {
     const counters = this.#options.counters;
-    if (counters) counters.bytesOut += chunk.length;
-    const client = this.client;
-    if (client.destroyed) return false; // nothing was queued; the close watchers end the backend
-    client.write(chunk);
-    if (client.writableLength === 0) return false;
-    this.backend.pause();
-    client.write(FLUSH_MARK, this.#clientFlushed);
-    return true;
+    if (up) {
+      this.bytesIn += n;
+      if (counters) counters.bytesIn += n;
+    } else {
+      this.bytesOut += n;
+      if (counters) counters.bytesOut += n;
+    }
+  }
+
+  /** A direction is over; both over: close. */
+  wayDone(): void {
+    if (this.#upWay.done && this.#downWay.done) this.#close(false);
+  }
+
+  /** An error or reset on either side: reset both. */
+  fail(): void {
+    if (this.#reason === 'done') this.#reason = 'error';
+    this.#close(true);
   }
 
   /** Close both sides now (drain timeout, shutdown). onClose still runs once. */
   destroy(reason: RelayEnd = 'aborted'): void {
     if (this.#reason === 'done') this.#reason = reason;
-    this.client.destroy();
-    this.backend.destroy();
+    this.#close(false);
   }
 
   expire(): void {
     this.destroy('idle');
   }
 
-  /** 'data' path: write each chunk at once; pause `src` while `dst` has a full queue. */
-  #wireData(src: net.Socket, dst: net.Socket, up: boolean): void {
-    // The pause must be followed by a 'drain', which comes only when write() returned false, i.e.
-    // the queue reached dst's highWaterMark: so pause at max(bound, highWaterMark).
-    const bound = Math.max(this.#options.maxBuffered, dst.writableHighWaterMark);
-    const counters = this.#options.counters;
-    src.on('data', (chunk: Buffer) => {
-      this.active = true;
-      if (up) {
-        this.bytesIn += chunk.length;
-        if (counters) counters.bytesIn += chunk.length;
-      } else {
-        this.bytesOut += chunk.length;
-        if (counters) counters.bytesOut += chunk.length;
-      }
-      if (!dst.write(chunk) && dst.writableLength >= bound) src.pause();
-    });
-    dst.on('drain', () => {
-      this.active = true; // a slow reader that is still reading is not idle
-      if (src.isPaused() && !src.destroyed) src.resume();
-    });
-  }
-
-  /** End and error handling of one direction, whichever read path it uses. */
-  #wireEnd(src: net.Socket, dst: net.Socket): void {
-    src.on('end', () => {
-      this.active = true;
-      if (!dst.destroyed) dst.end();
-    });
-    // The peer may have sent its FIN before the relay existed (with the preface, while the backend
-    // connected): its 'end' has been emitted already, so pass it on now.
-    if (src.readableEnded && !dst.destroyed) dst.end();
-    src.on('error', () => {
-      if (this.#reason === 'done') this.#reason = 'error';
-    });
-  }
-
-  #watchClose(s: net.Socket, other: net.Socket): void {
-    const closed = (hadError: boolean) => {
-      // A reset or error on one side resets the other (an abort must not look like a clean end of
-      // stream to a protocol that frames by EOF); a clean close means both of its directions
-      // finished, and the other side finishes by itself once its queue is flushed.
-      if (hadError) {
-        if (this.#reason === 'done') this.#reason = 'error';
-        abort(other);
-      } else if (this.#reason !== 'done') other.destroy();
-      if (--this.#open === 0) this.#finish();
-    };
-    // A socket that closed before we got here (client reset while the backend connected) counts.
-    if (s.closed) queueMicrotask(() => closed(true));
-    else s.once('close', closed);
-  }
-
-  #finish(): void {
-    if (this.#finished) return;
-    this.#finished = true;
+  #close(reset: boolean): void {
+    if (this.closing) return;
+    this.closing = true;
     this.#options.sweeper?.delete(this);
+    // libuv closes the descriptors inside these calls (uv_close on a TCP stream closes its fd at
+    // once; only the notification would come a loop turn later, and none is asked for): from here
+    // no read can land in an owned buffer and nothing more is written from one (queued writes are
+    // cancelled; their requests still hold their chunks until then). So the buffers go back and the
+    // owner hears of the end now, with two JavaScript callbacks per connection saved.
+    // A reset needs a handle with no FIN in progress; where it cannot be done, a plain close.
+    if (!reset || this.client.reset() !== 0) this.client.close();
+    if (!reset || this.backend.reset() !== 0) this.backend.close();
+    this.#upWay.reads.release();
+    this.#downWay.reads.release();
     this.#options.onClose(this, this.#reason);
-  }
-}
-
-/** Close with a TCP reset when the socket still has a handle, else just destroy it. */
-function abort(s: net.Socket): void {
-  if (s.destroyed) return;
-  try {
-    s.resetAndDestroy();
-  } catch {
-    s.destroy();
   }
 }

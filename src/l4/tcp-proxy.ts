@@ -1,6 +1,9 @@
 // One L4 TCP listener: plain TCP to one pool, or TLS passthrough routed by the ClientHello's SNI.
 //
-// A connection's life: accept (paused) → optional preface (a PROXY header from a front balancer
+// Sockets are Node's libuv handles used directly (src/net/uv.ts, and docs/l4.md "Raw handles" for
+// the figures that chose them over net.Socket).
+//
+// A connection's life: accept (not reading) → optional preface (a PROXY header from a front balancer
 // when the listener accepts one; the ClientHello for passthrough), bounded in bytes and time →
 // pick a backend with the pool's policy over the shared table → connect with a timeout, moving on
 // to another backend after a connect failure, within `retries`, before any byte has gone to the
@@ -12,6 +15,7 @@
 // and feed passive outlier detection (as http/context.ts does for L7); a move to another backend
 // counts in RETRIES of the one that failed.
 
+import dns from 'node:dns';
 import net from 'node:net';
 import { NO_HASH, hashString } from '../balancer/hash.js';
 import type { PickContext } from '../balancer/policy.js';
@@ -21,8 +25,8 @@ import type { SharedTable } from '../state/table.js';
 import { ConnLedger } from './ledger.js';
 import { IdleSweeper, type IdleMember } from './idle.js';
 import type { L4Pool, SniTable } from './pool.js';
-import { PROXY_DONE, PROXY_MORE, ProxyHeaderDecoder, encodeV1, encodeV2, socketAddresses, type ProxyAddresses } from './proxy-protocol.js';
-import { BackendReads } from './backend-reads.js';
+import { connect as uvConnect, listen, localAddress, newSocket, peerAddress, readResult, ShutdownWrap, UV_EOF, type TcpHandle } from '../net/uv.js';
+import { PROXY_DONE, PROXY_MORE, ProxyHeaderDecoder, encodeV1, encodeV2, handleAddresses, type ProxyAddresses } from './proxy-protocol.js';
 import { DEFAULT_READ_BUFFER_BYTES, ReadBuffers } from './read-buffers.js';
 import { DEFAULT_MAX_BUFFERED, Relay, type ByteCounters } from './relay.js';
 import { ClientHelloReader, DEFAULT_MAX_HELLO_BYTES, HELLO_MALFORMED, HELLO_MORE } from './sni.js';
@@ -48,12 +52,11 @@ export interface TcpProxyOptions {
   prefaceTimeoutMs?: number;
   /** Further backends to try after a connect failure. Default 2. */
   retries?: number;
-  /** Client → backend, see relay.ts. Default 64 KiB. */
+  /** With readBufferBytes, what one direction may hold: a read is at most maxBuffered + 128 KiB. Default 64 KiB. */
   maxBuffered?: number;
   /**
-   * Size of the buffer a streaming backend connection reads into (backend-reads.ts,
-   * read-buffers.ts), at most maxBuffered + 128 KiB; 0 reads the backend like the client, a fresh
-   * allocation per read. Default 192 KiB.
+   * Size of the buffer a streaming side reads into (relay-reads.ts, read-buffers.ts), at most
+   * maxBuffered + 128 KiB, at least 1 KiB. Default 192 KiB.
    */
   readBufferBytes?: number;
   maxHelloBytes?: number;
@@ -99,25 +102,26 @@ export interface TcpPoolStats {
 class Conn implements IdleMember {
   active = false;
   idleTicks = 0;
-  readonly client: net.Socket;
+  readonly client: TcpHandle;
   readonly owner: TcpProxy;
   chunks: Buffer[] = [];
   decoder: ProxyHeaderDecoder | null = null;
   hello: ClientHelloReader | null = null;
+  /** Reading the preface (PROXY header, ClientHello); cleared once routed or rejected. */
+  prefacing = false;
   /** The client as the backend should see it (the PROXY header's source when one was accepted). */
   source: ProxyAddresses | null = null;
   pool: L4Pool | null = null;
   tried: number[] = [];
   slot = -1;
   counted = false;
-  backend: net.Socket | null = null;
+  /** The backend handle while connecting, then the relay's. */
+  backend: TcpHandle | null = null;
   relay: Relay | null = null;
+  /** The client is closing or closed before a relay took it. */
   closed = false;
-  onData: ((chunk: Buffer) => void) | null = null;
-  /** How the backend socket reads (one for every attempt: a failed socket never read). */
-  reads: BackendReads | null = null;
 
-  constructor(client: net.Socket, owner: TcpProxy) {
+  constructor(client: TcpHandle, owner: TcpProxy) {
     this.client = client;
     this.owner = owner;
   }
@@ -137,7 +141,7 @@ export class TcpProxy {
   readonly #options: TcpProxyOptions;
   readonly #table: SharedTable;
   readonly #ledger: ConnLedger;
-  readonly #server: net.Server;
+  #server: TcpHandle | null = null;
   readonly #conns = new Set<Conn>();
   readonly #idle: IdleSweeper;
   readonly #preface: IdleSweeper;
@@ -146,10 +150,7 @@ export class TcpProxy {
   readonly #pick: PickContext = { now: 0, exclude: -1, hash: NO_HASH };
   readonly #connectTimeout: number;
   readonly #retries: number;
-  readonly #maxBuffered: number;
-  readonly #buffers: ReadBuffers | null;
-  /** Of backend sockets: one byte above maxBuffered, see the constructor. */
-  readonly #highWaterMark: number;
+  readonly #buffers: ReadBuffers;
   #pool: L4Pool | null;
   #sni: SniTable | null;
   #draining = false;
@@ -165,34 +166,26 @@ export class TcpProxy {
     this.#sni = options.sni ?? null;
     this.#connectTimeout = options.connectTimeoutMs ?? 5000;
     this.#retries = options.retries ?? 2;
-    this.#maxBuffered = options.maxBuffered ?? DEFAULT_MAX_BUFFERED;
-    // One read is what the backend → client direction holds in Sluice at most, so it is kept within
-    // the bound the other direction has: maxBuffered + 128 KiB (relay.ts).
-    const readBuffer = Math.min(options.readBufferBytes ?? DEFAULT_READ_BUFFER_BYTES, this.#maxBuffered + 131_072);
-    this.#buffers = readBuffer > 0 ? new ReadBuffers(readBuffer) : null;
-    // Client → backend writes are 'data' chunks of up to 64 KiB: with the default 16 KiB mark each
-    // one would schedule a 'drain' tick even when the kernel took it whole. Above maxBuffered, a
-    // 'drain' comes exactly when the relay paused the client for a full queue (relay.ts).
-    this.#highWaterMark = this.#maxBuffered + 1;
+    // One read is what a direction holds in Sluice at most (relay.ts), so the read size is the
+    // bound: maxBuffered + 128 KiB, as before reads were owned.
+    const maxBuffered = options.maxBuffered ?? DEFAULT_MAX_BUFFERED;
+    this.#buffers = new ReadBuffers(Math.min(options.readBufferBytes ?? DEFAULT_READ_BUFFER_BYTES, maxBuffered + 131_072));
     this.#idle = new IdleSweeper(options.idleTimeoutMs ?? 600_000);
     this.#preface = new IdleSweeper(options.prefaceTimeoutMs ?? 10_000);
     this.#connecting = new IdleSweeper(this.#connectTimeout);
-    this.#server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true }, (s) => this.#accept(s));
   }
 
-  /** Listen; resolves with the bound address. */
-  start(): Promise<net.AddressInfo> {
-    return new Promise((resolve, reject) => {
-      this.#server.once('error', reject);
-      this.#server.listen({ host: this.#options.host, port: this.#options.port, backlog: this.#options.backlog ?? 511 }, () => {
-        this.#server.off('error', reject);
-        resolve(this.#server.address() as net.AddressInfo);
-      });
-    });
+  /** Listen; resolves with the bound address. A host name is looked up once, here. */
+  async start(): Promise<net.AddressInfo> {
+    const host = this.#options.host;
+    const ip = host === '' || net.isIP(host) !== 0 ? host : (await dns.promises.lookup(host)).address;
+    this.#server = listen(ip, this.#options.port, this.#options.backlog ?? 511, (h) => this.#accept(h));
+    return this.address()!;
   }
 
   address(): net.AddressInfo | null {
-    return this.#server.address() as net.AddressInfo | null;
+    const a = this.#server === null ? null : localAddress(this.#server);
+    return a === null ? null : { address: a.address!, family: a.family!, port: a.port! };
   }
 
   /** Open relays (admin, status, tests). */
@@ -214,12 +207,12 @@ export class TcpProxy {
   }
 
   /**
-   * Bytes Sluice holds for open relays right now: what waits in each socket's write queue and what
-   * has been read but not yet taken. The relay keeps this bounded per connection.
+   * Bytes Sluice holds for open relays right now beyond the reads in hand: what libuv has queued
+   * for each side. The relay keeps this to one read per direction.
    */
   bufferedBytes(): number {
     let n = 0;
-    for (const r of this.relays()) n += r.client.writableLength + r.client.readableLength + r.backend.writableLength + r.backend.readableLength;
+    for (const r of this.relays()) n += r.buffered;
     return n;
   }
 
@@ -240,7 +233,8 @@ export class TcpProxy {
    */
   drain(timeoutMs: number): Promise<void> {
     this.#draining = true;
-    this.#server.close();
+    this.#server?.close();
+    this.#server = null;
     const done = new Promise<void>((resolve) => {
       if (this.#conns.size === 0) return resolve();
       this.#drained = resolve;
@@ -249,7 +243,7 @@ export class TcpProxy {
       const timer = setTimeout(() => {
         for (const c of [...this.#conns]) {
           if (c.relay !== null) c.relay.destroy('aborted');
-          else c.client.destroy();
+          else this.#dropClient(c);
         }
       }, timeoutMs);
       timer.unref();
@@ -262,35 +256,43 @@ export class TcpProxy {
     });
   }
 
-  #accept(client: net.Socket): void {
+  #accept(client: TcpHandle): void {
     this.stats.accepted++;
     if (this.#draining) {
-      client.destroy();
+      client.close();
       return;
     }
     this.stats.active++;
+    client.setNoDelay(true);
+    // Every read of this handle lands in a buffer RelayReads hands it from here on (relay-reads.ts).
+    client.useUserBuffer(this.#buffers.shared);
     const c = new Conn(client, this);
     this.#conns.add(c);
-    client.on('error', ignore);
-    client.once('close', () => this.#clientClosed(c));
     if (!this.#options.acceptProxy && this.#sni === null) {
       this.#connect(c);
       return;
     }
     if (this.#options.acceptProxy) c.decoder = new ProxyHeaderDecoder();
     if (this.#sni !== null) c.hello = new ClientHelloReader(this.#options.maxHelloBytes ?? DEFAULT_MAX_HELLO_BYTES);
-    c.onData = (chunk) => this.#preamble(c, chunk);
-    client.on('data', c.onData);
-    // A FIN before the preface is complete: there is nothing to route.
-    client.once('end', () => {
-      if (c.onData !== null) this.reject(c, 'ended during the preface');
-    });
+    c.prefacing = true;
+    client.onread = () => {
+      const n = readResult();
+      if (n > 0) {
+        // The shared buffer is the next read's: what is kept (relayed later) is a copy.
+        const chunk = Buffer.allocUnsafe(n);
+        this.#buffers.shared.copy(chunk, 0, 0, n);
+        this.#preamble(c, chunk);
+      } else if (n === UV_EOF) this.reject(c, 'ended during the preface'); // nothing to route
+      else if (n < 0) this.#dropClient(c);
+      return undefined;
+    };
     this.#preface.add(c);
-    client.resume();
+    client.readStart();
   }
 
   /** Preface bytes: PROXY header first (when accepted), then the ClientHello (passthrough). */
   #preamble(c: Conn, chunk: Buffer): void {
+    if (!c.prefacing) return;
     if (c.decoder !== null) {
       const s = c.decoder.push(chunk);
       if (s === PROXY_MORE) return;
@@ -316,9 +318,8 @@ export class TcpProxy {
   }
 
   #routed(c: Conn, pool: L4Pool | null): void {
-    c.client.pause();
-    if (c.onData !== null) c.client.off('data', c.onData);
-    c.onData = null;
+    c.client.readStop();
+    c.prefacing = false;
     this.#preface.delete(c);
     c.pool = pool;
     this.#connect(c);
@@ -327,12 +328,12 @@ export class TcpProxy {
   /** Close a client whose preface failed (or timed out). Public for Conn.expire. */
   reject(c: Conn, reason: string): void {
     this.#preface.delete(c);
-    if (c.closed || c.onData === null) return; // gone, or already rejected or routed
-    c.client.off('data', c.onData);
-    c.onData = null;
+    if (c.closed || !c.prefacing) return; // gone, or already rejected or routed
+    c.prefacing = false;
     this.stats.rejected++;
-    this.#options.onReject?.(reason, `${c.client.remoteAddress}:${c.client.remotePort}`);
-    c.client.destroy();
+    const peer = peerAddress(c.client);
+    this.#options.onReject?.(reason, peer === null ? 'unknown' : `${peer.address}:${peer.port}`);
+    this.#dropClient(c);
   }
 
   #connect(c: Conn): void {
@@ -345,8 +346,8 @@ export class TcpProxy {
     p.exclude = c.slot;
     p.hash = NO_HASH;
     if (pool.needsHash) {
-      // remoteAddress is a getpeername() call: only made when the policy uses the key.
-      const ip = c.source?.sourceAddress ?? c.client.remoteAddress;
+      // A getpeername() call: only made when the policy uses the key.
+      const ip = c.source?.sourceAddress ?? peerAddress(c.client)?.address;
       if (ip !== undefined) p.hash = hashString(ip);
     }
     let slot = pool.policy.pick(p);
@@ -364,23 +365,25 @@ export class TcpProxy {
     c.tried.push(slot);
     this.#ledger.open(slot);
     c.counted = true;
-    let onread: net.OnReadOpts | undefined;
-    if (this.#buffers !== null) {
-      c.reads ??= new BackendReads(this.#buffers);
-      onread = c.reads.onread;
-    }
-    // writableHighWaterMark reaches the socket's Duplex constructor; @types/node leaves it out here.
-    const opts = { host: backend.host, port: backend.port, allowHalfOpen: true, noDelay: true, writableHighWaterMark: this.#highWaterMark, onread };
-    const sock = net.connect(opts as net.NetConnectOpts);
-    c.backend = sock;
-    // The coarse shared timer, not sock.setTimeout: that is a timer per socket, re-armed on reads.
+    const h = newSocket();
+    c.backend = h;
+    // The coarse shared timer covers the lookup and the connect.
     this.#connecting.add(c);
-    const onError = () => this.#failed(c, sock, C.ERR_CONNECT);
-    sock.once('error', onError);
-    sock.once('connect', () => {
-      sock.off('error', onError);
-      this.#connecting.delete(c);
-      this.#connected(c, sock);
+    const start = (ip: string) => {
+      const err = uvConnect(h, ip, backend.port, (status) => {
+        if (c.backend !== h) return; // timed out or given up: the handle is already closed
+        if (status !== 0) return this.#failed(c, h, C.ERR_CONNECT);
+        this.#connecting.delete(c);
+        this.#connected(c, h);
+      });
+      if (err !== 0) this.#failed(c, h, C.ERR_CONNECT);
+    };
+    if (net.isIP(backend.host) !== 0) return start(backend.host);
+    // A backend named by host name (discovery may give one): looked up per connect, as net.connect would.
+    dns.lookup(backend.host, (err, address) => {
+      if (c.backend !== h) return;
+      if (err) this.#failed(c, h, C.ERR_CONNECT);
+      else start(address);
     });
   }
 
@@ -389,10 +392,10 @@ export class TcpProxy {
     if (c.backend !== null && c.relay === null) this.#failed(c, c.backend, C.ERR_TIMEOUT);
   }
 
-  #failed(c: Conn, sock: net.Socket, column: number): void {
-    if (c.backend !== sock) return;
+  #failed(c: Conn, h: TcpHandle, column: number): void {
+    if (c.backend !== h) return;
     this.#connecting.delete(c);
-    sock.destroy();
+    h.close();
     c.backend = null;
     this.#uncount(c);
     const slot = c.slot;
@@ -407,32 +410,32 @@ export class TcpProxy {
     this.#connect(c);
   }
 
-  #connected(c: Conn, sock: net.Socket): void {
+  #connected(c: Conn, backend: TcpHandle): void {
     this.#options.outliers?.onSuccess(c.slot);
     if (c.closed) {
-      // The client left while we were connecting: #clientClosed already let go of this attempt.
-      sock.destroy();
+      // The client went while we were connecting (drain): #dropClient already let go of this attempt.
+      backend.close();
       return;
     }
     this.stats.opened++;
     const ps = this.#statsOf(c.pool!);
     ps.opened++;
     ps.active++;
-    sock.on('error', ignore);
+    backend.setNoDelay(true);
+    backend.useUserBuffer(this.#buffers.shared);
     const version = c.pool!.proxyProtocol;
+    const first = c.chunks;
+    c.chunks = [];
     if (version !== null) {
-      const a = c.source ?? socketAddresses(c.client);
-      sock.write(version === 'v1' ? encodeV1(a) : encodeV2(a));
+      const a = c.source ?? handleAddresses(c.client);
+      first.unshift(version === 'v1' ? encodeV1(a) : encodeV2(a));
     }
     const slot = c.slot;
-    const initial = c.chunks;
-    c.chunks = [];
     c.relay = new Relay(
       c.client,
-      sock,
+      backend,
       {
-        maxBuffered: this.#maxBuffered,
-        backendOnread: c.reads !== null,
+        buffers: this.#buffers,
         sweeper: this.#idle,
         counters: this.stats,
         onClose: (r, reason) => {
@@ -447,31 +450,43 @@ export class TcpProxy {
           this.#finish(c);
         },
       },
-      initial,
+      first.length === 0 ? null : first.length === 1 ? first[0]! : Buffer.concat(first),
     );
-    if (c.reads !== null) c.reads.sink = c.relay;
   }
 
-  /** No backend could take the connection: close the client without having sent it a byte. */
+  /**
+   * No backend could take the connection: close the client without having sent it a byte. What it
+   * sent is read and dropped, and the FIN goes out before the close, so it sees an end, not a reset.
+   */
   #giveUp(c: Conn): void {
     if (c.closed) return;
     this.stats.noBackend++;
-    const s = c.client;
-    s.on('data', () => {}); // discard what it sent so the close is a FIN, not a reset
-    s.resume();
-    s.destroySoon();
+    const h = c.client;
+    h.onread = () => {
+      if (readResult() < 0) this.#dropClient(c);
+      return undefined;
+    };
+    h.readStart();
+    const req = new ShutdownWrap();
+    req.handle = h;
+    req.oncomplete = () => this.#dropClient(c);
+    if (h.shutdown(req) !== 0) this.#dropClient(c);
   }
 
-  #clientClosed(c: Conn): void {
-    if (c.relay !== null) return; // the relay owns the ending from here
+  /** Close a client no relay owns (rejected, given up, gone, drained), letting go of any connect attempt. */
+  #dropClient(c: Conn): void {
+    if (c.closed || c.relay !== null) return;
     c.closed = true;
+    c.prefacing = false;
     this.#preface.delete(c);
     if (c.backend !== null) {
       this.#connecting.delete(c);
-      c.backend.destroy();
+      c.backend.close();
       c.backend = null;
     }
     this.#uncount(c);
+    // The descriptor is closed inside this call; no notification is needed (see relay.ts #close).
+    c.client.close();
     this.#finish(c);
   }
 
@@ -492,9 +507,6 @@ export class TcpProxy {
 
   #finish(c: Conn): void {
     if (!this.#conns.delete(c)) return;
-    // Both sockets have closed (or the backend never connected): nothing reads into the buffer or
-    // writes from it any more.
-    c.reads?.release();
     this.stats.active--;
     if (this.#conns.size === 0 && this.#drained !== null) {
       const resolve = this.#drained;
@@ -503,6 +515,3 @@ export class TcpProxy {
     }
   }
 }
-
-/** Errors are handled where the socket closes; this only keeps an 'error' from being unhandled. */
-function ignore(): void {}

@@ -125,7 +125,7 @@ t.test('slow reader: the proxy stops reading from the backend and holds a bounde
   c.pause(); // the client reads nothing for now
   await until(() => {
     const r = [...p.relays()][0];
-    return r !== undefined && r.backend.isPaused();
+    return r !== undefined && r.backendPaused;
   });
   const relay = [...p.relays()][0]!;
   const held = p.bufferedBytes();
