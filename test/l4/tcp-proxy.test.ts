@@ -152,6 +152,49 @@ t.test('slow reader: the proxy stops reading from the backend and holds a bounde
   t.ok(maxHeld <= bound, `never held more than the bound while draining (${maxHeld})`);
 });
 
+t.test('slow backend: the proxy stops reading an upload and holds a bounded amount', async (t) => {
+  const table = newTable();
+  const total = 64 << 20;
+  let peer!: net.Socket;
+  const be = await server(t, (s) => {
+    peer = s;
+    s.pause(); // reads nothing for now
+  });
+  const maxBuffered = 64 << 10;
+  const { p, port } = await proxy(t, { table, pool: makePool(table, 'slow-up', [be.port]), maxBuffered });
+  const c = await connect(port);
+  const sent = writeBlocks(c, total, 9).then(() => c.end());
+  await until(() => {
+    const r = [...p.relays()][0];
+    return r !== undefined && r.clientPaused;
+  });
+  const relay = [...p.relays()][0]!;
+  t.ok(relay.streaming === false, 'the download side never streamed');
+  const bound = maxBuffered + 2 * (64 << 10);
+  const held = p.bufferedBytes();
+  t.ok(held <= bound, `held ${held} bytes ≤ ${bound}`);
+  t.ok(relay.bytesIn < total / 2, `the proxy stopped pulling the upload (${relay.bytesIn} of ${total})`);
+  const h = createHash('sha256');
+  let n = 0;
+  let maxHeld = held;
+  peer.on('data', (b: Buffer) => {
+    n += b.length;
+    h.update(b);
+    maxHeld = Math.max(maxHeld, p.bufferedBytes());
+  });
+  const ended = new Promise((r) => peer.once('end', r));
+  peer.resume();
+  await sent;
+  await ended;
+  peer.end();
+  const want = createHash('sha256');
+  for (const b of blocks(total, 9)) want.update(b);
+  t.equal(n, total, 'the whole upload arrives once the backend reads');
+  t.equal(h.digest('hex'), want.digest('hex'));
+  t.ok(maxHeld <= bound, `never held more than the bound while draining (${maxHeld})`);
+  await until(() => p.stats.active === 0);
+});
+
 t.test('a refusing backend: the connection moves to the next one before any byte reaches the client', async (t) => {
   const table = newTable();
   const dead = await refusedPort();
