@@ -98,6 +98,17 @@ export interface TcpPoolStats {
   bytesOut: number;
 }
 
+/** Hosts seen, whether each is an IP literal: net.isIP is a regular expression, and this is per connection. */
+const ipLiteral = new Map<string, boolean>();
+function isIpLiteral(host: string): boolean {
+  let yes = ipLiteral.get(host);
+  if (yes === undefined) {
+    yes = net.isIP(host) !== 0;
+    if (ipLiteral.size < 4096) ipLiteral.set(host, yes);
+  }
+  return yes;
+}
+
 /** Per-connection state until the relay takes over. */
 class Conn implements IdleMember {
   active = false;
@@ -378,7 +389,7 @@ export class TcpProxy {
       });
       if (err !== 0) this.#failed(c, h, C.ERR_CONNECT);
     };
-    if (net.isIP(backend.host) !== 0) return start(backend.host);
+    if (isIpLiteral(backend.host)) return start(backend.host);
     // A backend named by host name (discovery may give one): looked up per connect, as net.connect would.
     dns.lookup(backend.host, (err, address) => {
       if (c.backend !== h) return;

@@ -145,7 +145,8 @@ export function listen(host: string, port: number, backlog: number, onConnection
 export function connect(handle: TcpHandle, ip: string, port: number, done: (status: number) => void): number {
   const req = new TCPConnectWrap();
   req.oncomplete = (status: number) => done(status);
-  return isIPv6(ip) ? handle.connect6(req, ip, port) : handle.connect(req, ip, port);
+  // An IPv6 literal always has a colon, an IPv4 one never (no regular expression per connect).
+  return ip.includes(':') ? handle.connect6(req, ip, port) : handle.connect(req, ip, port);
 }
 
 /** The address of the other end (a getpeername call), or null when the socket has none. */

@@ -32,6 +32,23 @@ t.test('echo through the proxy, and the open-connection count follows the connec
   t.match(p.stats, { accepted: 1, opened: 1, bytesIn: 12, bytesOut: 12, connectFailures: 0 });
 });
 
+t.test('a backend named by host name is looked up and reached; a name that does not resolve is a connect failure', async (t) => {
+  const table = newTable();
+  const be = await echo(t);
+  const { p, port } = await proxy(t, { table, pool: makePool(table, 'named', [be.port], null, 'least-conn', 'localhost') });
+  const c = await connect(port);
+  const got = readAll(c);
+  c.end('by name');
+  t.equal((await got).toString(), 'by name');
+  await until(() => p.stats.active === 0);
+  const bad = await proxy(t, { table, pool: makePool(table, 'unnamed', [be.port], null, 'least-conn', 'no-such-host.invalid'), retries: 0 });
+  const c2 = await connect(bad.port);
+  t.equal((await readAll(c2)).length, 0, 'a clean close, no bytes');
+  await until(() => bad.p.stats.active === 0);
+  t.equal(bad.p.stats.connectFailures, 1);
+  t.equal(bad.p.stats.noBackend, 1);
+});
+
 t.test('100 MiB each way, sha256 intact', async (t) => {
   const table = newTable();
   const MiB = 1 << 20;
