@@ -14,8 +14,10 @@
 //
 // Half-close: an end of stream read from one side becomes a FIN on the other (libuv sends it after
 // the writes queued before it), so a client that shuts its writing side still gets the whole
-// answer. Once both directions have ended and both FINs are out, both handles close (the second FIN
-// is the close itself when nothing is queued for that side).
+// answer. Once both sides have ended and nothing is queued, both handles close: the close is the
+// FIN of the second side (and of the first, if its shutdown has not run yet), which saves a
+// shutdown per connection, and no completion callback is asked of either (each is a JavaScript
+// callback per connection).
 // Errors: a reset or error on one side resets the other (an abort must not look like a clean end of
 // stream to a protocol that frames by EOF).
 
@@ -63,8 +65,6 @@ class Way {
   waiting = false;
   /** src has ended (EOF read); the FIN to dst is on its way or out. */
   ended = false;
-  /** The FIN to dst is out (or dst could not take one): this direction is over. */
-  done = false;
   /** The opposite direction. */
   other: Way | null = null;
 
@@ -100,7 +100,9 @@ class Way {
     this.waiting = false;
     if (status !== 0) return this.relay.fail();
     this.relay.active = true; // a slow reader that is still reading is not idle
-    if (!this.relay.closing && !this.ended) this.src.readStart();
+    if (this.relay.closing) return;
+    if (!this.ended) this.src.readStart();
+    else if (this.other!.ended) this.relay.settle();
   }
 
   #onread(): Uint8Array | undefined {
@@ -118,36 +120,23 @@ class Way {
     return undefined;
   }
 
-  /** src sent its FIN: pass it on once what came before it has gone (libuv orders the two). */
+  /** src sent its FIN (libuv stops reading it by itself). */
   #end(): void {
     this.ended = true;
     this.relay.active = true;
     if (this.relay.closing) return;
-    if (this.other!.done && !this.waiting && this.dst.writeQueueSize === 0) {
-      // The last direction, with nothing queued: closing both sockets sends dst the same FIN (every
-      // byte dst sent has been read, so the close is not a reset) and saves a shutdown, which in
-      // libuv is a wait for writability, a system call and two epoll changes.
-      return this.shut();
-    }
+    if (this.other!.ended) return this.relay.settle();
+    // The first side to end: its FIN goes to dst after what is queued for dst (libuv orders the
+    // shutdown after the writes). Nothing waits for it: the relay closes once the other side has
+    // ended too and nothing is queued (settle), so the request asks for no completion callback.
     const req = new ShutdownWrap();
     req.handle = this.dst;
-    req.oncomplete = onShut;
-    req.way = this;
-    if (this.dst.shutdown(req) !== 0) this.shut();
-  }
-
-  shut(): void {
-    this.done = true;
-    this.relay.wayDone();
+    this.dst.shutdown(req);
   }
 }
 
 function onWritten(this: UvReq, status: number): void {
   (this.way as Way).written(status);
-}
-
-function onShut(this: UvReq): void {
-  (this.way as Way).shut();
 }
 
 export class Relay implements IdleMember {
@@ -218,9 +207,13 @@ export class Relay implements IdleMember {
     }
   }
 
-  /** A direction is over; both over: close. */
-  wayDone(): void {
-    if (this.#upWay.done && this.#downWay.done) this.#close(false);
+  /**
+   * Both sides have ended: close both once nothing is queued for either (a queued write's
+   * completion calls again). The close is each side's FIN where the shutdown has not run yet:
+   * every byte both peers sent has been read, so it is not a reset.
+   */
+  settle(): void {
+    if (!this.#upWay.waiting && !this.#downWay.waiting) this.#close(false);
   }
 
   /** An error or reset on either side: reset both. */

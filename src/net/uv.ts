@@ -144,7 +144,8 @@ export function listen(host: string, port: number, backlog: number, onConnection
  */
 export function connect(handle: TcpHandle, ip: string, port: number, done: (status: number) => void): number {
   const req = new TCPConnectWrap();
-  req.oncomplete = (status: number) => done(status);
+  // Called as oncomplete(status, handle, req, readable, writable); `done` reads the first.
+  req.oncomplete = done as UvReq['oncomplete'];
   // An IPv6 literal always has a colon, an IPv4 one never (no regular expression per connect).
   return ip.includes(':') ? handle.connect6(req, ip, port) : handle.connect(req, ip, port);
 }
