@@ -35,7 +35,10 @@ export interface ByteCounters {
 }
 
 export interface RelayOptions {
-  /** Where both handles read (the listener's). Both handles were given `buffers.shared` with useUserBuffer. */
+  /**
+   * Where both handles read (the listener's). Both handles were given `buffers.shared` with
+   * useUserBuffer; the backend is reading already (tcp-proxy.ts starts it with the connect).
+   */
   buffers: ReadBuffers;
   sweeper: IdleSweeper | null;
   counters: ByteCounters | null;
@@ -173,7 +176,6 @@ export class Relay implements IdleMember {
       if (this.closing) return;
     }
     if (!this.#upWay.waiting) client.readStart();
-    backend.readStart();
   }
 
   /** Bytes queued in libuv for either side now (what Sluice holds beyond the reads in hand). */

@@ -109,6 +109,10 @@ function isIpLiteral(host: string): boolean {
   return yes;
 }
 
+function noRead(): undefined {
+  return undefined;
+}
+
 /** Per-connection state until the relay takes over. */
 class Conn implements IdleMember {
   active = false;
@@ -378,6 +382,7 @@ export class TcpProxy {
     c.counted = true;
     const h = newSocket();
     c.backend = h;
+
     // The coarse shared timer covers the lookup and the connect.
     this.#connecting.add(c);
     const start = (ip: string) => {
@@ -387,7 +392,15 @@ export class TcpProxy {
         this.#connecting.delete(c);
         this.#connected(c, h);
       });
-      if (err !== 0) this.#failed(c, h, C.ERR_CONNECT);
+      if (err !== 0) return this.#failed(c, h, C.ERR_CONNECT);
+      // Reading starts with the connect (the socket exists from here), not after it: libuv then
+      // keeps the socket's epoll entry across the connect's completion instead of re-adding it (an
+      // EEXIST and a retry: a system call per connection). No read can come before the connect
+      // completes, where the relay takes over `onread`; the placeholder only keeps Node from
+      // aborting on a read with no callback set.
+      h.onread = noRead;
+      h.useUserBuffer(this.#buffers.shared);
+      h.readStart();
     };
     if (isIpLiteral(backend.host)) return start(backend.host);
     // A backend named by host name (discovery may give one): looked up per connect, as net.connect would.
@@ -433,7 +446,6 @@ export class TcpProxy {
     ps.opened++;
     ps.active++;
     backend.setNoDelay(true);
-    backend.useUserBuffer(this.#buffers.shared);
     const version = c.pool!.proxyProtocol;
     const first = c.chunks;
     c.chunks = [];
