@@ -20,6 +20,11 @@ const ATTEMPT_TIMED_OUT = -constants.errno.ETIMEDOUT;
 /** Called once: a connected handle, or null and an error code. Never called after cancel(). */
 export type ConnectDone = (handle: TcpHandle | null, error: string) => void;
 
+/** Every address of a host name, as dns.lookup(host, { all: true }) answers. */
+export type Resolver = (host: string, done: (err: NodeJS.ErrnoException | null, addresses: LookupAddress[]) => void) => void;
+
+const systemResolver: Resolver = (host, done) => lookup(host, { all: true }, done);
+
 /** Addresses in the order net.connect tries them: alternating families, the first answer's first. */
 export function attemptOrder(addresses: readonly LookupAddress[]): string[] {
   if (addresses.length === 0) return [];
@@ -45,8 +50,11 @@ export class RawConnector {
   #firstError = '';
   #over = false;
 
-  /** Starts at once; `done` is never called from inside the constructor. */
-  constructor(host: string, port: number, done: ConnectDone) {
+  /**
+   * Starts at once; `done` is never called from inside the constructor. `resolve` is the system's
+   * resolver (tests give a name several addresses with another).
+   */
+  constructor(host: string, port: number, done: ConnectDone, resolve: Resolver = systemResolver) {
     this.#port = port;
     this.#done = done;
     if (isIP(host) !== 0) {
@@ -54,7 +62,7 @@ export class RawConnector {
       this.#attempt();
       return;
     }
-    lookup(host, { all: true }, (err, addresses) => {
+    resolve(host, (err, addresses) => {
       if (this.#over) return;
       if (err !== null) return this.#finish(null, err.code ?? err.message);
       this.#addresses = attemptOrder(addresses);
