@@ -3,11 +3,13 @@
 // opts in (`pipeline`, docs/performance.md) may write further bodiless GET/HEAD requests behind the
 // one being answered; their responses come back in order and are handed out one after another.
 
-import net from 'node:net';
-import tls from 'node:tls';
+import type tls from 'node:tls';
 import { UpstreamError } from './errors.js';
 import { ParseError, ResponseParser, type FramingKind, type ResponseSink } from './response-parser.js';
 import type { ExchangeHandler } from './exchange.js';
+import type { Transport, TransportSink } from './transport.js';
+import { RawTransport } from './transport-raw.js';
+import { TlsTransport } from './transport-tls.js';
 
 /** What a connection needs from its pool. */
 export interface ConnectionOwner {
@@ -26,9 +28,6 @@ export interface ConnectionOwner {
   readonly requestTimeoutMs: number;
 }
 
-const CRLF = '\r\n';
-/** The read buffer every plain upstream socket of this thread shares (see the constructor). */
-const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
 const LAST_CHUNK = '0\r\n\r\n';
 
 /**
@@ -47,9 +46,9 @@ const DISCARD: ExchangeHandler = {
   cork: (fn) => fn(),
 };
 
-export class Connection implements ResponseSink {
+export class Connection implements ResponseSink, TransportSink {
   readonly #owner: ConnectionOwner;
-  readonly #socket: net.Socket;
+  readonly #transport: Transport;
   readonly #parser = new ResponseParser();
   #exchange: ExchangeHandler | null = null;
   #connected = false;
@@ -77,21 +76,9 @@ export class Connection implements ResponseSink {
 
   constructor(owner: ConnectionOwner) {
     this.#owner = owner;
-    // Plain sockets read into one buffer per worker thread (`onread`): no Buffer per read and no
-    // stream 'data' machinery. Reads are handled one at a time on this thread, and everything
-    // downstream that keeps bytes past the callback copies them (parser, tryEnd backlog).
-    const socket = owner.tls
-      ? tls.connect({ ...owner.tls, host: owner.host, port: owner.port })
-      : net.connect({ host: owner.host, port: owner.port, onread: { buffer: READ_BUFFER, callback: this.#onRead } });
-    this.#socket = socket;
-    socket.setNoDelay(true);
     this.deadline = owner.now() + owner.connectTimeoutMs;
-    socket.once(owner.tls ? 'secureConnect' : 'connect', this.#onConnect);
-    if (owner.tls) socket.on('data', this.#onData);
-    socket.on('drain', this.#onDrain);
-    socket.on('end', this.#onEnd);
-    socket.on('error', this.#onError);
-    socket.on('close', this.#onClose);
+    // Plain backends on a raw libuv handle, https:// ones on a TLS socket (transport.ts).
+    this.#transport = owner.tls ? new TlsTransport(owner.host, owner.port, owner.tls, this) : new RawTransport(owner.host, owner.port, this);
   }
 
   get connected(): boolean {
@@ -115,15 +102,15 @@ export class Connection implements ResponseSink {
 
   /** Hold writes until uncork(): a pipelined batch goes out in one system call. */
   cork(): void {
-    this.#socket.cork();
+    this.#transport.cork();
   }
   uncork(): void {
-    this.#socket.uncork();
+    this.#transport.uncork();
   }
 
   /**
    * Start an exchange: write the request head (and, for bodiless requests, that is the whole
-   * request). Writes before the socket connects are queued by Node.
+   * request). Writes before the socket connects are held by the transport and sent on connect.
    */
   dispatch(exchange: ExchangeHandler, head: string, isHead: boolean, hasBody: boolean, timeoutMs = this.#owner.requestTimeoutMs): void {
     if (this.#exchange !== null) {
@@ -133,7 +120,7 @@ export class Connection implements ResponseSink {
       this.#queueIsHead.push(isHead);
       this.#queueTimeout.push(timeoutMs);
       this.#parser.expectMore();
-      this.#socket.write(head, 'utf8');
+      this.#transport.writeText(head);
       return;
     }
     this.#exchange = exchange;
@@ -145,14 +132,14 @@ export class Connection implements ResponseSink {
       // The previous exchange ended while its client was behind (the last bytes arrived after the
       // pause): a socket left paused would never deliver this response.
       this.#paused = false;
-      this.#socket.resume();
+      this.#transport.resume();
     }
     this.#parser.reset(this, isHead);
     if (this.#connected) this.deadline = this.#owner.now() + this.#timeoutMs;
     // UTF-8: the head is made of strings uWS decoded from UTF-8 (request-head.ts states the rule),
     // so this gives back the client's own octets. 'latin1' would keep each character's low byte
     // only: U+010D would go out as CR.
-    this.#socket.write(head, 'utf8');
+    this.#transport.writeText(head);
   }
 
   /** Write a request body piece; false means the socket is buffering (wait for onRequestDrain). */
@@ -161,22 +148,15 @@ export class Connection implements ResponseSink {
     this.#progress();
     // An empty piece has nothing to send, and in chunked framing it would be the last-chunk marker
     // ("0\r\n\r\n"): the backend would take the rest of the body as a new request.
-    if (chunk.length === 0) return !this.#socket.writableNeedDrain;
-    if (!chunked) return this.#socket.write(chunk);
-    const s = this.#socket;
-    s.cork();
-    s.write(chunk.length.toString(16) + CRLF, 'latin1');
-    s.write(chunk);
-    const ok = s.write(CRLF, 'latin1');
-    s.uncork();
-    return ok;
+    if (chunk.length === 0) return !this.#transport.needsDrain;
+    return chunked ? this.#transport.writeChunk(chunk) : this.#transport.writeBytes(chunk);
   }
 
   endBody(chunked: boolean): void {
     this.#requestDone = true;
     // The wait for the first response byte starts once the whole request is on its way.
     this.#progress();
-    if (chunked && !this.#destroyed) this.#socket.write(LAST_CHUNK, 'latin1');
+    if (chunked && !this.#destroyed) this.#transport.writeText(LAST_CHUNK);
   }
 
   /**
@@ -193,12 +173,12 @@ export class Connection implements ResponseSink {
   pause(): void {
     this.#paused = true;
     this.deadline = 0;
-    this.#socket.pause();
+    this.#transport.pause();
   }
   resume(): void {
     this.#paused = false;
     if (this.#exchange !== null && this.#responseStarted) this.deadline = this.#owner.now() + this.#timeoutMs;
-    this.#socket.resume();
+    this.#transport.resume();
   }
 
   /**
@@ -220,7 +200,7 @@ export class Connection implements ResponseSink {
     if (this.#queue.length > 0) this.#failQueued();
     if (!this.#destroyed) {
       this.#destroyed = true;
-      this.#socket.destroy();
+      this.#transport.destroy();
     }
   }
 
@@ -285,7 +265,7 @@ export class Connection implements ResponseSink {
     if (this.#paused) {
       // Paused for the previous exchange's slow client: that response is complete and handed over.
       this.#paused = false;
-      this.#socket.resume();
+      this.#transport.resume();
     }
     this.#parser.reset(this, isHead, this.#queue.length > 0);
     this.deadline = this.#owner.now() + this.#timeoutMs;
@@ -306,19 +286,21 @@ export class Connection implements ResponseSink {
     });
   }
 
-  #onConnect = (): void => {
+  // TransportSink (called by the transport from the event loop).
+
+  onConnect(): void {
     this.#connected = true;
     this.#owner.opened();
     // Busy: the request timeout starts now. Idle (its exchange gave up while it connected): the
     // pool's idle deadline, already set on release, stands.
     if (this.#exchange) this.deadline = this.#owner.now() + this.#timeoutMs;
-  };
+  }
 
   #parse = (): void => {
     const chunk = this.#chunk!;
     try {
       const next = this.#parser.execute(chunk, this.#offset);
-      // A response completed and a pipelined one's bytes follow in this read: #onData hands them
+      // A response completed and a pipelined one's bytes follow in this read: onData hands them
       // to the next exchange, under its own client's cork.
       if (next < chunk.length && this.#exchange !== null && !this.#destroyed) this.#offset = next;
       else this.#chunk = null;
@@ -335,12 +317,7 @@ export class Connection implements ResponseSink {
     }
   };
 
-  #onRead = (n: number, buf: Buffer): boolean => {
-    this.#onData(buf.subarray(0, n));
-    return true;
-  };
-
-  #onData = (chunk: Buffer): void => {
+  onData(chunk: Buffer): void {
     this.#chunk = chunk;
     this.#offset = 0;
     // One pass per exchange whose response is in this read (more than one only when pipelining).
@@ -363,15 +340,15 @@ export class Connection implements ResponseSink {
         this.#fail(new UpstreamError('protocol', 'internal: response bytes were not parsed', !this.#responseStarted));
       }
     }
-  };
+  }
 
-  #onDrain = (): void => {
+  onDrain(): void {
     if (this.#exchange === null) return;
     if (!this.#requestDone) this.#progress();
     this.#exchange.onRequestDrain();
-  };
+  }
 
-  #onEnd = (): void => {
+  onEnd(): void {
     const ex = this.#exchange;
     if (ex && this.#parser.active) {
       try {
@@ -382,7 +359,7 @@ export class Connection implements ResponseSink {
       }
     }
     this.destroy();
-  };
+  }
 
   #finish = (): void => {
     try {
@@ -392,18 +369,18 @@ export class Connection implements ResponseSink {
     }
   };
 
-  #onError = (err: NodeJS.ErrnoException): void => {
+  onError(detail: string): void {
     const kind = this.#connected ? 'reset' : 'connect';
-    this.#fail(new UpstreamError(kind, `${this.#owner.host}:${this.#owner.port}: ${err.code ?? err.message}`, !this.#responseStarted));
-  };
+    this.#fail(new UpstreamError(kind, `${this.#owner.host}:${this.#owner.port}: ${detail}`, !this.#responseStarted));
+  }
 
-  #onClose = (): void => {
+  onClose(): void {
     if (this.#exchange) {
       this.#fail(new UpstreamError(this.#connected ? 'reset' : 'connect', 'upstream connection closed', !this.#responseStarted));
     }
     this.#destroyed = true;
     this.#owner.closed(this, this.#connected);
-  };
+  }
 
   #fail(err: UpstreamError): void {
     const ex = this.#exchange;

@@ -45,6 +45,12 @@ const S_TRAILERS = 5;
 const S_CLOSE = 6;
 const S_DONE = 7;
 
+/**
+ * Buffer's own latin1 decoder, called directly: `toString('latin1', ...)` adds argument checks and
+ * an encoding-table dispatch (shared with every other caller in the process) to every call.
+ */
+const latin1Slice = (Buffer.prototype as unknown as { latin1Slice(this: Buffer, start: number, end: number): string }).latin1Slice;
+
 const HEX = /^[0-9A-Fa-f]+$/;
 const CRLFCRLF = Buffer.from('\r\n\r\n');
 
@@ -217,7 +223,7 @@ export class ResponseParser {
    * sliced from one latin1 copy of the head, and only for the reason, names and values.
    */
   #parseHead(buf: Buffer, from: number, to: number): void {
-    const head = buf.toString('latin1', from, to);
+    const head = latin1Slice.call(buf, from, to);
     let eol = lineEnd(buf, from, to);
     // HTTP-version SP 3DIGIT SP [reason]
     const n = eol - from;
@@ -355,7 +361,7 @@ export class ResponseParser {
   #readLine(buf: Buffer, off: number): number {
     const nl = buf.indexOf(10, off);
     const stop = nl < 0 ? buf.length : nl + 1;
-    this.#line += buf.toString('latin1', off, stop);
+    this.#line += latin1Slice.call(buf, off, stop);
     if (this.#line.length > MAX_LINE_BYTES) throw new ParseError('chunk-size or trailer line too long');
     if (nl < 0) return -1;
     if (this.#line.length < 2 || this.#line.charCodeAt(this.#line.length - 2) !== 13) {

@@ -186,10 +186,14 @@ function uwsTrimmed(b: Buffer): Buffer {
 
 /** Send one case on its own connection: its status, or 0 when uWS closed or never answered. */
 async function send(c: Case): Promise<number> {
+  return sendRaw(encodeCase(c));
+}
+
+async function sendRaw(request: Buffer | string): Promise<number> {
   const client = new RawClient(sluice.port);
   try {
     await client.opened();
-    await client.write(encodeCase(c)).catch(() => undefined);
+    await client.write(request).catch(() => undefined);
     // A refusal answers at once; uWS leaves some malformed requests unanswered until its idle
     // timeout (about 10 s), which is a refusal too: those are cut short here.
     await client.waitFor((text) => /^HTTP\/1\.1 \d{3} [^\r]*\r\n[\s\S]*?\r\n\r\n/.test(text), 1000);
@@ -362,3 +366,32 @@ t.test("a backend's gzip transfer coding keeps its label", async (t) => {
 
 
 
+
+t.test('a method or Host that passed before lets no other through: each request is checked', async (t) => {
+  // The builder remembers the last method and Host that passed (one comparison instead of a
+  // regular expression); a different string must still meet the rule.
+  const before = seen.length;
+  const cases: [string, number][] = [
+    ['GET /1 HTTP/1.1\r\nHost: good.example\r\n\r\n', 200],
+    ['GET /2 HTTP/1.1\r\nHost: good.example\r\n\r\n', 200],
+    ['GET /3 HTTP/1.1\r\nHost: bad"host\r\n\r\n', 400],
+    ['GET /4 HTTP/1.1\r\nHost: good.example\r\n\r\n', 200],
+    ['PATCH /5 HTTP/1.1\r\nHost: good.example\r\n\r\n', 200],
+    ['PATCH /6 HTTP/1.1\r\nHost: good.example\r\n\r\n', 200],
+    // uWS itself closes on a method that is not a token, so this one only shows nothing passes.
+    ['PAT\u00c9H /7 HTTP/1.1\r\nHost: good.example\r\n\r\n', 0],
+    ['GET /8 HTTP/1.1\r\nHost: good.example\r\nX-Forwarded-Host: a\u007fb\r\n\r\n', 400],
+    ['GET /9 HTTP/1.1\r\nHost: good.example\r\n\r\n', 200],
+  ];
+  for (const [request, status] of cases) {
+    // 0: uWS closed the connection itself (also a refusal).
+    const got = await sendRaw(request);
+    if (status !== 0) t.equal(got, status, JSON.stringify(request.split('\r\n', 3).join(' | ')));
+    else t.ok(got === 400 || got === 0, `refused: ${JSON.stringify(request.split('\r\n', 3).join(' | '))} (${got})`);
+  }
+  t.strictSame(
+    seen.slice(before).map((r) => r.target.toString()),
+    ['/1', '/2', '/4', '/5', '/6', '/9'],
+    'only the requests that meet the rule reached the backend',
+  );
+});
