@@ -58,14 +58,12 @@ export function writeFrame(dst: Buffer, off: number, opcode: number, prefix: num
   return maskCopy(payload, dst, words, off, k0, k1, k2, k3);
 }
 
-/** Payloads shorter than this are masked byte by byte (too short for the word loop to pay). */
-const WORDWISE_FROM = 8;
 /**
- * From this size the payload is copied with memcpy and then masked in place a word at a time;
- * below it each word is gathered from four source bytes and stored once, which skips the call into
- * the copy builtin (measured with bench/ws-mask.js: see docs/websocket.md, "Masking").
+ * Payloads from this size are copied with memcpy and masked in place a word at a time; shorter ones
+ * byte by byte. (Gathering each word from four source bytes instead of the copy was tried: slower
+ * at every size from 16 to 128 bytes, bench/ws-mask.js.)
  */
-const COPY_FROM = 192;
+const WORDWISE_FROM = 32;
 /** Word-wise masking builds its 32-bit key in memory order, which the code below assumes is little-endian. */
 const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 /**
@@ -107,26 +105,21 @@ function maskCopy(src: Uint8Array, dst: Buffer, words: Uint32Array<ArrayBufferLi
     return off + n;
   }
   const view = words ?? wordsOf(dst);
-  const copied = n >= COPY_FROM;
-  if (copied) dst.set(src, off);
+  dst.set(src, off);
   // Bytes one at a time up to a 4-byte boundary of the underlying memory (at most 3), then whole
   // words with the key rotated to that phase, then the last bytes.
   const base = dst.byteOffset + off;
   let i = 0;
   while (((base + i) & 3) !== 0) {
-    dst[off + i] = src[i]! ^ keyByte(i, k0, k1, k2, k3);
+    dst[off + i] ^= keyByte(i, k0, k1, k2, k3);
     i++;
   }
   const key = (keyByte(i, k0, k1, k2, k3) | (keyByte(i + 1, k0, k1, k2, k3) << 8) | (keyByte(i + 2, k0, k1, k2, k3) << 16) | (keyByte(i + 3, k0, k1, k2, k3) << 24)) >>> 0;
   const first = (base + i) >>> 2;
   const last = first + ((n - i) >>> 2);
-  // Uint32Array: V8 compiles these loops about twice as fast as over an Int32Array.
-  if (copied) {
-    for (let w = first; w < last; w++) view[w] = view[w]! ^ key;
-  } else {
-    for (let w = first; w < last; w++, i += 4) view[w] = (src[i]! | (src[i + 1]! << 8) | (src[i + 2]! << 16) | (src[i + 3]! << 24)) ^ key;
-  }
-  for (i = (last - first) * 4 + (first * 4 - base); i < n; i++) dst[off + i] = src[i]! ^ keyByte(i, k0, k1, k2, k3);
+  // Uint32Array: V8 compiles this loop about twice as fast as over an Int32Array.
+  for (let w = first; w < last; w++) view[w] = view[w]! ^ key;
+  for (i += (last - first) * 4; i < n; i++) dst[off + i] ^= keyByte(i, k0, k1, k2, k3);
   return off + n;
 }
 
