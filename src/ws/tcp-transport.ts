@@ -57,8 +57,12 @@ export class TcpTransport implements LegTransport {
   #eof = false;
   /** A head written before the connection was up. */
   #head: string | null = null;
-  /** Bytes libuv still holds for this handle, as of the last asynchronous write or completion. */
+  /**
+   * Bytes libuv still holds for this handle, as of the last asynchronous write or completion:
+   * read from the handle then (a native getter) rather than on every message that checks it.
+   */
   #queued = 0;
+  /** Writes libuv holds (the request head included): a FIN or a close on EOF waits for them. */
   #pending = 0;
   /** Why the connection failed, reported once it is closed. */
   #error: string | null = null;
