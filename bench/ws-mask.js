@@ -4,7 +4,7 @@
 //   node bench/ws-mask.js        (after npm run build)
 import { frameSize, writeFrame } from '../dist/src/ws/frame-writer.js';
 
-for (const n of [16, 64, 1024, 64 * 1024, 1024 * 1024]) {
+for (const n of [16, 64, 256, 1024, 64 * 1024, 1024 * 1024]) {
   const payload = new Uint8Array(n).fill(7);
   // A scratch-sized buffer of its own, as write-batch.ts hands out (frames over 16 KiB get their own).
   const dst = Buffer.allocUnsafeSlow(Math.max(16 * 1024, frameSize(n)));

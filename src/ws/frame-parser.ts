@@ -7,14 +7,16 @@
 //
 // A frame that arrives whole in one read is handed on as a view of that read's buffer (no copy):
 // the sink must use it before returning. Only a frame split across reads, or a fragmented message,
-// is copied, into a buffer of exactly its size.
+// is copied, into a buffer of exactly its size. A message's view is a plain Uint8Array made from
+// the read's ArrayBuffer, not a Buffer.subarray(): the latter goes through the species constructor
+// and cost about 4× as much per message (measured in docs/websocket.md, "Per-message costs").
 
 import { isUtf8 } from 'node:buffer';
 import { sendableCode } from './handshake.js';
 
 export interface FrameSink {
   /** A whole message (fragments joined). `data` is valid only during the call. */
-  onMessage(data: Buffer, binary: boolean): void;
+  onMessage(data: Uint8Array, binary: boolean): void;
   onPing(data: Buffer): void;
   onPong(data: Buffer): void;
   /** The backend's close frame (1005 when it carried no code). Nothing is read after it. */
@@ -32,6 +34,12 @@ const S_DONE = 2;
 /** Longest frame header from a server: 2 bytes, 8 of extended length, no mask. */
 const MAX_HEAD = 10;
 const EMPTY = Buffer.alloc(0);
+
+// The memory under the last buffer read, found by the buffer's identity: reading `.buffer` is a
+// call into the runtime, and the plain upstream transports read into one buffer per thread.
+let lastRead: Buffer | null = null;
+let lastMem: ArrayBufferLike = new ArrayBuffer(0);
+let lastBase = 0;
 
 export class FrameParser {
   readonly #sink: FrameSink;
@@ -62,10 +70,14 @@ export class FrameParser {
     return this.#state === S_DONE;
   }
 
-  /** Read `buf` (a view valid only during this call). */
-  execute(buf: Buffer): void {
+  /** Read `buf[0..len]` (valid only during this call). */
+  execute(buf: Buffer, len: number = buf.length): void {
+    if (buf !== lastRead) {
+      lastRead = buf;
+      lastMem = buf.buffer;
+      lastBase = buf.byteOffset;
+    }
     let off = 0;
-    const len = buf.length;
     while (off < len && this.#state !== S_DONE) {
       if (this.#state === S_HEAD) {
         if (this.#headLen === 0) {
@@ -87,10 +99,11 @@ export class FrameParser {
         }
         // The whole payload is in this read and needs no joining: hand on a view of it.
         if (off + this.#remaining <= len && (this.#opcode >= Op.CLOSE || (this.#fin && this.#msgOpcode === 0))) {
-          const end = off + this.#remaining;
+          const n = this.#remaining;
           this.#remaining = 0;
-          this.#frameDone(buf.subarray(off, end), false);
-          off = end;
+          if (this.#opcode >= Op.CLOSE) this.#control(this.#opcode, buf.subarray(off, off + n));
+          else this.#message(new Uint8Array(lastMem, lastBase + off, n), this.#opcode === Op.BINARY);
+          off += n;
           continue;
         }
         this.#frame = Buffer.allocUnsafe(this.#remaining);
@@ -190,7 +203,7 @@ export class FrameParser {
     this.#message(whole, binary);
   }
 
-  #message(data: Buffer, binary: boolean): void {
+  #message(data: Uint8Array, binary: boolean): void {
     if (!binary && !isUtf8(data)) {
       this.#fail(1007, 'a text message that is not UTF-8');
       return;

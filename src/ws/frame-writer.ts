@@ -23,9 +23,9 @@ export function frameSize(n: number): number {
 /**
  * Write one masked frame at dst[off] (room checked by the caller: frameSize(payload.length)):
  * `opcode`, then `prefix` (up to 2 bytes, a close code; -1 for none) and `payload`. Returns the
- * offset after it.
+ * offset after it. `words`: a Uint32Array over all of dst's ArrayBuffer, when the caller has one.
  */
-export function writeFrame(dst: Buffer, off: number, opcode: number, prefix: number, payload: Uint8Array): number {
+export function writeFrame(dst: Buffer, off: number, opcode: number, prefix: number, payload: Uint8Array, words: Uint32Array | null = null): number {
   const n = payload.length + (prefix >= 0 ? 2 : 0);
   dst[off++] = 0x80 | opcode;
   if (n < 126) {
@@ -53,26 +53,42 @@ export function writeFrame(dst: Buffer, off: number, opcode: number, prefix: num
     dst[off++] = (prefix >>> 8) ^ k0;
     dst[off++] = (prefix & 0xff) ^ k1;
     // The payload continues the key sequence at its third byte.
-    return maskCopy(payload, dst, off, k2, k3, k0, k1);
+    return maskCopy(payload, dst, words, off, k2, k3, k0, k1);
   }
-  return maskCopy(payload, dst, off, k0, k1, k2, k3);
+  return maskCopy(payload, dst, words, off, k0, k1, k2, k3);
 }
 
-/** Payloads from this size are copied with memcpy and masked a word at a time (shorter ones byte by byte). */
+/**
+ * Payloads from this size are copied with memcpy and masked in place a word at a time; shorter ones
+ * byte by byte. (Gathering each word from four source bytes instead of the copy was tried: slower
+ * at every size from 16 to 128 bytes, bench/ws-mask.js.)
+ */
 const WORDWISE_FROM = 32;
 /** Word-wise masking builds its 32-bit key in memory order, which the code below assumes is little-endian. */
 const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 /**
- * The word view of the last scratch buffer written to: frames are written in runs into the same
- * scratch buffer (write-batch.ts), so one view serves a run instead of one allocation per frame.
- * Larger destinations (a frame written alone) get a view of their own, never kept.
+ * Without a word view from the caller (write-batch.ts scratch buffers carry one): the view of the
+ * last destination written to, found by the destination's identity (reading `.buffer` costs a call
+ * into the runtime each time). Views of destinations larger than this (a frame written alone) are
+ * not kept, so they do not hold a large buffer alive.
  */
 const CACHED_VIEW_MAX = 64 * 1024;
-let viewOf: ArrayBufferLike | null = null;
-let words: Uint32Array<ArrayBufferLike> = new Uint32Array(0);
+let viewFor: Uint8Array | null = null;
+let lastView: Uint32Array<ArrayBufferLike> = new Uint32Array(0);
+
+function wordsOf(dst: Buffer): Uint32Array<ArrayBufferLike> {
+  if (viewFor === dst) return lastView;
+  const mem = dst.buffer;
+  const view = new Uint32Array(mem, 0, mem.byteLength >>> 2);
+  if (mem.byteLength <= CACHED_VIEW_MAX) {
+    viewFor = dst;
+    lastView = view;
+  }
+  return view;
+}
 
 /** dst[off..] = src XOR the key repeated; returns the offset after it. */
-function maskCopy(src: Uint8Array, dst: Buffer, off: number, k0: number, k1: number, k2: number, k3: number): number {
+function maskCopy(src: Uint8Array, dst: Buffer, words: Uint32Array<ArrayBufferLike> | null, off: number, k0: number, k1: number, k2: number, k3: number): number {
   const n = src.length;
   if (n < WORDWISE_FROM || !LITTLE_ENDIAN) {
     const whole = n & ~3;
@@ -88,9 +104,10 @@ function maskCopy(src: Uint8Array, dst: Buffer, off: number, k0: number, k1: num
     if (i + 2 < n) dst[off + i + 2] = src[i + 2]! ^ k2;
     return off + n;
   }
+  const view = words ?? wordsOf(dst);
   dst.set(src, off);
-  // Bytes one at a time up to a 4-byte boundary of the underlying memory, then whole words with
-  // the key rotated to that phase, then the last bytes.
+  // Bytes one at a time up to a 4-byte boundary of the underlying memory (at most 3), then whole
+  // words with the key rotated to that phase, then the last bytes.
   const base = dst.byteOffset + off;
   let i = 0;
   while (((base + i) & 3) !== 0) {
@@ -98,18 +115,9 @@ function maskCopy(src: Uint8Array, dst: Buffer, off: number, k0: number, k1: num
     i++;
   }
   const key = (keyByte(i, k0, k1, k2, k3) | (keyByte(i + 1, k0, k1, k2, k3) << 8) | (keyByte(i + 2, k0, k1, k2, k3) << 16) | (keyByte(i + 3, k0, k1, k2, k3) << 24)) >>> 0;
-  const mem = dst.buffer;
-  let view = words;
-  if (viewOf !== mem) {
-    view = new Uint32Array(mem, 0, mem.byteLength >>> 2);
-    if (mem.byteLength <= CACHED_VIEW_MAX) {
-      viewOf = mem;
-      words = view;
-    }
-  }
-  // Uint32Array: V8 compiles this loop about twice as fast as over an Int32Array.
   const first = (base + i) >>> 2;
   const last = first + ((n - i) >>> 2);
+  // Uint32Array: V8 compiles this loop about twice as fast as over an Int32Array.
   for (let w = first; w < last; w++) view[w] = view[w]! ^ key;
   for (i += (last - first) * 4; i < n; i++) dst[off + i] ^= keyByte(i, k0, k1, k2, k3);
   return off + n;

@@ -96,6 +96,9 @@ export class Tunnel implements LegSink {
   lastBackend = 0;
   #pingedClient = false;
   #pingedBackend = false;
+  /** Messages and bytes to the client during the backend read being relayed (counted once per read). */
+  #downMessages = 0;
+  #downBytes = 0;
 
   constructor(hub: WsHub, ctx: ProxyContext, rt: PoolRuntime, res: uWS.HttpResponse, hs: HandshakeInfo) {
     this.#hub = hub;
@@ -290,11 +293,9 @@ export class Tunnel implements LegSink {
     this.#pingedClient = false;
     const n = message.byteLength;
     if (n > this.#hub.settings.maxMessageBytes) return this.close(Closer.SLUICE, 1009, 'message too big');
-    // Masked into this turn's batch now (uWS neuters the buffer when this returns).
+    // Masked into this turn's batch now (uWS neuters the buffer when this returns); counted when
+    // the batch goes out (onSent).
     leg.send(new Uint8Array(message), isBinary);
-    const table = this.#ctx.table;
-    table.add(C.WS_MSGS_UP, this.slot, 1);
-    table.addWsBytes(C.WS_BYTES_UP_LO, this.slot, n);
     // This uWS build cannot pause a WebSocket's reads, so a backend slower than its client can
     // only be bounded by ending the conversation.
     if (leg.bufferedAmount > this.#hub.settings.maxBufferBytes) this.close(Closer.SLUICE, 1013, 'backend too slow');
@@ -342,23 +343,35 @@ export class Tunnel implements LegSink {
     this.#maybeDone();
   }
 
+  /** LegSink: a batch of the client's messages went to the backend. */
+  onSent(messages: number, bytes: number): void {
+    const table = this.#ctx.table;
+    table.add(C.WS_MSGS_UP, this.slot, messages);
+    table.addWsBytes(C.WS_BYTES_UP_LO, this.slot, bytes);
+  }
+
   // Open: the backend side (LegSink, called by the leg's frame parser inside the client's cork)
 
+  /** One backend read: its messages are sent to the client corked, and counted once. */
   corked(fn: () => void): void {
     const client = this.#client;
     if (client !== null) client.cork(fn);
     else fn();
+    if (this.#downMessages === 0) return;
+    const table = this.#ctx.table;
+    table.add(C.WS_MSGS_DOWN, this.slot, this.#downMessages);
+    table.addWsBytes(C.WS_BYTES_DOWN_LO, this.slot, this.#downBytes);
+    this.#downMessages = this.#downBytes = 0;
   }
 
-  onMessage(data: Buffer, isBinary: boolean): void {
+  onMessage(data: Uint8Array, isBinary: boolean): void {
     const client = this.#client;
     if (client === null || this.#closing) return;
     this.lastBackend = this.#hub.tick;
     this.#pingedBackend = false;
     const status = client.send(data, isBinary, this.#hub.compress);
-    const table = this.#ctx.table;
-    table.add(C.WS_MSGS_DOWN, this.slot, 1);
-    table.addWsBytes(C.WS_BYTES_DOWN_LO, this.slot, data.length);
+    this.#downMessages++;
+    this.#downBytes += data.length;
     if (status === 1) return;
     if (status === 2) {
       // Dropped: uWS's limit is set above what pausing allows, so this means a bug, not a slow client.

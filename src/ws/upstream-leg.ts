@@ -1,19 +1,20 @@
-// The backend side of one proxied WebSocket, on Sluice's own socket: the upgrade request, the
+// The backend side of one proxied WebSocket, on Sluice's own connection: the upgrade request, the
 // backend's answer (a checked 101, or a refusal read with the HTTP path's response parser), then
 // frames both ways (frame-parser.ts in, frame-writer.ts out, batched per turn by write-batch.ts),
-// the close handshake, read pausing and the socket's end.
+// the close handshake, read pausing and the connection's end.
 //
-// Plain sockets read into one buffer per thread (`onread`, as connection.ts does): no Buffer per
-// read, and frames that arrive whole are handed to uWS as views of it. TLS sockets use 'data'.
+// The connection is a leg-transport.ts: a raw libuv TCP handle for plain backends given by IP
+// address, a Node socket for TLS and named backends. Plain transports read into one buffer per
+// thread, and frames that arrive whole are handed to uWS as views of it.
 
-import net from 'node:net';
-import tls from 'node:tls';
+import type tls from 'node:tls';
 import { UpstreamError, type UpstreamErrorKind } from '../upstream/errors.js';
 import { ResponseParser, type ResponseSink } from '../upstream/response-parser.js';
 import { FrameParser, Op, type FrameSink } from './frame-parser.js';
 import { frameSize, writeFrame } from './frame-writer.js';
 import { checkUpgrade, statusOf, upgradeRequest } from './upgrade-answer.js';
-import { SCRATCH_BYTES, giveBack, schedule, takeScratch, type Batched } from './write-batch.js';
+import { SCRATCH_BYTES, giveBack, schedule, takeScratch, type Batched, type Scratch } from './write-batch.js';
+import { openTransport, type LegTransport, type TransportEvents } from './leg-transport.js';
 
 export interface LegSink extends FrameSink {
   /** The backend said 101 and it checks out: frames may flow. `headers` are all of the 101's. */
@@ -26,6 +27,8 @@ export interface LegSink extends FrameSink {
   onGone(): void;
   /** Run `fn` with the client's sends corked, so one backend read is one write to the client. */
   corked(fn: () => void): void;
+  /** This turn's batch went out with `messages` data messages of `bytes` payload bytes (for the counters). */
+  onSent(messages: number, bytes: number): void;
 }
 
 export interface LegTarget {
@@ -49,8 +52,6 @@ const CLOSE_WAIT_MS = 30_000;
 
 const CRLFCRLF = Buffer.from('\r\n\r\n');
 const EMPTY = Buffer.alloc(0);
-/** The read buffer every plain upstream WebSocket of this thread shares (see the file comment). */
-const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
 
 const S_HANDSHAKE = 0;
 const S_REFUSAL = 1;
@@ -59,9 +60,9 @@ const S_OPEN = 2;
 const S_CLOSING = 3;
 const S_GONE = 4;
 
-export class UpstreamLeg implements Batched, FrameSink {
+export class UpstreamLeg implements Batched, FrameSink, TransportEvents {
   readonly #sink: LegSink;
-  readonly #socket: net.Socket;
+  readonly #socket: LegTransport;
   /** Dropped once upgraded: an idle WebSocket should not keep its request head. */
   #target: LegTarget | null;
   #state = S_HANDSHAKE;
@@ -74,30 +75,30 @@ export class UpstreamLeg implements Batched, FrameSink {
   #parser: FrameParser | null = null;
   #sentClose = false;
   #gotClose = false;
-  /** The read being parsed inside the client's cork. */
+  /** The read being parsed inside the client's cork: chunk[0..chunkLen]. */
   #chunk: Buffer = EMPTY;
-  // Frames appended this turn (write-batch.ts).
-  #out: Buffer | null = null;
+  #chunkLen = 0;
+  // Frames appended this turn (write-batch.ts), and the data messages among them.
+  #out: Scratch | null = null;
   #outLen = 0;
   #queued = false;
+  #sentMessages = 0;
+  #sentBytes = 0;
+  /**
+   * What each write the transport still holds will free once done, in write order (null: nothing,
+   * a frame written alone). Allocated on the first held write: most never are.
+   */
+  #held: (Scratch | null)[] | null = null;
 
   constructor(sink: LegSink, target: LegTarget) {
     this.#sink = sink;
     this.#target = target;
     const req = upgradeRequest(target.protocols);
     this.#accept = req.accept;
-    const socket = target.tls
-      ? tls.connect({ ...target.tls, host: target.host, port: target.port })
-      : net.connect({ host: target.host, port: target.port, onread: { buffer: READ_BUFFER, callback: this.#onRead } });
-    this.#socket = socket;
-    socket.setNoDelay(true);
-    if (target.tls) socket.on('data', this.#onData);
-    socket.once('connect', this.#onConnect);
-    socket.on('error', this.#onError);
-    socket.on('close', this.#onClose);
-    // UTF-8: see handshake.ts upstreamHead. Queued by Node until the socket connects.
-    socket.write(target.head + req.tail, 'utf8');
     this.#timer = setTimeout(this.#onTimeout, target.timeoutMs);
+    this.#socket = openTransport(target, this);
+    // UTF-8: see handshake.ts upstreamHead. Held by the transport until it connects.
+    this.#socket.writeHead(target.head + req.tail);
   }
 
   /** Upgraded, and no close frame sent or received: messages may be sent. */
@@ -107,11 +108,14 @@ export class UpstreamLeg implements Batched, FrameSink {
 
   /** Bytes waiting to reach the backend: this turn's frames and the socket's queue. */
   get bufferedAmount(): number {
-    return this.#outLen + this.#socket.writableLength;
+    return this.#outLen + this.#socket.queuedBytes;
   }
 
   send(data: Uint8Array, binary: boolean): void {
-    if (this.#state === S_OPEN) this.#append(binary ? Op.BINARY : Op.TEXT, -1, data);
+    if (this.#state !== S_OPEN) return;
+    this.#sentMessages++;
+    this.#sentBytes += data.length;
+    this.#append(binary ? Op.BINARY : Op.TEXT, -1, data);
   }
 
   ping(data: Uint8Array): void {
@@ -171,7 +175,7 @@ export class UpstreamLeg implements Batched, FrameSink {
   #append(opcode: number, prefix: number, payload: Uint8Array): void {
     const size = frameSize(payload.length + (prefix >= 0 ? 2 : 0));
     let out = this.#out;
-    if (out !== null && this.#outLen + size > out.length) {
+    if (out !== null && this.#outLen + size > SCRATCH_BYTES) {
       this.#writeOut();
       out = null;
     }
@@ -179,13 +183,14 @@ export class UpstreamLeg implements Batched, FrameSink {
       if (size > SCRATCH_BYTES) {
         const big = Buffer.allocUnsafe(size);
         writeFrame(big, 0, opcode, prefix, payload);
-        this.#socket.write(big);
+        this.#write(big, null);
+        this.#countSent();
         return;
       }
       out = this.#out = takeScratch();
       this.#outLen = 0;
     }
-    this.#outLen = writeFrame(out, this.#outLen, opcode, prefix, payload);
+    this.#outLen = writeFrame(out.bytes, this.#outLen, opcode, prefix, payload, out.words);
     if (!this.#queued) {
       this.#queued = true;
       schedule(this);
@@ -195,6 +200,16 @@ export class UpstreamLeg implements Batched, FrameSink {
   flush(): void {
     this.#queued = false;
     if (this.#out !== null) this.#writeOut();
+    this.#countSent();
+  }
+
+  /** Counters once per batch, not once per message. */
+  #countSent(): void {
+    if (this.#sentMessages === 0) return;
+    const messages = this.#sentMessages;
+    const bytes = this.#sentBytes;
+    this.#sentMessages = this.#sentBytes = 0;
+    this.#sink.onSent(messages, bytes);
   }
 
   #writeOut(): void {
@@ -202,10 +217,20 @@ export class UpstreamLeg implements Batched, FrameSink {
     const n = this.#outLen;
     this.#out = null;
     this.#outLen = 0;
-    if (this.#socket.destroyed) return giveBack(out);
-    this.#socket.write(n === out.length ? out : out.subarray(0, n));
-    // Nothing queued: the kernel took every byte, so the buffer is free again.
-    if (this.#socket.writableLength === 0) giveBack(out);
+    this.#write(n === SCRATCH_BYTES ? out.bytes : new Uint8Array(out.mem, 0, n), out);
+  }
+
+  /** Write `buf`; `scratch` (the buffer under it, if any) goes back to the free list once the transport is done with it. */
+  #write(buf: Uint8Array, scratch: Scratch | null): void {
+    if (this.#socket.write(buf)) (this.#held ??= []).push(scratch);
+    else if (scratch !== null) giveBack(scratch);
+  }
+
+  /** TransportEvents: the oldest held write is done. */
+  onWritten(): void {
+    const held = this.#held;
+    const scratch = held === null ? undefined : held.shift();
+    if (scratch != null) giveBack(scratch);
   }
 
   #sendClose(code: number, reason: Uint8Array): void {
@@ -216,27 +241,24 @@ export class UpstreamLeg implements Batched, FrameSink {
 
   // Reading
 
-  #onRead = (n: number, buf: Buffer): boolean => {
-    this.#onData(buf.subarray(0, n));
-    return true;
-  };
-
-  #onData = (chunk: Buffer): void => {
+  /** TransportEvents: bytes from the backend, buf[0..len]. */
+  onData(buf: Buffer, len: number): void {
     if (this.#state >= S_OPEN) {
       if (this.#parser!.done) return;
-      this.#chunk = chunk;
+      this.#chunk = buf;
+      this.#chunkLen = len;
       this.#sink.corked(this.#parse);
     } else if (this.#state === S_HANDSHAKE) {
-      this.#answer(chunk);
-    } else {
-      this.#refusal!.read(chunk);
+      this.#answer(buf.subarray(0, len));
+    } else if (this.#state === S_REFUSAL) {
+      this.#refusal!.read(buf.subarray(0, len));
     }
-  };
+  }
 
   #parse = (): void => {
     const chunk = this.#chunk;
     this.#chunk = EMPTY;
-    this.#parser!.execute(chunk);
+    this.#parser!.execute(chunk, this.#chunkLen);
   };
 
   /** Bytes of the backend's answer to the upgrade request. */
@@ -274,7 +296,7 @@ export class UpstreamLeg implements Batched, FrameSink {
     this.#accept = '';
     this.#sink.onUpgrade(up.protocol, up.headers);
     // Frames the backend sent right behind its 101.
-    if (end + 4 < data.length && this.#state >= S_OPEN) this.#onData(data.subarray(end + 4));
+    if (end + 4 < data.length && this.#state >= S_OPEN) this.onData(data.subarray(end + 4), data.length - end - 4);
   }
 
   // FrameSink: the parser reports here; the close handshake's part that is the leg's comes first.
@@ -328,9 +350,11 @@ export class UpstreamLeg implements Batched, FrameSink {
     this.#sink.onHandshakeError(new UpstreamError(kind, 'WebSocket handshake with the backend failed: ' + message, true));
   }
 
-  #onConnect = (): void => {
+  // TransportEvents (the rest: onData, onWritten above)
+
+  onConnect(): void {
     this.#connected = true;
-  };
+  }
 
   #onTimeout = (): void => {
     this.#timer = null;
@@ -340,15 +364,15 @@ export class UpstreamLeg implements Batched, FrameSink {
     else this.#socket.destroy();
   };
 
-  #onError = (err: NodeJS.ErrnoException): void => {
+  onError(code: string): void {
     if (this.#state === S_HANDSHAKE) {
-      const kind = !this.#connected ? 'connect' : err.code === 'ECONNRESET' || err.code === 'EPIPE' ? 'reset' : 'protocol';
-      this.#handshakeFailed(kind, `${this.#target!.host}:${this.#target!.port}: ${err.code ?? err.message}`);
+      const kind = !this.#connected ? 'connect' : code === 'ECONNRESET' || code === 'EPIPE' ? 'reset' : 'protocol';
+      this.#handshakeFailed(kind, `${this.#target!.host}:${this.#target!.port}: ${code}`);
     }
-    // After the upgrade the close event follows and says the rest.
-  };
+    // After the upgrade onClosed follows and says the rest.
+  }
 
-  #onClose = (): void => {
+  onClosed(): void {
     this.#clearTimer();
     const state = this.#state;
     this.#state = S_GONE;
@@ -364,7 +388,7 @@ export class UpstreamLeg implements Batched, FrameSink {
     } else if (state !== S_GONE) {
       this.#sink.onGone();
     }
-  };
+  }
 
   #clearTimer(): void {
     if (this.#timer !== null) {

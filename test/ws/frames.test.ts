@@ -45,6 +45,7 @@ function recorder(): { sink: LegSink; seen: Seen } {
     onHandshakeError: (err) => (seen.failed = err),
     onGone: () => (seen.gone = true),
     corked: (fn) => fn(),
+    onSent: () => {},
   };
   return { sink, seen };
 }
