@@ -21,7 +21,7 @@
 // Errors: a reset or error on one side resets the other (an abort must not look like a clean end of
 // stream to a protocol that frames by EOF).
 
-import { lastWriteWasAsync, readResult, ShutdownWrap, UV_EOF, WriteWrap, type TcpHandle, type UvReq } from '../net/uv.js';
+import { heldWrite, readResult, ShutdownWrap, UV_EOF, writeReq, type TcpHandle, type UvReq } from '../net/uv.js';
 import type { IdleMember, IdleSweeper } from './idle.js';
 import { RelayReads } from './relay-reads.js';
 import type { ReadBuffers } from './read-buffers.js';
@@ -51,12 +51,6 @@ export type RelayEnd = 'done' | 'error' | 'idle' | 'aborted';
 /** 64 KiB: the bound one direction kept before reads were owned (tcp-proxy.ts caps owned reads at this + 128 KiB). */
 export const DEFAULT_MAX_BUFFERED = 65_536;
 
-/**
- * A WriteWrap the kernel took whole is never bound to a native request, so the next write can use it
- * again: one per thread, replaced only when a write goes async and keeps it.
- */
-let spareWrite: UvReq = new WriteWrap();
-
 /** One direction: reads `src`, writes `dst`. */
 class Way {
   readonly relay: Relay;
@@ -82,15 +76,10 @@ class Way {
 
   /** Write `chunk` to dst; when libuv keeps part of it, stop reading src until it has gone. */
   write(chunk: Buffer): void {
-    const req = spareWrite;
-    req.handle = this.dst;
-    const err = this.dst.writeBuffer(req, chunk);
-    if (err !== 0) {
-      spareWrite = new WriteWrap(); // not reused after a failed write, whatever state it was left in
-      return this.relay.fail();
-    }
-    if (!lastWriteWasAsync()) return;
-    spareWrite = new WriteWrap();
+    const err = this.dst.writeBuffer(writeReq(), chunk);
+    const req = heldWrite(err);
+    if (err !== 0) return this.relay.fail();
+    if (req === null) return;
     req.oncomplete = onWritten;
     req.way = this;
     req.chunk = chunk; // kept alive while libuv points into it

@@ -104,6 +104,36 @@ export function lastWriteWasAsync(): boolean {
   return state[LAST_ASYNC] !== 0;
 }
 
+/**
+ * The request for this thread's next write. A write the kernel takes whole never binds its request
+ * (Node tries the write before it makes a native one), so one object serves every such write;
+ * heldWrite() hands it to the caller when libuv kept part of a write, and a fresh one takes its
+ * place.
+ */
+let spare: UvReq = new WriteWrap();
+
+/** The request to pass to the next write call (writeBuffer, writeUtf8String, writev). */
+export function writeReq(): UvReq {
+  return spare;
+}
+
+/**
+ * Right after a write call made with writeReq() (before anything else writes to a stream): the
+ * request when libuv holds part of the write, for the caller to set its oncomplete and to keep
+ * what it points into unchanged until that runs; null when the kernel took it all, or when the call
+ * failed (`err` ≠ 0, whose request is never reused).
+ */
+export function heldWrite(err: number): UvReq | null {
+  if (err !== 0) {
+    spare = new WriteWrap();
+    return null;
+  }
+  if (state[LAST_ASYNC] === 0) return null;
+  const req = spare;
+  spare = new WriteWrap();
+  return req;
+}
+
 /** "ECONNREFUSED" for a (negative) libuv error number. */
 export function errorName(code: number): string {
   return getSystemErrorName(code);

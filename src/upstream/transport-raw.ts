@@ -9,7 +9,7 @@
 // - failures found inside a write are reported on a later tick, never from inside the call;
 // - reads go into one buffer shared by every plain upstream connection of this thread.
 
-import { lastWriteWasAsync, readResult, UV_EOF, WriteWrap, errorName, type TcpHandle, type UvReq } from '../net/uv.js';
+import { errorName, heldWrite, readResult, UV_EOF, writeReq, type TcpHandle, type UvReq } from '../net/uv.js';
 import { RawConnector } from './raw-connect.js';
 import type { Transport, TransportSink } from './transport.js';
 
@@ -24,13 +24,6 @@ const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
 const HOLD_LIMIT = 16 * 1024;
 
 const CRLF = '\r\n';
-
-/**
- * The write request for the next write. A write the kernel takes at once never touches its req
- * (libuv only wraps it when something is left to send), so one object serves every such write;
- * a write that went async keeps its req until oncomplete and a new spare is made.
- */
-let spare: UvReq = new WriteWrap();
 
 export class RawTransport implements Transport {
   readonly #sink: TransportSink;
@@ -59,18 +52,15 @@ export class RawTransport implements Transport {
   writeText(s: string): boolean {
     const h = this.#handle;
     if (h === null || this.#corked > 0 || this.#closed) return this.#hold(s, s.length);
-    const req = spare;
-    const err = h.writeUtf8String(req, s);
-    // Read at once: every stream write of the thread overwrites this flag.
-    return this.#afterWrite(req, err, lastWriteWasAsync(), null);
+    const err = h.writeUtf8String(writeReq(), s);
+    return this.#afterWrite(heldWrite(err), err, null);
   }
 
   writeBytes(b: Buffer): boolean {
     const h = this.#handle;
     if (h === null || this.#corked > 0 || this.#closed) return this.#hold(b, b.length);
-    const req = spare;
-    const err = h.writeBuffer(req, b);
-    return this.#afterWrite(req, err, lastWriteWasAsync(), b);
+    const err = h.writeBuffer(writeReq(), b);
+    return this.#afterWrite(heldWrite(err), err, b);
   }
 
   writeChunk(b: Buffer): boolean {
@@ -82,9 +72,8 @@ export class RawTransport implements Transport {
       return this.#hold(CRLF, 2);
     }
     const chunks = [line, 'utf8', b, 'buffer', CRLF, 'utf8'];
-    const req = spare;
-    const err = h.writev(req, chunks, false);
-    return this.#afterWrite(req, err, lastWriteWasAsync(), chunks);
+    const err = h.writev(writeReq(), chunks, false);
+    return this.#afterWrite(heldWrite(err), err, chunks);
   }
 
   cork(): void {
@@ -141,7 +130,7 @@ export class RawTransport implements Transport {
     this.#held = [];
     this.#heldBytes = 0;
     const h = this.#handle!;
-    const req = spare;
+    const req = writeReq();
     let err: number;
     let keep: unknown = null;
     if (held.length === 1) {
@@ -157,7 +146,7 @@ export class RawTransport implements Transport {
       err = h.writev(req, chunks, false);
       keep = chunks;
     }
-    this.#afterWrite(req, err, lastWriteWasAsync(), keep);
+    this.#afterWrite(heldWrite(err), err, keep);
     if (this.#inFlight === 0) this.#drained();
   }
 
@@ -165,15 +154,13 @@ export class RawTransport implements Transport {
    * After a write call: false while libuv holds bytes of it (kept alive through `keep`, the Buffer
    * or chunk list libuv points into, until oncomplete).
    */
-  #afterWrite(req: UvReq, err: number, async: boolean, keep: unknown): boolean {
+  #afterWrite(req: UvReq | null, err: number, keep: unknown): boolean {
     if (err !== 0) {
       // Not from inside the write: the caller is mid-way through its own state change.
-      spare = new WriteWrap();
       process.nextTick(this.#failLater, errorName(err));
       return true;
     }
-    if (!async) return this.#inFlight === 0;
-    spare = new WriteWrap();
+    if (req === null) return this.#inFlight === 0;
     req.keep = keep;
     req.oncomplete = this.#onWritten;
     this.#inFlight++;

@@ -8,34 +8,19 @@
 // a write the kernel could not take whole is held by libuv, and its buffer is given back to the
 // caller only when libuv completes it.
 
-import { connect, errorName, lastWriteWasAsync, newSocket, readResult, ShutdownWrap, UV_EOF, WriteWrap, type TcpHandle, type UvReq } from '../net/uv.js';
+import { connect, errorName, heldWrite, newSocket, readResult, ShutdownWrap, UV_EOF, writeReq, type TcpHandle, type UvReq } from '../net/uv.js';
 import type { LegTransport, TransportEvents } from './leg-transport.js';
 
 /** Shared by every plain leg of this thread (see the file comment). */
 const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
 
-/**
- * A request object for the next write. A write the kernel takes at once never touches its request
- * (Node tries the write before it dispatches one), so one object serves every such write; only a
- * write that goes asynchronous keeps it, and a new one takes its place.
- */
-let spareReq: PendingWrite = newReq();
-
+/** A write libuv holds (heldWrite): who hears of its completion, and what it points into. */
 interface PendingWrite extends UvReq {
   transport: TcpTransport | null;
   /** Kept referenced while libuv points into it. */
   buf: Uint8Array | null;
   /** A write the leg hears about (not the request head). */
   notify: boolean;
-}
-
-function newReq(): PendingWrite {
-  const req = new WriteWrap() as PendingWrite;
-  req.transport = null;
-  req.buf = null;
-  req.notify = false;
-  req.oncomplete = writeDone as UvReq['oncomplete'];
-  return req;
 }
 
 function writeDone(this: PendingWrite, status: number): void {
@@ -94,18 +79,14 @@ export class TcpTransport implements LegTransport {
 
   #write(buf: Uint8Array, notify: boolean): boolean {
     if (this.#closed) return false;
-    const req = spareReq;
-    const err = this.#h.writeBuffer(req, buf);
-    // Read at once: every stream write of the thread overwrites it.
-    const async = lastWriteWasAsync();
+    const err = this.#h.writeBuffer(writeReq(), buf);
+    const req = heldWrite(err) as PendingWrite | null;
     if (err !== 0) {
-      // The request may have been bound to the failed write: never reuse it.
-      spareReq = newReq();
       this.#fail(errorName(err));
       return false;
     }
-    if (!async) return false;
-    spareReq = newReq();
+    if (req === null) return false;
+    req.oncomplete = writeDone as UvReq['oncomplete'];
     req.transport = this;
     req.buf = buf;
     req.notify = notify;

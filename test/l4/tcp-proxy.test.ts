@@ -216,7 +216,10 @@ t.test('a refusing backend: the connection moves to the next one before any byte
   const table = newTable();
   const dead = await refusedPort();
   const be = await echo(t);
-  const pool = makePool(table, 'mixed', [dead, be.port]);
+  // Round robin: the dead backend is offered every other connection. (With least-conn and
+  // connections one after another both counts are 0 at each pick, and the tie-break alone decides
+  // whether the dead one is ever offered.)
+  const pool = makePool(table, 'mixed', [dead, be.port], null, 'round-robin');
   const { p, port } = await proxy(t, { table, pool, retries: 2 });
   for (let i = 0; i < 8; i++) {
     const c = await connect(port);

@@ -2,7 +2,7 @@
 // sockets: user-buffer reads, synchronous and queued writes, FIN, reset, refused connects.
 import net from 'node:net';
 import t from 'tap';
-import { connect, errorName, lastWriteWasAsync, listen, localAddress, newSocket, peerAddress, readResult, ShutdownWrap, UV_EOF, WriteWrap, type TcpHandle } from '../../src/net/uv.js';
+import { connect, errorName, heldWrite, lastWriteWasAsync, listen, localAddress, newSocket, peerAddress, readResult, ShutdownWrap, UV_EOF, WriteWrap, writeReq, type TcpHandle } from '../../src/net/uv.js';
 
 const closeHandle = (h: TcpHandle) => new Promise<void>((resolve) => h.close(resolve));
 
@@ -70,14 +70,21 @@ t.test('a write the kernel cannot take at once is queued and completed later, by
   t.equal(status, 0);
   const big = Buffer.alloc(32 << 20, 7);
   big.write('end', big.length - 3);
-  const req = new WriteWrap();
-  req.handle = h;
-  const done = new Promise<number>((resolve) => (req.oncomplete = (s) => resolve(s)));
+  // A small write first: the kernel takes it, and the shared request stays the next write's.
+  const first = writeReq();
+  const small = heldWrite(h.writeBuffer(first, Buffer.from('abc')));
+  t.equal(small, null);
+  t.ok(writeReq() === first, 'a request no write kept serves the next write');
+  big.write('abc', 0);
   // Read before anything else writes to any stream: the state is one array for every handle.
-  const err = h.writeBuffer(req, big);
+  const err = h.writeBuffer(writeReq(), big.subarray(3));
   const queued = lastWriteWasAsync();
+  const req = heldWrite(err)!;
   t.equal(err, 0);
   t.ok(queued, '32 MiB to a paused reader cannot go at once');
+  t.ok(req === first, 'the request libuv kept is handed over');
+  t.ok(writeReq() !== first, 'and a fresh one serves the next write');
+  const done = new Promise<number>((resolve) => (req.oncomplete = (s) => resolve(s)));
   t.ok(h.writeQueueSize > 0);
   let n = 0;
   let tail = '';
