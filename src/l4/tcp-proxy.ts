@@ -25,6 +25,7 @@ import type { SharedTable } from '../state/table.js';
 import { ConnLedger } from './ledger.js';
 import { IdleSweeper, type IdleMember } from './idle.js';
 import type { L4Pool, SniTable } from './pool.js';
+import { RawConnector } from '../net/raw-connect.js';
 import { connect as uvConnect, listen, localAddress, newSocket, peerAddress, readResult, ShutdownWrap, UV_EOF, type TcpHandle } from '../net/uv.js';
 import { PROXY_DONE, PROXY_MORE, ProxyHeaderDecoder, encodeV1, encodeV2, handleAddresses, type ProxyAddresses } from './proxy-protocol.js';
 import { DEFAULT_READ_BUFFER_BYTES, ReadBuffers } from './read-buffers.js';
@@ -130,8 +131,10 @@ class Conn implements IdleMember {
   tried: number[] = [];
   slot = -1;
   counted = false;
-  /** The backend handle while connecting, then the relay's. */
+  /** The backend handle while connecting to an IP, then the relay's. */
   backend: TcpHandle | null = null;
+  /** Connecting to a backend given by name (lookup, then each address in turn). */
+  connector: RawConnector | null = null;
   relay: Relay | null = null;
   /** The client is closing or closed before a relay took it. */
   closed = false;
@@ -143,7 +146,7 @@ class Conn implements IdleMember {
 
   /** From the preface sweeper, or from the connect sweeper while a backend connect is pending. */
   expire(): void {
-    if (this.backend !== null) this.owner.connectTimedOut(this);
+    if (this.backend !== null || this.connector !== null) this.owner.connectTimedOut(this);
     else this.owner.reject(this, 'preface timeout');
   }
 }
@@ -380,47 +383,56 @@ export class TcpProxy {
     c.tried.push(slot);
     this.#ledger.open(slot);
     c.counted = true;
-    const h = newSocket();
-    c.backend = h;
-
     // The coarse shared timer covers the lookup and the connect.
     this.#connecting.add(c);
-    const start = (ip: string) => {
-      const err = uvConnect(h, ip, backend.port, (status) => {
-        if (c.backend !== h) return; // timed out or given up: the handle is already closed
-        if (status !== 0) return this.#failed(c, h, C.ERR_CONNECT);
+    if (!isIpLiteral(backend.host)) {
+      // A backend given by name (discovery may give one): looked up per connection and each address
+      // tried in turn, as net.connect would (src/net/raw-connect.ts).
+      const connector = new RawConnector(backend.host, backend.port, (h) => {
+        c.connector = null;
+        if (h === null) return this.#failed(c, C.ERR_CONNECT);
+        this.#startReading(h);
         this.#connecting.delete(c);
         this.#connected(c, h);
       });
-      if (err !== 0) return this.#failed(c, h, C.ERR_CONNECT);
-      // Reading starts with the connect (the socket exists from here), not after it: libuv then
-      // keeps the socket's epoll entry across the connect's completion instead of re-adding it (an
-      // EEXIST and a retry: a system call per connection). No read can come before the connect
-      // completes, where the relay takes over `onread`; the placeholder only keeps Node from
-      // aborting on a read with no callback set.
-      h.onread = noRead;
-      h.useUserBuffer(this.#buffers.shared);
-      h.readStart();
-    };
-    if (isIpLiteral(backend.host)) return start(backend.host);
-    // A backend named by host name (discovery may give one): looked up per connect, as net.connect would.
-    dns.lookup(backend.host, (err, address) => {
-      if (c.backend !== h) return;
-      if (err) this.#failed(c, h, C.ERR_CONNECT);
-      else start(address);
+      c.connector = connector;
+      return;
+    }
+    const h = newSocket();
+    c.backend = h;
+    const err = uvConnect(h, backend.host, backend.port, (status) => {
+      if (c.backend !== h) return; // timed out or given up: the handle is already closed
+      if (status !== 0) return this.#failed(c, C.ERR_CONNECT);
+      this.#connecting.delete(c);
+      this.#connected(c, h);
     });
+    if (err !== 0) return this.#failed(c, C.ERR_CONNECT);
+    // Reading starts with the connect (the socket exists from here), not after it: libuv then
+    // keeps the socket's epoll entry across the connect's completion instead of re-adding it (an
+    // EEXIST and a retry: a system call per connection).
+    this.#startReading(h);
+  }
+
+  /**
+   * A backend handle reads into the listener's buffers from here. No read can come before its
+   * connect completes, where the relay takes over `onread`; the placeholder only keeps Node from
+   * aborting on a read with no callback set.
+   */
+  #startReading(h: TcpHandle): void {
+    h.onread = noRead;
+    h.useUserBuffer(this.#buffers.shared);
+    h.readStart();
   }
 
   /** The pending connect of `c` took longer than connectTimeoutMs. Public for Conn.expire. */
   connectTimedOut(c: Conn): void {
-    if (c.backend !== null && c.relay === null) this.#failed(c, c.backend, C.ERR_TIMEOUT);
+    if ((c.backend !== null || c.connector !== null) && c.relay === null) this.#failed(c, C.ERR_TIMEOUT);
   }
 
-  #failed(c: Conn, h: TcpHandle, column: number): void {
-    if (c.backend !== h) return;
+  /** The connect attempt of `c` failed or timed out: count it, then the next backend or give up. */
+  #failed(c: Conn, column: number): void {
     this.#connecting.delete(c);
-    h.close();
-    c.backend = null;
+    this.#abandon(c);
     this.#uncount(c);
     const slot = c.slot;
     this.stats.connectFailures++;
@@ -502,15 +514,24 @@ export class TcpProxy {
     c.closed = true;
     c.prefacing = false;
     this.#preface.delete(c);
-    if (c.backend !== null) {
-      this.#connecting.delete(c);
-      c.backend.close();
-      c.backend = null;
-    }
+    this.#connecting.delete(c);
+    this.#abandon(c);
     this.#uncount(c);
     // The descriptor is closed inside this call; no notification is needed (see relay.ts #close).
     c.client.close();
     this.#finish(c);
+  }
+
+  /** Let go of a connect in progress, if any (never of a relay's backend). */
+  #abandon(c: Conn): void {
+    if (c.backend !== null) {
+      c.backend.close();
+      c.backend = null;
+    }
+    if (c.connector !== null) {
+      c.connector.cancel();
+      c.connector = null;
+    }
   }
 
   #statsOf(pool: L4Pool): TcpPoolStats {

@@ -10,7 +10,7 @@
 // - reads go into one buffer shared by every plain upstream connection of this thread.
 
 import { errorName, heldWrite, readResult, UV_EOF, writeReq, type TcpHandle, type UvReq } from '../net/uv.js';
-import { RawConnector } from './raw-connect.js';
+import { RawConnector } from '../net/raw-connect.js';
 import type { Transport, TransportSink } from './transport.js';
 
 /**

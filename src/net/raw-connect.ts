@@ -1,7 +1,7 @@
-// Connecting a raw libuv TCP handle to an upstream given as host:port. libuv connects to IP
-// literals only, so a host name is resolved here, once per connection, with dns.lookup: the same
-// resolver, and the same per-connect lookup, as net.connect (a connection lives for many requests,
-// so the lookup is not on the per-request path).
+// Connecting a raw libuv TCP handle to host:port (HTTP upstream connections, L4 backends given by
+// name). libuv connects to IP literals only, so a host name is resolved here, once per connection,
+// with dns.lookup: the same resolver, and the same per-connect lookup, as net.connect (an HTTP
+// upstream connection lives for many requests, so the lookup is not on the per-request path).
 //
 // A name with several addresses is tried the way net.connect does it on Node 20 (its default
 // autoSelectFamily, "happy eyeballs", RFC 8305): families alternate starting with the first
@@ -12,7 +12,7 @@
 import { lookup, type LookupAddress } from 'node:dns';
 import { getDefaultAutoSelectFamilyAttemptTimeout, isIP } from 'node:net';
 import { constants } from 'node:os';
-import { connect, errorName, newSocket, type TcpHandle } from '../net/uv.js';
+import { connect, errorName, newSocket, type TcpHandle } from './uv.js';
 
 /** An attempt that outlived net's attempt timeout (a libuv error is a negative errno). */
 const ATTEMPT_TIMED_OUT = -constants.errno.ETIMEDOUT;

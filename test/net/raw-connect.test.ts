@@ -6,7 +6,7 @@ import t, { type Test } from 'tap';
 import net, { type AddressInfo } from 'node:net';
 import { once } from 'node:events';
 import type { LookupAddress } from 'node:dns';
-import { attemptOrder, RawConnector, type Resolver } from '../../src/upstream/raw-connect.js';
+import { attemptOrder, RawConnector, type Resolver } from '../../src/net/raw-connect.js';
 import { peerAddress, type TcpHandle } from '../../src/net/uv.js';
 
 async function listening(t: Test, host = '127.0.0.1'): Promise<number> {
