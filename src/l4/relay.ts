@@ -127,6 +127,11 @@ class Way {
   }
 }
 
+function closeHandle(h: TcpHandle, reset: boolean): void {
+  if (reset) h.reset();
+  else h.close();
+}
+
 function onWritten(this: UvReq, status: number): void {
   (this.way as Way).written(status);
 }
@@ -232,9 +237,14 @@ export class Relay implements IdleMember {
     // no read can land in an owned buffer and nothing more is written from one (queued writes are
     // cancelled; their requests still hold their chunks until then). So the buffers go back and the
     // owner hears of the end now, with two JavaScript callbacks per connection saved.
-    // A reset needs a handle with no FIN in progress; where it cannot be done, a plain close.
-    if (!reset || this.client.reset() !== 0) this.client.close();
-    if (!reset || this.backend.reset() !== 0) this.backend.close();
+    // A reset only on a handle that was never asked for a FIN: libuv refuses to reset one with a
+    // shutdown pending, and Node then counts the handle as closing, so a close() after the refusal
+    // does nothing and the descriptor leaks (seen on Node 20: reset() gave EINVAL, close() never
+    // called back, the fd stayed open; a test of it cannot end, as the handle keeps its process
+    // alive). The backend was
+    // asked for one once the client's side ended, the client once the backend's did.
+    closeHandle(this.client, reset && !this.#downWay.ended);
+    closeHandle(this.backend, reset && !this.#upWay.ended);
     this.#upWay.reads.release();
     this.#downWay.reads.release();
     this.#options.onClose(this, this.#reason);
