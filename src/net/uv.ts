@@ -15,8 +15,10 @@
 //   streamBaseState[kLastWriteWasAsync] is 0 and req.oncomplete is never called. Otherwise libuv
 //   keeps a pointer into `buf` until `oncomplete(status)` (this = req): the bytes must not change
 //   until then. `writeUtf8String` copies what it could not write, so a string may be dropped;
-// - `shutdown(req)` sends FIN after queued writes; `close(cb)` frees the handle; `reset(cb)`
-//   closes with RST.
+// - `shutdown(req)` sends FIN after queued writes; `close(cb)` frees the handle (its descriptor
+//   is closed inside the call; `cb` only reports it a loop turn later); `reset(cb)` closes with RST,
+//   but not while a shutdown is pending: it then fails with EINVAL and Node counts the handle as
+//   closing all the same, so a close() after it does nothing (src/l4/relay.ts never tries).
 // `process.binding` gives these on Node 20 and 22 (the allowlist keeps tcp_wrap, stream_wrap and
 // uv); test/net/uv.test.ts pins the contract on the Node in use.
 
