@@ -93,6 +93,15 @@ const state = streamWrap.streamBaseState;
 const READ_BYTES = streamWrap.kReadBytesOrError;
 const LAST_ASYNC = streamWrap.kLastWriteWasAsync;
 
+/**
+ * The buffer reads land in for every connection of this thread whose consumer is done with a read
+ * when its callback returns (the HTTP upstream client, the WebSocket backend leg): reads and their
+ * callbacks run one at a time, and what a consumer keeps past the callback it copies. So one buffer
+ * per thread, not one per connection or a fresh one per read. (The L4 relay has its own scheme,
+ * src/l4/read-buffers.ts: it writes straight from what it reads.)
+ */
+export const sharedReadBuffer: Buffer = Buffer.allocUnsafeSlow(64 * 1024);
+
 /** In `onread`: bytes read into the user buffer, or a negative libuv error (UV_EOF: end of stream). */
 export function readResult(): number {
   return state[READ_BYTES]!;

@@ -9,16 +9,15 @@
 // - failures found inside a write are reported on a later tick, never from inside the call;
 // - reads go into one buffer shared by every plain upstream connection of this thread.
 
-import { errorName, heldWrite, readResult, UV_EOF, writeReq, type TcpHandle, type UvReq } from '../net/uv.js';
+import { errorName, heldWrite, readResult, sharedReadBuffer, UV_EOF, writeReq, type TcpHandle, type UvReq } from '../net/uv.js';
 import { RawConnector } from '../net/raw-connect.js';
 import type { Transport, TransportSink } from './transport.js';
 
 /**
- * Every plain upstream connection of this thread reads into this buffer: no Buffer per read.
- * Reads are handled one at a time, and everything downstream that keeps bytes past the callback
- * copies them (the response parser, the tryEnd backlog).
+ * Reads land in the thread's shared buffer (uv.ts): everything downstream that keeps bytes past
+ * the callback copies them (the response parser, the tryEnd backlog).
  */
-const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
+const READ_BUFFER = sharedReadBuffer;
 
 /** Bytes held while connecting before writes report "not drained" (net.Socket's highWaterMark). */
 const HOLD_LIMIT = 16 * 1024;

@@ -6,10 +6,11 @@
 
 import net from 'node:net';
 import tls from 'node:tls';
+import { sharedReadBuffer } from '../net/uv.js';
 import type { LegTransport, TransportEvents, TransportTarget } from './leg-transport.js';
 
-/** Shared by every plain socket leg of this thread: a read is parsed before the next. */
-const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
+/** The thread's shared read buffer (uv.ts): a read is parsed before the next one lands. */
+const READ_BUFFER = sharedReadBuffer;
 
 export class StreamTransport implements LegTransport {
   readonly #socket: net.Socket;

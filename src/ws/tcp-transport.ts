@@ -8,11 +8,11 @@
 // a write the kernel could not take whole is held by libuv, and its buffer is given back to the
 // caller only when libuv completes it.
 
-import { connect, errorName, heldWrite, newSocket, readResult, ShutdownWrap, UV_EOF, writeReq, type TcpHandle, type UvReq } from '../net/uv.js';
+import { connect, errorName, heldWrite, newSocket, readResult, sharedReadBuffer, ShutdownWrap, UV_EOF, writeReq, type TcpHandle, type UvReq } from '../net/uv.js';
 import type { LegTransport, TransportEvents } from './leg-transport.js';
 
-/** Shared by every plain leg of this thread (see the file comment). */
-const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
+/** The thread's shared read buffer (uv.ts): a read is parsed before the next one lands. */
+const READ_BUFFER = sharedReadBuffer;
 
 /** A write libuv holds (heldWrite): who hears of its completion, and what it points into. */
 interface PendingWrite extends UvReq {

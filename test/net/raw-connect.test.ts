@@ -8,6 +8,7 @@ import { once } from 'node:events';
 import type { LookupAddress } from 'node:dns';
 import { attemptOrder, RawConnector, type Resolver } from '../../src/net/raw-connect.js';
 import { peerAddress, type TcpHandle } from '../../src/net/uv.js';
+import { refusedPort } from '../helpers/backends.js';
 
 async function listening(t: Test, host = '127.0.0.1'): Promise<number> {
   const s = net.createServer((c) => c.on('error', () => {}).destroy());
@@ -15,16 +16,6 @@ async function listening(t: Test, host = '127.0.0.1'): Promise<number> {
   await once(s, 'listening');
   t.teardown(() => s.close());
   return (s.address() as AddressInfo).port;
-}
-
-async function closedPort(): Promise<number> {
-  const s = net.createServer();
-  s.listen(0, '127.0.0.1');
-  await once(s, 'listening');
-  const port = (s.address() as AddressInfo).port;
-  s.close();
-  await once(s, 'close');
-  return port;
 }
 
 const answer = (addresses: LookupAddress[]): Resolver => (_host, done) => setImmediate(() => done(null, addresses));
@@ -75,7 +66,7 @@ t.test('a name whose first address is unreachable (TEST-NET-1): the next one is 
 });
 
 t.test('every address fails: the first error is reported', async (t) => {
-  const port = await closedPort();
+  const port = await refusedPort();
   const { handle, error } = await connectWith('backend.test', port, answer([{ address: '127.0.0.1', family: 4 }, { address: '127.0.0.2', family: 4 }]));
   t.equal(handle, null);
   t.equal(error, 'ECONNREFUSED');

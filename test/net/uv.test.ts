@@ -2,17 +2,10 @@
 // sockets: user-buffer reads, synchronous and queued writes, FIN, reset, refused connects.
 import net from 'node:net';
 import t from 'tap';
+import { refusedPort } from '../helpers/backends.js';
 import { connect, errorName, heldWrite, lastWriteWasAsync, listen, localAddress, newSocket, peerAddress, readResult, ShutdownWrap, UV_EOF, WriteWrap, writeReq, type TcpHandle } from '../../src/net/uv.js';
 
 const closeHandle = (h: TcpHandle) => new Promise<void>((resolve) => h.close(resolve));
-
-async function freePortRefused(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 t.test('listen, accept, read into a user buffer, write back, FIN both ways', async (t) => {
   const buf = Buffer.alloc(1024);
@@ -131,7 +124,7 @@ t.test('a refused connect completes with ECONNREFUSED; a peer reset reads as an 
 });
 
 t.test('listen errors are thrown by name', async (t) => {
-  const port = await freePortRefused();
+  const port = await refusedPort();
   const a = listen('127.0.0.1', port, 8, () => {});
   t.teardown(() => a.close());
   t.throws(() => listen('127.0.0.1', port, 8, () => {}), { code: 'EADDRINUSE' });

@@ -8,6 +8,7 @@ import net, { type AddressInfo } from 'node:net';
 import { once } from 'node:events';
 import { RawTransport } from '../../src/upstream/transport-raw.js';
 import type { TransportSink } from '../../src/upstream/transport.js';
+import { refusedPort } from '../helpers/backends.js';
 
 /** A sink that records every call; `data` collects the bytes read (copied: the buffer is shared). */
 class Recorder implements TransportSink {
@@ -293,12 +294,7 @@ t.test('pause() stops reading until resume(): nothing is delivered meanwhile, no
 });
 
 t.test('connect failures: refused, an unknown host name', async (t) => {
-  const s = net.createServer();
-  s.listen(0, '127.0.0.1');
-  await once(s, 'listening');
-  const port = (s.address() as AddressInfo).port;
-  s.close();
-  await once(s, 'close');
+  const port = await refusedPort();
   const refused = open(t, '127.0.0.1', port);
   t.equal(refused.tr.writeText('GET / HTTP/1.1\r\n\r\n'), true, 'held until connected');
   await refused.sink.closed;
