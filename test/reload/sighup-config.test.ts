@@ -109,6 +109,13 @@ t.test('SIGHUP from one route table to another under keep-alive load: zero failu
   const afterReload = load.started;
   t.match(reloaded, { msg: 'configuration reloaded', changed: ['pools.green', 'pools.blue', 'routes'] });
   await load.answeredSince(afterReload, 60);
+  // The new pool's backends join as their first health checks pass, one possibly a check interval
+  // after the other: give the load time to see both (bounded) rather than judging the first 60.
+  const sawBoth = () => {
+    const seen = new Set(load.outcomes.filter((o) => o.seq >= afterReload).map((o) => o.backend));
+    return seen.has('green1') && seen.has('green2');
+  };
+  for (let n = 120; n <= 1200 && !sawBoth(); n += 60) await load.answeredSince(afterReload, n);
   await load.stop();
 
   t.same(load.broken, [], 'no client connection broke');
