@@ -84,11 +84,11 @@ function plan(ctx) {
       group: 'sluice', target: 'sluice', workers: n,
       start: async () => startSluice({ ...common, port: await freePort(), workers: n }),
     })),
-    // Opt-in upstream pipelining (docs/performance.md): the GETs uWS parses in one loop turn share
-    // backend connections, written in one writev each.
+    // Upstream pipelining off (docs/performance.md): one request per backend connection at a time,
+    // as nginx and HAProxy do, to show what the default pipelining is worth.
     {
-      group: 'sluice', target: 'sluice pipeline=16', workers: 1,
-      start: async () => startSluice({ ...common, port: await freePort(), workers: 1, env: { SLUICE_UPSTREAM_PIPELINE: '16' } }),
+      group: 'sluice', target: 'sluice pipeline=1', workers: 1,
+      start: async () => startSluice({ ...common, port: await freePort(), workers: 1, env: { SLUICE_UPSTREAM_PIPELINE: '1' } }),
     },
     ...[1, 2].map((n) => ({
       group: 'nginx', target: 'nginx', workers: n,

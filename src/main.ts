@@ -209,6 +209,7 @@ function tableSnapshot(table: SharedTable, workers: number): Record<string, unkn
       inFlight: table.get(C.IN_FLIGHT, slot),
       requests: table.get(C.REQUESTS, slot),
       openConns: table.get(C.OPEN_CONNS, slot),
+      retries: table.get(C.RETRIES, slot),
       workers: perWorker,
     });
   }

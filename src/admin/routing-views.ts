@@ -134,6 +134,7 @@ function settingsSummary(p: PoolConfig): Record<string, unknown> {
     retry_budget_percent: p.retryBudgetPercent,
     max_requests_per_backend: p.maxRequestsPerBackend,
     pipeline: p.upstreamPipeline,
+    pipeline_hol_ms: p.upstreamPipelineHolMs,
     upstream_connections: p.upstreamConnections,
     panic_threshold_percent: p.panicThresholdPercent,
     slow_start_ms: p.slowStartMs,

@@ -42,6 +42,7 @@ export const POOL_KEYS: { readonly [K in keyof PoolSettings]: PoolKey } = {
   retryBudgetPercent: { key: 'retry_budget_percent', kind: 'number' },
   maxRequestsPerBackend: { key: 'max_requests_per_backend', kind: 'number' },
   upstreamPipeline: { key: 'pipeline', kind: 'number' },
+  upstreamPipelineHolMs: { key: 'pipeline_hol_ms', kind: 'number' },
   slowStartMs: { key: 'slow_start_ms', kind: 'number' },
   panicThresholdPercent: { key: 'panic_threshold_percent', kind: 'number' },
   hashKey: { key: 'hash_key', kind: 'string' },

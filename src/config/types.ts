@@ -92,6 +92,8 @@ export interface Config extends PoolSettings {
   maxRequestsPerBackend: number;
   /** Upstream HTTP/1.1 pipelining depth for bodiless GET/HEAD; 1 = off (docs/performance.md). */
   upstreamPipeline: number;
+  /** How long a pipelined request may wait behind the response ahead of it before it goes again elsewhere. */
+  upstreamPipelineHolMs: number;
   /** WebSockets (src/ws): bytes queued toward one side before Sluice stops reading the other. */
   wsMaxBufferBytes: number;
   /** Largest WebSocket message either way; larger closes with 1009. */

@@ -413,12 +413,23 @@ const VARIABLES: { readonly [K in keyof Config]: VariableSpec<K> } = {
   upstreamPipeline: {
     name: 'SLUICE_UPSTREAM_PIPELINE',
     key: 'upstreamPipeline',
-    default: '1',
+    default: '16',
     doc:
-      'Opt-in HTTP/1.1 pipelining: bodiless GET/HEAD requests parsed in the same loop turn may share one backend connection, ' +
-      'up to this many at once, written in one system call; 1 = off. Only for backends that answer pipelined requests ' +
-      'correctly; a slow response delays those behind it. 1 to 64.',
+      'HTTP/1.1 pipelining to backends: bodiless GET/HEAD requests parsed in the same loop turn may share one kept-alive backend ' +
+      'connection, up to this many at once, written in one system call; 1 = off. Guarded: a request that waits behind a slow ' +
+      'response longer than SLUICE_UPSTREAM_PIPELINE_HOL_MS goes again on another connection, and a backend that is slow or ' +
+      'drops a pipelined connection gets no pipelining for a while (docs/performance.md). 1 to 64.',
     parse: integer(1, 64),
+  },
+  upstreamPipelineHolMs: {
+    name: 'SLUICE_UPSTREAM_PIPELINE_HOL_MS',
+    key: 'upstreamPipelineHolMs',
+    default: '20',
+    doc:
+      'Pipelining head-of-line bound: a pipelined GET/HEAD still waiting after this long behind the response ahead of it is sent ' +
+      'again on another connection (its late answer is read and dropped), and pipelining to that backend pauses (10 s, doubling ' +
+      'per incident to 10 min). 1 to 60000.',
+    parse: integer(1, 60_000),
   },
   wsMaxBufferBytes: {
     name: 'SLUICE_WS_MAX_BUFFER_BYTES',

@@ -186,7 +186,7 @@ export class ProxyContext {
       list.push(b);
       const old = this.pools[b.slot];
       const keep = old !== undefined && old.host === b.upstream.host && old.port === b.upstream.port;
-      if (keep) old.configure(s.connectTimeoutMs, s.requestTimeoutMs, s.idleTimeoutMs);
+      if (keep) old.configure(s.connectTimeoutMs, s.requestTimeoutMs, s.idleTimeoutMs, s.upstreamPipelineHolMs);
       next[b.slot] = keep
         ? old
         : new Pool(this.table, {
@@ -198,6 +198,7 @@ export class ProxyContext {
             connectTimeoutMs: s.connectTimeoutMs,
             requestTimeoutMs: s.requestTimeoutMs,
             idleTimeoutMs: s.idleTimeoutMs,
+            pipelineHolMs: s.upstreamPipelineHolMs,
             tls: upstreamTls(b.upstream, s),
           });
     }

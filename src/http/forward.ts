@@ -634,6 +634,14 @@ export class Exchange implements ExchangeHandler, GatedExchange {
     this.#res.close();
   }
 
+  onRequeue(): void {
+    this.#conn = null;
+    if (this.#over) return;
+    // Counted with the retries (the request goes out again), not against the backend's health.
+    this.#ctx.table.add(C.RETRIES, this.#slot, 1);
+    this.#pool!.acquire(this);
+  }
+
   onRequestDrain(): void {
     if (this.#clientPaused && !this.#over) this.#resumeClient();
   }

@@ -113,7 +113,7 @@ export function renderMetrics(
   for (const b of backends) {
     for (const kind of ERROR_KINDS) out.sample('sluice_upstream_errors_total', { backend: b.id, pool: b.pool, kind }, b.errors[kind]);
   }
-  perBackend('sluice_retries_total', 'counter', 'Requests sent again after a failure on this backend.', (b) => b.retries);
+  perBackend('sluice_retries_total', 'counter', 'Requests sent again on this backend: after a failure, or by the pipelining guard.', (b) => b.retries);
   perBackend('sluice_ejections_total', 'counter', 'Times outlier detection ejected the backend.', (b) => b.ejections);
   perBackend('sluice_backend_in_flight', 'gauge', 'Requests in flight to the backend, all workers.', (b) => b.inFlight);
   perBackend('sluice_backend_open_connections', 'gauge', 'Open upstream connections to the backend, all workers.', (b) => b.openConnections);

@@ -62,6 +62,8 @@ export interface PoolSettings {
   maxRequestsPerBackend: number;
   /** Requests one backend connection may carry at once (HTTP/1.1 pipelining of GET/HEAD); 1 = off. */
   upstreamPipeline: number;
+  /** A pipelined request waiting longer than this behind another response is sent again elsewhere. */
+  upstreamPipelineHolMs: number;
 }
 
 // A record, not a list, so that the compiler rejects a PoolSettings field missing here.
@@ -97,6 +99,7 @@ const KEYS: { readonly [K in keyof PoolSettings]: true } = {
   retryBudgetPercent: true,
   maxRequestsPerBackend: true,
   upstreamPipeline: true,
+  upstreamPipelineHolMs: true,
 };
 
 export const POOL_SETTING_KEYS = Object.keys(KEYS) as readonly (keyof PoolSettings)[];

@@ -1,7 +1,9 @@
-// One keep-alive HTTP/1.1 connection to a backend. By default it carries one exchange at a time: a
-// request pipelined behind a slow one inherits its latency, and a failure takes both. A pool that
-// opts in (`pipeline`, docs/performance.md) may write further bodiless GET/HEAD requests behind the
-// one being answered; their responses come back in order and are handed out one after another.
+// One keep-alive HTTP/1.1 connection to a backend. It carries one exchange at a time, except that a
+// pool with `pipeline` > 1 (the default; docs/performance.md) may write further bodiless GET/HEAD
+// requests behind the one being answered; their responses come back in order and are handed out
+// one after another. A request pipelined behind a slow response would inherit its latency, so
+// pipeline-guard.ts bounds that wait: past the pool's bound the queued requests go out again on
+// other connections (`hedge`) and their late answers here are read and dropped.
 
 import type tls from 'node:tls';
 import { UpstreamError } from './errors.js';
@@ -10,6 +12,7 @@ import type { ExchangeHandler } from './exchange.js';
 import type { Transport, TransportSink } from './transport.js';
 import { RawTransport } from './transport-raw.js';
 import { TlsTransport } from './transport-tls.js';
+import { watch, type Guarded } from './pipeline-guard.js';
 
 /** What a connection needs from its pool. */
 export interface ConnectionOwner {
@@ -24,15 +27,25 @@ export interface ConnectionOwner {
   closed(conn: Connection, wasOpen: boolean): void;
   /** Table time (ms), for deadlines. */
   now(): number;
+  /** The same clock as a function, for the pipelining guard. */
+  readonly clock: () => number;
   readonly connectTimeoutMs: number;
   readonly requestTimeoutMs: number;
+  /** How long a pipelined request may wait behind the response ahead of it. */
+  readonly pipelineHolMs: number;
+  /**
+   * Pipelining went wrong on this connection (a response ahead took too long, or the backend
+   * dropped the connection with requests queued): stop pipelining to this backend for a while.
+   */
+  pipelineTrouble(): void;
 }
 
 const LAST_CHUNK = '0\r\n\r\n';
 
 /**
- * Stands in for a pipelined exchange whose client left before its turn: its request is already on
- * the wire, so its response is read (keeping the connection in step) and dropped.
+ * Stands in for a pipelined exchange nobody waits for any more (its client left, or the guard sent
+ * it again elsewhere). Its request is already on the wire; when its turn comes the connection is
+ * closed instead of reading its answer, so the backend sees the abort and can stop work on it.
  */
 const DISCARD: ExchangeHandler = {
   cancelled: true,
@@ -42,11 +55,12 @@ const DISCARD: ExchangeHandler = {
   onResponseData: () => true,
   onResponseEnd() {},
   onResponseError() {},
+  onRequeue() {},
   onRequestDrain() {},
   cork: (fn) => fn(),
 };
 
-export class Connection implements ResponseSink, TransportSink {
+export class Connection implements ResponseSink, TransportSink, Guarded {
   readonly #owner: ConnectionOwner;
   readonly #transport: Transport;
   readonly #parser = new ResponseParser();
@@ -69,6 +83,10 @@ export class Connection implements ResponseSink, TransportSink {
   readonly #queueTimeout: number[] = [];
   /** The current exchange's request timeout (its route's, else its pool's). */
   #timeoutMs = 0;
+  /** Table time the current exchange became the one being answered (what queued ones wait on). */
+  #headSince = 0;
+  /** Watched by pipeline-guard.ts (it sets and clears this). */
+  watched = false;
   /** Exchanges completed on this connection; > 0 means the next one runs on a reused socket. */
   uses = 0;
   /** Table time after which the current phase has taken too long; 0 = no deadline. */
@@ -121,6 +139,7 @@ export class Connection implements ResponseSink, TransportSink {
       this.#queueTimeout.push(timeoutMs);
       this.#parser.expectMore();
       this.#transport.writeText(head);
+      if (!this.watched) watch(this, this.#owner.clock);
       return;
     }
     this.#exchange = exchange;
@@ -135,7 +154,11 @@ export class Connection implements ResponseSink, TransportSink {
       this.#transport.resume();
     }
     this.#parser.reset(this, isHead);
-    if (this.#connected) this.deadline = this.#owner.now() + this.#timeoutMs;
+    if (this.#connected) {
+      const now = this.#owner.now();
+      this.#headSince = now;
+      this.deadline = now + this.#timeoutMs;
+    }
     // UTF-8: the head is made of strings uWS decoded from UTF-8 (request-head.ts states the rule),
     // so this gives back the client's own octets. 'latin1' would keep each character's low byte
     // only: U+010D would go out as CR.
@@ -194,10 +217,13 @@ export class Connection implements ResponseSink, TransportSink {
     if (i >= 0) this.#queue[i] = DISCARD;
   }
 
-  /** Abandon the exchange (client gone, timeout): the socket cannot be trusted for another one. */
-  destroy(): void {
+  /**
+   * Abandon the exchange (client gone, timeout): the socket cannot be trusted for another one.
+   * `backendFault`: the backend ended or broke the connection (see #failQueued).
+   */
+  destroy(backendFault = false): void {
     this.#exchange = null;
-    if (this.#queue.length > 0) this.#failQueued();
+    if (this.#queue.length > 0) this.#failQueued(backendFault);
     if (!this.#destroyed) {
       this.#destroyed = true;
       this.#transport.destroy();
@@ -247,10 +273,14 @@ export class Connection implements ResponseSink, TransportSink {
     const reusable = keepAlive && this.#requestDone && !this.#destroyed;
     ex?.onResponseEnd();
     if (this.#queue.length > 0 && !this.#destroyed) {
-      if (reusable) return this.#advance();
-      // The backend ends the connection here (Connection: close, a body delimited by the close):
-      // what was pipelined behind goes out again on other connections.
-      this.#failQueued();
+      if (reusable && this.#queue[0] !== DISCARD) return this.#advance();
+      // The backend ends the connection here (Connection: close, a body delimited by the close),
+      // or the next answer is one nobody wants (DISCARD): what was pipelined behind goes out
+      // again on other connections. No fault of the backend's (a cap on requests per connection
+      // ends connections this way).
+      this.#failQueued(false);
+      this.#owner.release(this, false);
+      return;
     }
     this.#owner.release(this, reusable);
   }
@@ -268,21 +298,52 @@ export class Connection implements ResponseSink, TransportSink {
       this.#transport.resume();
     }
     this.#parser.reset(this, isHead, this.#queue.length > 0);
-    this.deadline = this.#owner.now() + this.#timeoutMs;
+    const now = this.#owner.now();
+    this.#headSince = now;
+    this.deadline = now + this.#timeoutMs;
+  }
+
+  // Guarded (pipeline-guard.ts)
+
+  get holDeadline(): number {
+    if (this.#exchange === null || this.#destroyed) return 0;
+    const q = this.#queue;
+    for (let i = 0; i < q.length; i++) if (q[i] !== DISCARD) return this.#headSince + this.#owner.pipelineHolMs;
+    return 0;
   }
 
   /**
-   * The queued exchanges lose their connection before any byte of their response: each is told on
-   * the next turn (not from inside whatever callback is tearing the connection down), as a reset
-   * on a reused connection, which an idempotent request survives by going out again.
+   * The response being answered has kept the queued requests waiting past the bound: they go out
+   * again on other connections (bodiless GET/HEAD, safe to repeat), and their places here become
+   * DISCARD so the connection stays in step and can still be reused once the late answers are read.
    */
-  #failQueued(): void {
+  hedge(): void {
+    const q = this.#queue;
+    let lost: ExchangeHandler[] | null = null;
+    for (let i = 0; i < q.length; i++) {
+      const ex = q[i]!;
+      if (ex === DISCARD) continue;
+      q[i] = DISCARD;
+      (lost ??= []).push(ex);
+    }
+    if (lost === null) return;
+    this.#owner.pipelineTrouble();
+    for (const ex of lost) ex.onRequeue();
+  }
+
+  /**
+   * The queued exchanges lose their connection before any byte of their response: each goes out
+   * again on another connection on the next turn (not from inside whatever callback is tearing the
+   * connection down). `trouble`: the backend dropped the connection without saying so in a
+   * response (it may not handle pipelining, or not under this load), so pipelining to it pauses.
+   */
+  #failQueued(trouble: boolean): void {
     const lost = this.#queue.splice(0);
     this.#queueIsHead.length = 0;
     this.#queueTimeout.length = 0;
-    const where = `${this.#owner.host}:${this.#owner.port}`;
+    if (trouble && lost.some((ex) => ex !== DISCARD)) this.#owner.pipelineTrouble();
     setImmediate(() => {
-      for (const ex of lost) ex.onResponseError(new UpstreamError('reset', `${where}: connection closed before this pipelined request was answered`, true));
+      for (const ex of lost) ex.onRequeue();
     });
   }
 
@@ -358,7 +419,7 @@ export class Connection implements ResponseSink, TransportSink {
         /* #finish reports its own failure */
       }
     }
-    this.destroy();
+    this.destroy(true);
   }
 
   #finish = (): void => {
@@ -384,7 +445,7 @@ export class Connection implements ResponseSink, TransportSink {
 
   #fail(err: UpstreamError): void {
     const ex = this.#exchange;
-    this.destroy();
+    this.destroy(true);
     this.deadline = 0;
     if (ex) ex.onResponseError(err);
   }

@@ -19,6 +19,12 @@ export interface ExchangeHandler {
   onResponseData(chunk: Buffer): boolean;
   onResponseEnd(): void;
   onResponseError(err: UpstreamError): void;
+  /**
+   * This request was pipelined behind another and will not be answered on that connection (it
+   * closed, or the response ahead kept it waiting past the bound): send it again, on another
+   * connection. Not a failure of the backend's, and no retry budget: it was never answered.
+   */
+  onRequeue(): void;
   /** The upstream socket's write buffer drained: more request body may be sent. */
   onRequestDrain(): void;
   /** Run `fn` with the client's output corked (one syscall for head and body). */

@@ -14,6 +14,9 @@ import { C } from '../state/layout.js';
  * together: one `writev` per backend connection instead of one `write` per request.
  */
 const openBatches: Pool[] = [];
+/** First pause of pipelining to a backend after trouble (connection.ts `pipelineTrouble`); doubles per incident. */
+const PIPELINE_PAUSE_MS = 10_000;
+const PIPELINE_PAUSE_MAX_MS = 600_000;
 let flushQueued = false;
 function flushBatches(): void {
   flushQueued = false;
@@ -32,6 +35,8 @@ export interface PoolOptions {
   requestTimeoutMs: number;
   /** Idle pooled connections are closed after this long. */
   idleTimeoutMs: number;
+  /** How long a pipelined request may wait behind the response ahead of it. */
+  pipelineHolMs: number;
   tls: tls.ConnectionOptions | null;
 }
 
@@ -42,6 +47,8 @@ export class Pool implements ConnectionOwner {
   readonly tls: tls.ConnectionOptions | null;
   connectTimeoutMs: number;
   requestTimeoutMs: number;
+  pipelineHolMs: number;
+  readonly clock = (): number => this.#table.now();
   readonly #table: SharedTable;
   readonly #max: number;
   #idleTimeoutMs: number;
@@ -56,6 +63,10 @@ export class Pool implements ConnectionOwner {
   #closing = false;
   /** This turn's pipelined batch: a corked connection more bodiless GET/HEAD requests may join. */
   #batch: Connection | null = null;
+  /** Table time until which this backend gets no pipelining (after trouble); 0 = not paused. */
+  #pipelinePausedUntil = 0;
+  /** Pipelining incidents so far: each pause is twice the one before, up to the cap. */
+  #pipelineStrikes = 0;
 
   constructor(table: SharedTable, options: PoolOptions) {
     this.#table = table;
@@ -68,13 +79,15 @@ export class Pool implements ConnectionOwner {
     this.#maxWaiting = options.maxWaiting;
     this.connectTimeoutMs = options.connectTimeoutMs;
     this.requestTimeoutMs = options.requestTimeoutMs;
+    this.pipelineHolMs = options.pipelineHolMs;
   }
 
   /** Reload: new timeouts apply from the next deadline each connection sets. */
-  configure(connectTimeoutMs: number, requestTimeoutMs: number, idleTimeoutMs: number): void {
+  configure(connectTimeoutMs: number, requestTimeoutMs: number, idleTimeoutMs: number, pipelineHolMs: number): void {
     this.connectTimeoutMs = connectTimeoutMs;
     this.requestTimeoutMs = requestTimeoutMs;
     this.#idleTimeoutMs = idleTimeoutMs;
+    this.pipelineHolMs = pipelineHolMs;
   }
 
   now(): number {
@@ -100,7 +113,8 @@ export class Pool implements ConnectionOwner {
     // A pool retired by a membership change opens nothing new (nothing would sweep it).
     if (this.#closing) return ex.onPoolFull();
     const depth = ex.pipelineDepth ?? 1;
-    if (depth > 1) {
+    const pipelining = depth > 1 && (this.#pipelinePausedUntil === 0 || this.#pipelineResumes());
+    if (pipelining) {
       const batch = this.#batch;
       if (batch !== null && batch.pipelinable && batch.depth < depth) return ex.onConnection(batch);
     }
@@ -111,13 +125,37 @@ export class Pool implements ConnectionOwner {
     if (conn) {
       // Only a connection that has already carried a response (so the backend keeps connections
       // alive) starts a batch.
-      if (depth > 1 && conn.connected && conn.uses > 0) this.#openBatch(conn);
+      if (pipelining && conn.connected && conn.uses > 0) this.#openBatch(conn);
       return ex.onConnection(conn);
     }
     if (this.#all.size < this.#max) return ex.onConnection(this.#open());
     if (this.#waiting.length - this.#waitHead >= this.#maxWaiting) return ex.onPoolFull();
     this.#waiting.push(ex);
     this.#waitSince.push(this.now());
+  }
+
+  /** The pause after pipelining trouble is over (read only while one is set: no clock per request). */
+  #pipelineResumes(): boolean {
+    if (this.now() < this.#pipelinePausedUntil) return false;
+    this.#pipelinePausedUntil = 0;
+    return true;
+  }
+
+  /**
+   * A response kept pipelined requests waiting past the bound, or the backend dropped a connection
+   * with requests queued on it: this backend gets no pipelining for a while, so one that is often
+   * slow (or mishandles pipelining) ends up with almost none and pays the guard's cost rarely.
+   */
+  pipelineTrouble(): void {
+    this.#pipelinePausedUntil = this.now() + Math.min(PIPELINE_PAUSE_MAX_MS, PIPELINE_PAUSE_MS * 2 ** this.#pipelineStrikes);
+    if (PIPELINE_PAUSE_MS * 2 ** this.#pipelineStrikes < PIPELINE_PAUSE_MAX_MS) this.#pipelineStrikes++;
+    // Nothing more joins this turn's batch; what it holds goes out as it is.
+    this.flushBatch();
+  }
+
+  /** Pipelining to this backend is paused (admin views, tests). */
+  get pipelinePaused(): boolean {
+    return this.#pipelinePausedUntil !== 0 && this.now() < this.#pipelinePausedUntil;
   }
 
   #openBatch(conn: Connection): void {

@@ -147,6 +147,7 @@ t.test('every pool setting key maps to its Config field and is checked like its 
     retry_budget_percent: 12.5
     max_requests_per_backend: 50
     pipeline: 8
+    pipeline_hol_ms: 35
     slow_start_ms: 600
     panic_threshold_percent: 0
     hash_key: "header:X-User"
@@ -171,6 +172,7 @@ routes:
     retryBudgetPercent: 12.5,
     maxRequestsPerBackend: 50,
     upstreamPipeline: 8,
+    upstreamPipelineHolMs: 35,
     slowStartMs: 600,
     panicThresholdPercent: 0,
     hashKey: { kind: 'header', name: 'x-user' },

@@ -36,7 +36,8 @@ t.test('defaults from the issue', async (t) => {
     retries: 1,
     retryBudgetPercent: 20,
     maxRequestsPerBackend: 0,
-    upstreamPipeline: 1,
+    upstreamPipeline: 16,
+    upstreamPipelineHolMs: 20,
     envFile: '',
   });
 });

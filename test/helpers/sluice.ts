@@ -56,6 +56,8 @@ export interface TableSlot {
   inFlight: number;
   requests: number;
   openConns: number;
+  /** Requests sent again (retries, and pipelined requests the guard or a closed connection re-sent). */
+  retries: number;
   /** In-flight count per worker index. */
   workers: number[];
 }

@@ -74,7 +74,8 @@ t.before(async () => {
   });
   // One upstream connection: a smuggled request would be answered on it, and the answer handed to
   // whichever client came next (the repro).
-  sluice = await startSluice(t, { upstreams: [backend.url], env: { SLUICE_UPSTREAM_CONNECTIONS: '1', SLUICE_RETRIES: '0' } });
+  // The pipelining guard's bound is set high: a request it sent again would arrive twice.
+  sluice = await startSluice(t, { upstreams: [backend.url], env: { SLUICE_UPSTREAM_CONNECTIONS: '1', SLUICE_RETRIES: '0', SLUICE_UPSTREAM_PIPELINE_HOL_MS: '60000' } });
 });
 
 /** Characters whose low byte is CR, LF, NUL, space, HTAB or ':' (what a latin1 write turns them into). */

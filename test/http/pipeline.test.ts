@@ -1,9 +1,10 @@
-// Opt-in upstream pipelining (SLUICE_UPSTREAM_PIPELINE), through the real proxy against a raw
-// backend that answers each connection's requests strictly in order. What must hold: every client
-// gets the response to its own request (the proxy matches responses to requests by order), only
-// bodiless GET/HEAD ride behind another request, the depth is bounded, and a connection that ends
-// mid-pipeline (Connection: close, a reset, a client leaving) costs no request its answer. With the
-// variable unset, a backend connection never has two requests outstanding.
+// Upstream pipelining (SLUICE_UPSTREAM_PIPELINE, on by default), through the real proxy against a
+// raw backend that answers each connection's requests strictly in order. What must hold: every
+// client gets the response to its own request (the proxy matches responses to requests by order),
+// only bodiless GET/HEAD ride behind another request, the depth is bounded, a connection that ends
+// mid-pipeline (Connection: close, a reset, a client leaving) costs no request its answer, and a
+// slow response does not hold the requests behind it past SLUICE_UPSTREAM_PIPELINE_HOL_MS. With the
+// variable at 1, a backend connection never has two requests outstanding.
 
 import t, { type Test } from 'tap';
 import http from 'node:http';
@@ -18,6 +19,8 @@ interface Seen {
   postShared: boolean;
   /** Request lines answered, in order, per connection. */
   answered: string[][];
+  /** How many times each request target arrived (a guard's re-send makes it 2). */
+  arrivals: Map<string, number>;
 }
 
 /**
@@ -25,12 +28,13 @@ interface Seen {
  * one after another, each after its path's delay. Paths:
  *   /n/<id>            200, body "<METHOD> <id>"
  *   /slow/<id>         the same after 30 ms
+ *   /hold/<id>         the same after 300 ms
  *   /chunked/<id>      the same, chunked
  *   /close/<id>        the same with Connection: close, then the connection ends (later requests unanswered)
  *   /drop-once/<id>    the first time: the connection is destroyed unanswered; then as /n
  */
 async function orderedBackend(t: Test): Promise<{ raw: RawBackend; seen: Seen }> {
-  const seen: Seen = { maxOutstanding: 0, postShared: false, answered: [] };
+  const seen: Seen = { maxOutstanding: 0, postShared: false, answered: [], arrivals: new Map() };
   const dropped = new Set<string>();
   const raw = await startRawBackend(t, (socket: net.Socket) => {
     const answered: string[] = [];
@@ -50,6 +54,7 @@ async function orderedBackend(t: Test): Promise<{ raw: RawBackend; seen: Seen }>
         if (buffered.length < end + 4 + length) return;
         buffered = buffered.slice(end + 4 + length);
         const [method, target] = head.split(' ') as [string, string];
+        seen.arrivals.set(target, (seen.arrivals.get(target) ?? 0) + 1);
         if ((method === 'POST' && outstanding > 0) || postOutstanding) seen.postShared = true;
         outstanding++;
         if (method === 'POST') postOutstanding = true;
@@ -58,6 +63,7 @@ async function orderedBackend(t: Test): Promise<{ raw: RawBackend; seen: Seen }>
           if (ended) return;
           const [, kind, id] = target.split('/') as [string, string, string];
           if (kind === 'slow') await new Promise((r) => setTimeout(r, 30));
+          if (kind === 'hold') await new Promise((r) => setTimeout(r, 300));
           if (kind === 'drop-once' && !dropped.has(id)) {
             dropped.add(id);
             ended = true;
@@ -126,7 +132,8 @@ async function proxied(t: Test, env: Record<string, string>, warm: boolean): Pro
 }
 
 t.test('pipelined GET/HEAD responses go to their own clients, the depth is bounded, POST never shares', async (t) => {
-  const { seen, port, agent } = await proxied(t, { SLUICE_UPSTREAM_PIPELINE: '4' }, true);
+  // The bound is set far above /slow's 30 ms: this test is about order, not the guard.
+  const { seen, port, agent } = await proxied(t, { SLUICE_UPSTREAM_PIPELINE: '4', SLUICE_UPSTREAM_PIPELINE_HOL_MS: '10000' }, true);
   let rounds = 0;
   while (seen.maxOutstanding < 2 && rounds < 40) {
     rounds++;
@@ -148,7 +155,7 @@ t.test('pipelined GET/HEAD responses go to their own clients, the depth is bound
 });
 
 t.test('a connection ending mid-pipeline (close, reset) and clients leaving cost no other request its answer', async (t) => {
-  const { seen, port, agent } = await proxied(t, { SLUICE_UPSTREAM_PIPELINE: '8' }, true);
+  const { seen, port, agent } = await proxied(t, { SLUICE_UPSTREAM_PIPELINE: '8', SLUICE_UPSTREAM_PIPELINE_HOL_MS: '10000' }, true);
   for (let round = 0; round < 6; round++) {
     const requests = Array.from({ length: 40 }, (_, i) => {
       const kind = i % 10 === 2 ? 'close' : i % 10 === 6 ? 'drop-once' : i % 2 === 0 ? 'slow' : 'n';
@@ -178,8 +185,38 @@ t.test('a connection ending mid-pipeline (close, reset) and clients leaving cost
   );
 });
 
-t.test('without SLUICE_UPSTREAM_PIPELINE a backend connection never has two requests outstanding', async (t) => {
-  const { seen, port, agent } = await proxied(t, {}, false);
+t.test('at its defaults the proxy pipelines, and a slow response does not hold the requests behind it', async (t) => {
+  const { seen, port, agent } = await proxied(t, {}, true);
+  let rounds = 0;
+  let resent: string[] = [];
+  // Until some /n request was queued behind a /hold one and the guard sent it again (the backend
+  // saw it twice); a round where none was queued behind a /hold proves nothing about the guard.
+  while (resent.length === 0 && rounds < 20) {
+    rounds++;
+    const requests = Array.from({ length: 32 }, (_, i) => ({ path: `/${i % 4 === 0 ? 'hold' : 'n'}/h${rounds}i${i}` }));
+    const started = Date.now();
+    const times: number[] = [];
+    const replies = await Promise.all(
+      requests.map((r, i) =>
+        burst(port, [r], agent).then(([reply]) => {
+          times[i] = Date.now() - started;
+          return reply!;
+        }),
+      ),
+    );
+    const wrong = replies.map((r, i) => ({ r, want: `GET ${requests[i]!.path.split('/')[2]}` })).filter(({ r, want }) => r.status !== 200 || r.body !== want);
+    t.strictSame(wrong, [], `round ${rounds}: every client got its own response`);
+    const fastest = Math.min(...times.filter((_, i) => i % 4 === 0));
+    const lateFast = times.filter((ms, i) => i % 4 !== 0 && ms >= fastest);
+    t.strictSame(lateFast, [], `round ${rounds}: every /n answered before the first /hold (${fastest} ms)`);
+    resent = [...seen.arrivals].filter(([target, n]) => n > 1 && target.startsWith('/n/')).map(([target]) => target);
+  }
+  t.ok(seen.maxOutstanding >= 2, `pipelined by default (most outstanding on one connection: ${seen.maxOutstanding})`);
+  t.ok(resent.length > 0, `the guard sent queued requests again (${resent.length} after ${rounds} rounds)`);
+});
+
+t.test('with SLUICE_UPSTREAM_PIPELINE=1 a backend connection never has two requests outstanding', async (t) => {
+  const { seen, port, agent } = await proxied(t, { SLUICE_UPSTREAM_PIPELINE: '1' }, false);
   for (let round = 0; round < 5; round++) {
     const requests = Array.from({ length: 48 }, (_, i) => ({ path: `/${i % 2 ? 'n' : 'slow'}/d${round}i${i}` }));
     const replies = await burst(port, requests, agent);

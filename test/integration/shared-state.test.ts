@@ -113,7 +113,13 @@ t.test('in-flight returns to 0 after 10k requests through 2 workers', async (t) 
     TOTAL,
     'every request counted exactly once',
   );
-  t.equal(backends[0]!.requests.length + backends[1]!.requests.length, TOTAL, 'and reached a backend exactly once');
+  // Each request reached a backend once, plus what Sluice sent again: a GET pipelined behind a
+  // /slow one (never answered) goes out again on another connection (docs/performance.md), and
+  // the backend may have seen its first copy too. Those are counted as retries; a POST never is.
+  const arrivals = [...backends[0]!.requests, ...backends[1]!.requests];
+  const resent = snap.slots.reduce((sum, s) => sum + s.retries, 0);
+  t.ok(arrivals.length >= TOTAL && arrivals.length <= TOTAL + resent, `reached a backend once, or again as a counted re-send (${arrivals.length} for ${TOTAL}, ${resent} re-sent)`);
+  t.equal(arrivals.filter((r) => r.method === 'POST').length, TOTAL / 10, 'every POST reached a backend exactly once');
 
   // Still serving, and still balanced to zero after one more.
   const res = await request(`${sluice.url}/ok`);

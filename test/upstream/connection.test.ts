@@ -108,6 +108,8 @@ interface ExchangeOptions {
   onData?: (chunk: Buffer) => boolean;
   /** Runs inside onResponseEnd. */
   onEnd?: () => void;
+  /** Pipelining depth this exchange allows (1 = never pipelined). */
+  depth?: number;
 }
 
 const SLOT = 3;
@@ -180,6 +182,16 @@ class Exchange implements ExchangeHandler {
     this.error = err;
     this.#settle('error');
   }
+  onRequeue(): void {
+    this.events.push('requeue');
+    this.conn = null;
+    this.requeued?.();
+  }
+  /** Set by a test to act on onRequeue (typically: acquire again). */
+  requeued: (() => void) | null = null;
+  get pipelineDepth(): number {
+    return this.opts.depth ?? 1;
+  }
   onRequestDrain(): void {
     this.events.push('drain');
   }
@@ -199,6 +211,7 @@ function makePool(t: Test, port: number, options: Partial<PoolOptions> = {}, tab
     connectTimeoutMs: 5000,
     requestTimeoutMs: 5000,
     idleTimeoutMs: 60_000,
+    pipelineHolMs: 20,
     tls: null,
     ...options,
   });
@@ -867,4 +880,128 @@ t.test('response bytes a cork never parsed end the exchange instead of looping o
   t.equal(ex.error?.kind, 'protocol');
   t.equal(ex.corks, 1, 'one attempt');
   t.ok(ex.conn!.destroyed, 'the connection is not reused');
+});
+
+// ---------------------------------------------------------------------------------------------
+// Pipelining and its head-of-line guard (pipeline-guard.ts)
+
+/**
+ * One kept-alive connection that has carried a response, then `paths` acquired in one turn with
+ * depth 4: the first opens a batch on that connection and the rest join it. Returns the exchanges
+ * and the peer they were written to, once the backend has all of them.
+ */
+async function pipelinedBatch(t: Test, be: Backend, pool: Pool, paths: string[]): Promise<{ exs: Exchange[]; peer: Peer }> {
+  const warm = new Exchange(GET('/warm'));
+  t.equal(await exchange(pool, warm), 'end');
+  const exs = paths.map((p) => new Exchange(GET(p), { depth: 4 }));
+  for (const ex of exs) {
+    ex.requeued = () => pool.acquire(ex);
+    pool.acquire(ex);
+  }
+  const peer = be.peers[0]!;
+  const want = GET('/warm') + paths.map((p) => GET(p)).join('');
+  // The whole batch went to the one warm connection.
+  await until(() => peer.data === want, 'the batch on the warm connection');
+  return { exs, peer };
+}
+
+t.test('pipelining: a response kept waiting past the bound sends the queued requests again elsewhere', async (t) => {
+  // /hold is answered only when the test says so, and so is everything behind it on its
+  // connection (responses go in order); anything else at once.
+  const held: Peer[] = [];
+  const be = await scripted(t, (peer, _i, req) => {
+    const path = req.split(' ')[1]!;
+    if (held.includes(peer)) return null;
+    if (path.startsWith('/hold')) {
+      held.push(peer);
+      return null;
+    }
+    return OK(`${path}@${be.peers.indexOf(peer)}`);
+  });
+  const { pool } = makePool(t, be.port, { pipelineHolMs: 30 });
+  const { exs, peer } = await pipelinedBatch(t, be, pool, ['/hold', '/b', '/c']);
+  const [a, b, c] = exs as [Exchange, Exchange, Exchange];
+  t.equal(await b.done, 'end');
+  t.equal(await c.done, 'end');
+  t.strictSame(b.events, ['connection', 'requeue', 'connection', 'start 200', 'end'], 'queued behind /hold, sent again');
+  t.not(b.body.split('@')[1], '0', `answered on another connection (${b.body})`);
+  t.not(c.body.split('@')[1], '0', `answered on another connection (${c.body})`);
+  t.equal(a.events.length, 1, 'the held request is still waiting for its own answer');
+  t.ok(pool.pipelinePaused, 'pipelining to this backend is paused after the incident');
+
+  // The held answer arrives. Nobody waits for the answers behind it on that connection any more:
+  // it is closed (the backend sees the abort) instead of being read on.
+  held.length = 0;
+  peer.socket.write(OK('held'), 'latin1');
+  t.equal(await a.done, 'end');
+  t.equal(a.body, 'held');
+  await until(() => peer.closed, 'the pipelined connection closed after the held answer');
+  t.match(b.body, /^\/b@/, 'the requeued exchanges kept their own answers');
+
+  // Paused: a new batch does not form, each request has its own connection.
+  const d = new Exchange(GET('/d'), { depth: 4 });
+  const e = new Exchange(GET('/e'), { depth: 4 });
+  pool.acquire(d);
+  pool.acquire(e);
+  await Promise.all([d.done, e.done]);
+  t.not(d.conn, e.conn, 'no pipelining while paused');
+});
+
+t.test('pipelining: a backend that drops the connection with requests queued gets them again, and a pause', async (t) => {
+  let dropped = false;
+  const be = await scripted(t, (peer, _i, req) => {
+    const path = req.split(' ')[1]!;
+    if (path === '/drop' && !dropped) {
+      dropped = true;
+      peer.socket.destroy();
+      return null;
+    }
+    return OK(path);
+  });
+  const { pool } = makePool(t, be.port, { pipelineHolMs: 5000 });
+  const { exs } = await pipelinedBatch(t, be, pool, ['/drop', '/y', '/z']);
+  const [x, y, z] = exs as [Exchange, Exchange, Exchange];
+  t.equal(await x.done, 'error', 'the request being answered fails as a reset (the proxy may retry it)');
+  t.equal(x.error?.kind, 'reset');
+  t.equal(await y.done, 'end');
+  t.equal(await z.done, 'end');
+  t.equal(y.body, '/y');
+  t.equal(z.body, '/z');
+  t.ok(y.events.includes('requeue') && z.events.includes('requeue'), 'the queued ones were sent again');
+  t.ok(pool.pipelinePaused, 'dropping a pipelined connection pauses pipelining');
+});
+
+t.test('pipelining: a Connection: close answer sends the queued requests again, without a pause', async (t) => {
+  const be = await scripted(t, (peer, _i, req) => {
+    const path = req.split(' ')[1]!;
+    if (path === '/last') {
+      peer.socket.end(OK('last', 'Connection: close\r\n'), 'latin1');
+      return null;
+    }
+    return OK(path);
+  });
+  const { pool } = makePool(t, be.port, { pipelineHolMs: 5000 });
+  const { exs } = await pipelinedBatch(t, be, pool, ['/last', '/q', '/r']);
+  const [l, q, r] = exs as [Exchange, Exchange, Exchange];
+  t.equal(await l.done, 'end');
+  t.equal(l.body, 'last');
+  t.equal(await q.done, 'end');
+  t.equal(await r.done, 'end');
+  t.strictSame([q.body, r.body], ['/q', '/r']);
+  t.ok(q.events.includes('requeue'), 'sent again after the close');
+  t.notOk(pool.pipelinePaused, 'a backend that says it closes is not at fault (a cap on requests per connection)');
+});
+
+t.test('pipelining: responses that come in time need no guard', async (t) => {
+  const be = await scripted(t, (_peer, _i, req) => OK(req.split(' ')[1]!));
+  const { pool } = makePool(t, be.port, { pipelineHolMs: 5000 });
+  const { exs } = await pipelinedBatch(t, be, pool, ['/1', '/2', '/3', '/4']);
+  for (const ex of exs) t.equal(await ex.done, 'end');
+  t.strictSame(
+    exs.map((ex) => ex.body),
+    ['/1', '/2', '/3', '/4'],
+  );
+  t.ok(exs.every((ex) => !ex.events.includes('requeue')), 'nothing was sent twice');
+  t.equal(be.peers.length, 1, 'one connection carried them all');
+  t.notOk(pool.pipelinePaused);
 });
