@@ -27,8 +27,6 @@ export interface ConnectionOwner {
   closed(conn: Connection, wasOpen: boolean): void;
   /** Table time (ms), for deadlines. */
   now(): number;
-  /** The same clock as a function, for the pipelining guard. */
-  readonly clock: () => number;
   readonly connectTimeoutMs: number;
   readonly requestTimeoutMs: number;
   /** How long a pipelined request may wait behind the response ahead of it. */
@@ -139,7 +137,7 @@ export class Connection implements ResponseSink, TransportSink, Guarded {
       this.#queueTimeout.push(timeoutMs);
       this.#parser.expectMore();
       this.#transport.writeText(head);
-      if (!this.watched) watch(this, this.#owner.clock);
+      if (!this.watched) watch(this);
       return;
     }
     this.#exchange = exchange;
@@ -305,11 +303,11 @@ export class Connection implements ResponseSink, TransportSink, Guarded {
 
   // Guarded (pipeline-guard.ts)
 
-  get holDeadline(): number {
-    if (this.#exchange === null || this.#destroyed) return 0;
+  holLeft(): number | null {
+    if (this.#exchange === null || this.#destroyed) return null;
     const q = this.#queue;
-    for (let i = 0; i < q.length; i++) if (q[i] !== DISCARD) return this.#headSince + this.#owner.pipelineHolMs;
-    return 0;
+    for (let i = 0; i < q.length; i++) if (q[i] !== DISCARD) return this.#headSince + this.#owner.pipelineHolMs - this.#owner.now();
+    return null;
   }
 
   /**

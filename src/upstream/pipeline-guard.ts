@@ -10,19 +10,18 @@ export interface Guarded {
   /** Set by the guard while it watches this connection (so it is added once). */
   watched: boolean;
   /**
-   * Table time at which the queued requests have waited too long; 0 = nothing queued any more
-   * (the guard forgets the connection).
+   * Milliseconds until the queued requests have waited too long (≤ 0: they have); null when
+   * nothing is queued any more (the guard forgets the connection).
    */
-  readonly holDeadline: number;
+  holLeft(): number | null;
   /** The wait is over the bound: send the queued requests elsewhere. */
   hedge(): void;
 }
 
 const watched = new Set<Guarded>();
 let timer: NodeJS.Timeout | null = null;
-/** Table time the armed timer was meant to fire at. */
+/** performance.now() at which the armed timer was meant to fire. */
 let due = 0;
-let clock: () => number = () => 0;
 /** The last check was put off because the loop ran late: the next one judges whatever the lag. */
 let deferred = false;
 /** check() is running: a connection it makes watched is visited by the same pass. */
@@ -35,26 +34,24 @@ let checking = false;
  */
 const LATE_MS = 5;
 
-/** Watch `conn` (its queue just became non-empty); `now` is table time from `tableClock`. */
-export function watch(conn: Guarded, tableClock: () => number): void {
+/** Watch `conn`: its queue just became non-empty. */
+export function watch(conn: Guarded): void {
   if (conn.watched) return;
   conn.watched = true;
   watched.add(conn);
-  clock = tableClock;
-  if (timer === null && !checking) arm(conn.holDeadline - tableClock());
+  if (timer === null && !checking) arm(conn.holLeft() ?? 1);
 }
 
 function arm(delayMs: number): void {
   const delay = delayMs < 1 ? 1 : delayMs;
-  due = clock() + delay;
+  due = performance.now() + delay;
   timer = setTimeout(check, delay);
   timer.unref();
 }
 
 function check(): void {
   timer = null;
-  const now = clock();
-  if (!deferred && now - due > LATE_MS) {
+  if (!deferred && performance.now() - due > LATE_MS) {
     // Judge after the poll phase has read what arrived while the loop was stalled (once: a loop
     // that is always this late must not put the bound off for ever).
     deferred = true;
@@ -66,17 +63,17 @@ function check(): void {
   checking = true;
   try {
     for (const conn of watched) {
-      const deadline = conn.holDeadline;
-      if (deadline !== 0 && deadline > now) {
-        if (deadline < next) next = deadline;
+      const left = conn.holLeft();
+      if (left !== null && left > 0) {
+        if (left < next) next = left;
         continue;
       }
       watched.delete(conn);
       conn.watched = false;
-      if (deadline !== 0) conn.hedge();
+      if (left !== null) conn.hedge();
     }
   } finally {
     checking = false;
-    if (watched.size > 0) arm(next === Infinity ? 1 : next - now);
+    if (watched.size > 0) arm(next === Infinity ? 1 : next);
   }
 }

@@ -48,7 +48,6 @@ export class Pool implements ConnectionOwner {
   connectTimeoutMs: number;
   requestTimeoutMs: number;
   pipelineHolMs: number;
-  readonly clock = (): number => this.#table.now();
   readonly #table: SharedTable;
   readonly #max: number;
   #idleTimeoutMs: number;

@@ -1005,3 +1005,26 @@ t.test('pipelining: responses that come in time need no guard', async (t) => {
   t.equal(be.peers.length, 1, 'one connection carried them all');
   t.notOk(pool.pipelinePaused);
 });
+
+t.test('pipelining: a guard timer that fires late (this loop stalled) reads what arrived before it judges', async (t) => {
+  // The backend (in this process) answers the whole batch, then stalls this thread's loop well past
+  // the bound: the answers sit unread in the proxy's socket when the guard's timer comes due.
+  const be = await scripted(t, (peer, _i, req) => {
+    const path = req.split(' ')[1]!;
+    peer.socket.write(OK(path), 'latin1');
+    if (path === '/s3') {
+      const until = performance.now() + 60;
+      while (performance.now() < until);
+    }
+    return null;
+  });
+  const { pool } = makePool(t, be.port, { pipelineHolMs: 10 });
+  const { exs } = await pipelinedBatch(t, be, pool, ['/s1', '/s2', '/s3']);
+  for (const ex of exs) t.equal(await ex.done, 'end');
+  t.strictSame(
+    exs.map((ex) => ex.body),
+    ['/s1', '/s2', '/s3'],
+  );
+  t.ok(exs.every((ex) => !ex.events.includes('requeue')), 'nothing was sent again: the stall was ours, not the backend’s');
+  t.notOk(pool.pipelinePaused);
+});
