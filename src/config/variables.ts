@@ -427,7 +427,7 @@ const VARIABLES: { readonly [K in keyof Config]: VariableSpec<K> } = {
     default: '20',
     doc:
       'Pipelining head-of-line bound: a pipelined GET/HEAD still waiting after this long behind the response ahead of it is sent ' +
-      'again on another connection (its late answer is read and dropped), and pipelining to that backend pauses (10 s, doubling ' +
+      'again on another connection (the old one closes once the response ahead is done), and pipelining to that backend pauses (10 s, doubling ' +
       'per incident to 10 min). 1 to 60000.',
     parse: integer(1, 60_000),
   },

@@ -3,7 +3,7 @@
 // requests behind the one being answered; their responses come back in order and are handed out
 // one after another. A request pipelined behind a slow response would inherit its latency, so
 // pipeline-guard.ts bounds that wait: past the pool's bound the queued requests go out again on
-// other connections (`hedge`) and their late answers here are read and dropped.
+// other connections (`hedge`), and this connection closes when their turn comes here.
 
 import type tls from 'node:tls';
 import { UpstreamError } from './errors.js';
@@ -204,7 +204,7 @@ export class Connection implements ResponseSink, TransportSink, Guarded {
 
   /**
    * `ex`'s client is gone. The exchange being answered takes the connection with it (its response
-   * is mid-way); one still queued behind it only has its response read and dropped when it comes.
+   * is mid-way); one still queued behind it becomes DISCARD (the connection closes at its turn).
    */
   abandon(ex: ExchangeHandler): void {
     if (ex === this.#exchange) {
@@ -312,8 +312,8 @@ export class Connection implements ResponseSink, TransportSink, Guarded {
 
   /**
    * The response being answered has kept the queued requests waiting past the bound: they go out
-   * again on other connections (bodiless GET/HEAD, safe to repeat), and their places here become
-   * DISCARD so the connection stays in step and can still be reused once the late answers are read.
+   * again on other connections (bodiless GET/HEAD, safe to repeat). Their places here become
+   * DISCARD: the response being answered still completes, then the connection closes.
    */
   hedge(): void {
     const q = this.#queue;
