@@ -1,14 +1,12 @@
 // The byte pipe under an upstream WebSocket leg (upstream-leg.ts): connect, write, read, pause,
-// FIN, close. Two implementations, chosen per connection:
-// - tcp-transport.ts: a libuv TCP handle used directly (src/net/uv.ts), for plain backends given
-//   as an IP address, the common case and the hot one. No stream.Duplex or EventEmitter between
-//   the socket and the frames: measured in docs/websocket.md ("Backend leg on a raw handle").
-// - stream-transport.ts: a net.Socket or tls.TLSSocket, for `https://` backends (TLS) and for
-//   backends given by name (net.connect's DNS lookup and address-family fallback).
+// FIN, close. Two implementations, chosen per backend:
+// - tcp-transport.ts: a libuv TCP handle used directly (src/net/uv.ts), for plain backends (by
+//   address or by name), the common case and the hot one. No stream.Duplex or EventEmitter
+//   between the socket and the frames: measured in docs/websocket.md ("the second pass").
+// - tls-transport.ts: a tls.TLSSocket, for `https://` backends.
 
-import { isIP } from 'node:net';
 import type tls from 'node:tls';
-import { StreamTransport } from './stream-transport.js';
+import { TlsTransport } from './tls-transport.js';
 import { TcpTransport } from './tcp-transport.js';
 
 /** What a transport reports to its leg. Every call after `connect()` is asynchronous to the leg's own calls. */
@@ -53,8 +51,8 @@ export interface TransportTarget {
   readonly tls: tls.ConnectionOptions | null;
 }
 
-/** Start connecting to `target`: a raw TCP handle for a plain IP address, a Node socket otherwise. */
+/** Start connecting to `target`: a raw TCP handle for a plain backend, a TLS socket for an https:// one. */
 export function openTransport(target: TransportTarget, events: TransportEvents): LegTransport {
-  if (target.tls === null && isIP(target.host) !== 0) return new TcpTransport(target.host, target.port, events);
-  return new StreamTransport(target, events);
+  if (target.tls === null) return new TcpTransport(target.host, target.port, events);
+  return new TlsTransport(target.host, target.port, target.tls, events);
 }

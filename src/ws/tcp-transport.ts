@@ -1,14 +1,16 @@
 // A plain backend connection on a libuv TCP handle used directly (src/net/uv.ts): the transport
-// of every ws:// backend given as an IP address. What a net.Socket adds on this path (a Writable's
-// state machine per write, a Readable's per read, timers and events) is work a WebSocket leg does
-// not need: the leg batches its own writes and parses each read at once.
+// of every ws:// backend. What a net.Socket adds on this path (a Writable's state machine per
+// write, a Readable's per read, timers and events) is work a WebSocket leg does not need: the leg
+// batches its own writes and parses each read at once. A backend given by name is resolved and
+// its addresses tried in turn by raw-connect.ts, as the HTTP upstream connections do.
 //
 // Reads land in one 64 KiB buffer per thread (as the HTTP upstream connections' do): a read is
 // parsed before the next can happen, so a view of it is enough. Writes go straight to the handle;
 // a write the kernel could not take whole is held by libuv, and its buffer is given back to the
 // caller only when libuv completes it.
 
-import { connect, errorName, heldWrite, newSocket, readResult, sharedReadBuffer, ShutdownWrap, UV_EOF, writeReq, type TcpHandle, type UvReq } from '../net/uv.js';
+import { errorName, heldWrite, readResult, sharedReadBuffer, ShutdownWrap, UV_EOF, writeReq, type TcpHandle, type UvReq } from '../net/uv.js';
+import { RawConnector } from '../net/raw-connect.js';
 import type { LegTransport, TransportEvents } from './leg-transport.js';
 
 /** The thread's shared read buffer (uv.ts): a read is parsed before the next one lands. */
@@ -31,7 +33,10 @@ function writeDone(this: PendingWrite, status: number): void {
 }
 
 export class TcpTransport implements LegTransport {
-  readonly #h: TcpHandle;
+  /** Set once connected: the leg writes only after that (the head waits in #head). */
+  #h: TcpHandle = null as unknown as TcpHandle;
+  /** Resolving and connecting; null once it has answered. */
+  #connector: RawConnector | null;
   readonly #events: TransportEvents;
   #connected = false;
   #closed = false;
@@ -54,10 +59,7 @@ export class TcpTransport implements LegTransport {
 
   constructor(host: string, port: number, events: TransportEvents) {
     this.#events = events;
-    const h = (this.#h = newSocket());
-    h.setNoDelay(true);
-    const err = connect(h, host, port, this.#onConnect);
-    if (err !== 0) this.#fail(errorName(err));
+    this.#connector = new RawConnector(host, port, this.#onConnect);
   }
 
   get queuedBytes(): number {
@@ -126,7 +128,13 @@ export class TcpTransport implements LegTransport {
     if (this.#closed) return;
     this.#closed = true;
     this.#queued = 0;
-    this.#h.close(this.#onClosed);
+    const connector = this.#connector;
+    if (connector === null) return void this.#h.close(this.#onClosed);
+    // Still connecting: no handle of ours to close; the leg hears of the close on a later tick,
+    // as it would from a handle's close.
+    this.#connector = null;
+    connector.cancel();
+    process.nextTick(this.#onClosed);
   }
 
   /** FIN once libuv has written what it holds (once). */
@@ -150,12 +158,21 @@ export class TcpTransport implements LegTransport {
     this.#h.readStart();
   }
 
-  #onConnect = (status: number): void => {
-    if (this.#closed) return;
-    if (status !== 0) return this.#fail(errorName(status));
+  #onConnect = (h: TcpHandle | null, error: string): void => {
+    if (this.#closed) {
+      h?.close();
+      return;
+    }
+    if (h === null) {
+      this.#error = error;
+      return this.destroy();
+    }
+    this.#connector = null;
+    this.#h = h;
     this.#connected = true;
-    this.#h.onread = this.#onRead;
-    this.#h.useUserBuffer(READ_BUFFER);
+    h.setNoDelay(true);
+    h.onread = this.#onRead;
+    h.useUserBuffer(READ_BUFFER);
     this.#events.onConnect();
     const head = this.#head;
     this.#head = null;

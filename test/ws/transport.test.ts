@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { openTransport, type TransportEvents } from '../../src/ws/leg-transport.js';
 import { TcpTransport } from '../../src/ws/tcp-transport.js';
-import { StreamTransport } from '../../src/ws/stream-transport.js';
+import { TlsTransport } from '../../src/ws/tls-transport.js';
 import { UpstreamLeg, type LegSink } from '../../src/ws/upstream-leg.js';
 import { until } from '../helpers/wait.js';
 import type { Teardown } from '../helpers/sluice.js';
@@ -96,7 +96,7 @@ async function rawServer(t: Teardown, then: (sock: net.Socket) => void): Promise
 
 const quiet: TransportEvents = { onConnect: () => {}, onData: () => {}, onWritten: () => {}, onError: () => {}, onClosed: () => {} };
 
-t.test('a plain backend by IP address gets a raw TCP handle; by name or over TLS, a Node socket', async (t) => {
+t.test('a plain backend, by IP address or by name, gets a raw TCP handle; over TLS, a TLS socket', async (t) => {
   const server = net.createServer((s) => s.on('error', () => {}));
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   t.teardown(() => new Promise<void>((r) => server.close(() => r())));
@@ -109,8 +109,8 @@ t.test('a plain backend by IP address gets a raw TCP handle; by name or over TLS
   const secure = openTransport({ host: '127.0.0.1', port, tls: { rejectUnauthorized: false } }, events('tls'));
   t.ok(v4 instanceof TcpTransport, '127.0.0.1: raw handle');
   t.ok(v6 instanceof TcpTransport, '::1: raw handle');
-  t.ok(named instanceof StreamTransport, 'localhost: net.Socket');
-  t.ok(secure instanceof StreamTransport, 'https: tls.TLSSocket');
+  t.ok(named instanceof TcpTransport, 'localhost: raw handle (resolved by raw-connect)');
+  t.ok(secure instanceof TlsTransport, 'https: tls.TLSSocket');
   for (const x of [v4, v6, named, secure]) x.destroy();
   await until('every transport closed', () => closed.length === 4);
   t.same(closed.sort(), ['named', 'tls', 'v4', 'v6'], 'each reports its close once');
@@ -216,7 +216,7 @@ t.test('frames cut across reads: a fragmented message, a header split after its 
   l.terminate();
 });
 
-t.test('a backend given by name goes through net.Socket: messages both ways, close', async (t) => {
+t.test('a backend given by name: resolved, messages both ways, close', async (t) => {
   const server = await wsServer(t, (ws) => ws.on('message', (data: Buffer, binary) => ws.send(data, { binary })));
   const { sink, seen } = recorder();
   const l = leg('localhost', server.port, sink);
@@ -229,4 +229,27 @@ t.test('a backend given by name goes through net.Socket: messages both ways, clo
   l.close(1000, 'bye');
   await until('gone', () => seen.gone);
   t.same(seen.close, { code: 1000, reason: 'bye' }, "the server's answer to the close");
+});
+
+t.test('a plain transport: an unresolvable name reports its error then closes; destroyed while connecting, it closes once', async (t) => {
+  const seen: string[] = [];
+  const record = (name: string): TransportEvents => ({
+    ...quiet,
+    onConnect: () => seen.push(`${name} connect`),
+    onError: (code) => seen.push(`${name} error ${code}`),
+    onClosed: () => seen.push(`${name} closed`),
+  });
+  const nowhere = openTransport({ host: 'no-such-host.invalid', port: 80, tls: null }, record('nowhere'));
+  await until('the failure', () => seen.includes('nowhere closed'), 10_000);
+  t.strictSame(seen, ['nowhere error ENOTFOUND', 'nowhere closed'], 'the error first, then one close');
+  t.ok(nowhere.closed);
+  seen.length = 0;
+  const server = net.createServer((s) => s.on('error', () => {}));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.teardown(() => new Promise<void>((r) => server.close(() => r())));
+  const early = openTransport({ host: 'localhost', port: (server.address() as net.AddressInfo).port, tls: null }, record('early'));
+  early.destroy();
+  early.destroy();
+  await new Promise((r) => setTimeout(r, 50));
+  t.strictSame(seen, ['early closed'], 'closed once, never connected, no error');
 });
