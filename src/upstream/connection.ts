@@ -85,6 +85,8 @@ export class Connection implements ResponseSink, TransportSink, Guarded {
   #headSince = 0;
   /** Watched by pipeline-guard.ts (it sets and clears this). */
   watched = false;
+  /** The exchange being answered was pipelined (it waited behind another response on this connection). */
+  #advanced = false;
   /** Exchanges completed on this connection; > 0 means the next one runs on a reused socket. */
   uses = 0;
   /** Table time after which the current phase has taken too long; 0 = no deadline. */
@@ -141,6 +143,7 @@ export class Connection implements ResponseSink, TransportSink, Guarded {
       return;
     }
     this.#exchange = exchange;
+    this.#advanced = false;
     this.#pipelinable = !hasBody && (exchange.pipelineDepth ?? 1) > 1;
     this.#timeoutMs = timeoutMs;
     this.#requestDone = !hasBody;
@@ -217,11 +220,15 @@ export class Connection implements ResponseSink, TransportSink, Guarded {
 
   /**
    * Abandon the exchange (client gone, timeout): the socket cannot be trusted for another one.
-   * `backendFault`: the backend ended or broke the connection (see #failQueued).
+   * `backendFault`: the backend ended or broke the connection. It counts against pipelining to
+   * this backend (see #failQueued) only once the backend has answered part of the batch: a kept-
+   * alive connection it closed just as the batch arrived (its idle timeout racing ours) says
+   * nothing about how it handles pipelining.
    */
   destroy(backendFault = false): void {
+    const pipelined = this.#advanced;
     this.#exchange = null;
-    if (this.#queue.length > 0) this.#failQueued(backendFault);
+    if (this.#queue.length > 0) this.#failQueued(backendFault && pipelined);
     if (!this.#destroyed) {
       this.#destroyed = true;
       this.#transport.destroy();
@@ -286,6 +293,7 @@ export class Connection implements ResponseSink, TransportSink, Guarded {
   /** The next pipelined exchange's turn: its request is already written, its response is next. */
   #advance(): void {
     this.#exchange = this.#queue.shift()!;
+    this.#advanced = true;
     const isHead = this.#queueIsHead.shift()!;
     this.#timeoutMs = this.#queueTimeout.shift()!;
     this.#requestDone = true;

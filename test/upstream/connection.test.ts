@@ -947,11 +947,12 @@ t.test('pipelining: a response kept waiting past the bound sends the queued requ
   t.not(d.conn, e.conn, 'no pipelining while paused');
 });
 
-t.test('pipelining: a backend that drops the connection with requests queued gets them again, and a pause', async (t) => {
+t.test('pipelining: a backend that drops the connection mid-batch gets the queued requests again, and a pause', async (t) => {
   let dropped = false;
   const be = await scripted(t, (peer, _i, req) => {
     const path = req.split(' ')[1]!;
     if (path === '/drop' && !dropped) {
+      // Answered the batch's first request, then gone: it may not handle pipelining.
       dropped = true;
       peer.socket.destroy();
       return null;
@@ -959,8 +960,10 @@ t.test('pipelining: a backend that drops the connection with requests queued get
     return OK(path);
   });
   const { pool } = makePool(t, be.port, { pipelineHolMs: 5000 });
-  const { exs } = await pipelinedBatch(t, be, pool, ['/drop', '/y', '/z']);
-  const [x, y, z] = exs as [Exchange, Exchange, Exchange];
+  const { exs } = await pipelinedBatch(t, be, pool, ['/first', '/drop', '/y', '/z']);
+  const [first, x, y, z] = exs as [Exchange, Exchange, Exchange, Exchange];
+  t.equal(await first.done, 'end');
+  t.equal(first.body, '/first');
   t.equal(await x.done, 'error', 'the request being answered fails as a reset (the proxy may retry it)');
   t.equal(x.error?.kind, 'reset');
   t.equal(await y.done, 'end');
@@ -968,7 +971,28 @@ t.test('pipelining: a backend that drops the connection with requests queued get
   t.equal(y.body, '/y');
   t.equal(z.body, '/z');
   t.ok(y.events.includes('requeue') && z.events.includes('requeue'), 'the queued ones were sent again');
-  t.ok(pool.pipelinePaused, 'dropping a pipelined connection pauses pipelining');
+  t.ok(pool.pipelinePaused, 'dropping a pipelined connection mid-batch pauses pipelining');
+});
+
+t.test('pipelining: a kept-alive connection the backend closes as the batch arrives is no mark against it', async (t) => {
+  let dropped = false;
+  const be = await scripted(t, (peer, _i, req) => {
+    const path = req.split(' ')[1]!;
+    if (path === '/stale' && !dropped) {
+      dropped = true;
+      peer.socket.destroy();
+      return null;
+    }
+    return OK(path);
+  });
+  const { pool } = makePool(t, be.port, { pipelineHolMs: 5000 });
+  const { exs } = await pipelinedBatch(t, be, pool, ['/stale', '/p', '/q']);
+  const [stale, p, q] = exs as [Exchange, Exchange, Exchange];
+  t.equal(await stale.done, 'error');
+  t.equal(await p.done, 'end');
+  t.equal(await q.done, 'end');
+  t.strictSame([p.body, q.body], ['/p', '/q']);
+  t.notOk(pool.pipelinePaused, 'the keep-alive race (nothing of the batch answered) does not pause pipelining');
 });
 
 t.test('pipelining: a Connection: close answer sends the queued requests again, without a pause', async (t) => {
