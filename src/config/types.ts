@@ -107,6 +107,8 @@ export interface Config extends PoolSettings {
   udpListen: L4Binding[];
   /** Threads the L4 listeners are spread over. */
   l4Threads: number;
+  /** Each L4 thread's V8 young generation cap (resourceLimits.maxYoungGenerationSizeMb); 0 = V8's default. */
+  l4YoungGenerationMb: number;
   /** HTTP listeners that take the client address from a PROXY v2 header (and require one). */
   acceptProxyProtocol: AcceptProxy;
   /** Absolute path of the env file SIGHUP re-reads; '' = none. */

@@ -488,6 +488,15 @@ const VARIABLES: { readonly [K in keyof Config]: VariableSpec<K> } = {
     doc: 'Threads that run the L4 listeners, 1 to 16 (listener i runs on thread i mod N); none start without L4 listeners.',
     parse: integer(1, 16),
   },
+  l4YoungGenerationMb: {
+    name: 'SLUICE_L4_YOUNG_GENERATION_MB',
+    key: 'l4YoungGenerationMb',
+    default: '4',
+    doc:
+      'Cap on each L4 thread\'s V8 young generation in MiB, 0 to 64 (0: V8\'s own sizing, which grows it to 48 MiB under connection churn). ' +
+      'A connection\'s objects die young, so a small one keeps memory flat at no measured CPU cost; see docs/l4.md, "Memory".',
+    parse: integer(0, 64),
+  },
   acceptProxyProtocol: {
     name: 'SLUICE_ACCEPT_PROXY_PROTOCOL',
     key: 'acceptProxyProtocol',

@@ -34,6 +34,10 @@ export interface ByteCounters {
   bytesOut: number;
 }
 
+/**
+ * What every relay of one listener shares: one object per listener, not one per connection (see
+ * Relay's constructor for why nothing per connection is an object or array literal).
+ */
 export interface RelayOptions {
   /**
    * Where both handles read (the listener's). Both handles were given `buffers.shared` with
@@ -42,7 +46,7 @@ export interface RelayOptions {
   buffers: ReadBuffers;
   sweeper: IdleSweeper | null;
   counters: ByteCounters | null;
-  /** Exactly once, when both handles are closed. `reason` says what ended it. */
+  /** Exactly once per relay, when both its handles are closed. `reason` says what ended it. */
   onClose: (relay: Relay, reason: RelayEnd) => void;
 }
 
@@ -147,6 +151,8 @@ export class Relay implements IdleMember {
   closing = false;
   readonly client: TcpHandle;
   readonly backend: TcpHandle;
+  /** Whatever the creator handed in (tcp-proxy.ts: its Conn), for its onClose. */
+  readonly owner: object | null;
   readonly #options: RelayOptions;
   readonly #upWay: Way;
   readonly #downWay: Way;
@@ -155,10 +161,18 @@ export class Relay implements IdleMember {
   /**
    * Start relaying. `initial` (bytes already read from the client: a peeked ClientHello, data after a
    * PROXY header; and a PROXY header for the backend) goes to the backend first.
+   *
+   * `options` is the listener's, and what onClose needs of this connection comes as `owner`, not in
+   * a closure or an options literal per connection: V8 may pretenure an object literal's allocation
+   * site (it did here after long downloads), and a pretenured per-connection object in the old
+   * generation that points at young ones keeps each closed connection's whole graph alive through
+   * every scavenge until the next full GC. Measured (docs/l4.md, "Memory"): the L4 heap's old
+   * generation then grew ~1.5 KB per connection and was reclaimed by a mark-compact every second.
    */
-  constructor(client: TcpHandle, backend: TcpHandle, options: RelayOptions, initial: Buffer | null = null) {
+  constructor(client: TcpHandle, backend: TcpHandle, options: RelayOptions, initial: Buffer | null = null, owner: object | null = null) {
     this.client = client;
     this.backend = backend;
+    this.owner = owner;
     this.#options = options;
     this.#upWay = new Way(this, client, backend, true, options.buffers);
     this.#downWay = new Way(this, backend, client, false, options.buffers);

@@ -29,7 +29,7 @@ import { RawConnector } from '../net/raw-connect.js';
 import { connect as uvConnect, listen, localAddress, newSocket, peerAddress, readResult, ShutdownWrap, UV_EOF, type TcpHandle } from '../net/uv.js';
 import { PROXY_DONE, PROXY_MORE, ProxyHeaderDecoder, encodeV1, encodeV2, handleAddresses, type ProxyAddresses } from './proxy-protocol.js';
 import { DEFAULT_READ_BUFFER_BYTES, ReadBuffers } from './read-buffers.js';
-import { DEFAULT_MAX_BUFFERED, Relay, type ByteCounters } from './relay.js';
+import { DEFAULT_MAX_BUFFERED, Relay, type ByteCounters, type RelayEnd, type RelayOptions } from './relay.js';
 import { ClientHelloReader, DEFAULT_MAX_HELLO_BYTES, HELLO_MALFORMED, HELLO_MORE } from './sni.js';
 
 export interface TcpProxyOptions {
@@ -120,7 +120,8 @@ class Conn implements IdleMember {
   idleTicks = 0;
   readonly client: TcpHandle;
   readonly owner: TcpProxy;
-  chunks: Buffer[] = [];
+  /** Preface bytes to relay once connected (null: none; plain TCP never allocates it). */
+  chunks: Buffer[] | null = null;
   decoder: ProxyHeaderDecoder | null = null;
   hello: ClientHelloReader | null = null;
   /** Reading the preface (PROXY header, ClientHello); cleared once routed or rejected. */
@@ -128,7 +129,10 @@ class Conn implements IdleMember {
   /** The client as the backend should see it (the PROXY header's source when one was accepted). */
   source: ProxyAddresses | null = null;
   pool: L4Pool | null = null;
-  tried: number[] = [];
+  /** Connect attempts so far. */
+  attempts = 0;
+  /** Slots whose connect failed (null until one does: most connections never need it). */
+  failed: number[] | null = null;
   slot = -1;
   counted = false;
   /** The backend handle while connecting to an IP, then the relay's. */
@@ -136,6 +140,8 @@ class Conn implements IdleMember {
   /** Connecting to a backend given by name (lookup, then each address in turn). */
   connector: RawConnector | null = null;
   relay: Relay | null = null;
+  /** The pool's counters, once relaying. */
+  stats: TcpPoolStats | null = null;
   /** The client is closing or closed before a relay took it. */
   closed = false;
 
@@ -169,6 +175,8 @@ export class TcpProxy {
   readonly #connectTimeout: number;
   readonly #retries: number;
   readonly #buffers: ReadBuffers;
+  /** Shared by every relay of this listener (relay.ts says why not one per connection). */
+  readonly #relayOptions: RelayOptions;
   #pool: L4Pool | null;
   #sni: SniTable | null;
   #draining = false;
@@ -191,6 +199,7 @@ export class TcpProxy {
     this.#idle = new IdleSweeper(options.idleTimeoutMs ?? 600_000);
     this.#preface = new IdleSweeper(options.prefaceTimeoutMs ?? 10_000);
     this.#connecting = new IdleSweeper(this.#connectTimeout);
+    this.#relayOptions = { buffers: this.#buffers, sweeper: this.#idle, counters: this.stats, onClose: (r, reason) => this.#relayClosed(r, reason) };
   }
 
   /** Listen; resolves with the bound address. A host name is looked up once, here. */
@@ -320,13 +329,13 @@ export class TcpProxy {
       chunk = c.decoder.rest;
       c.decoder = null;
       if (c.hello === null) {
-        if (chunk.length > 0) c.chunks.push(chunk);
+        if (chunk.length > 0) (c.chunks ??= []).push(chunk);
         return this.#routed(c, this.#pool);
       }
       if (chunk.length === 0) return;
     }
     const hello = c.hello!;
-    c.chunks.push(chunk); // relayed untouched once a backend is connected
+    (c.chunks ??= []).push(chunk); // relayed untouched once a backend is connected
     const s = hello.push(chunk);
     if (s === HELLO_MORE) return;
     if (s === HELLO_MALFORMED) return this.reject(c, `ClientHello: ${hello.error}`);
@@ -371,7 +380,8 @@ export class TcpProxy {
     let slot = pool.policy.pick(p);
     // One exclusion per pick: if the policy offers a backend this connection already failed on,
     // ask again excluding that one (a few times at most, then take what it gives).
-    for (let k = 0; k < 3 && slot >= 0 && c.tried.includes(slot); k++) {
+    const failed = c.failed;
+    for (let k = 0; k < 3 && slot >= 0 && failed !== null && failed.includes(slot); k++) {
       p.exclude = slot;
       const other = pool.policy.pick(p);
       if (other < 0) break;
@@ -380,7 +390,7 @@ export class TcpProxy {
     const backend = slot < 0 ? undefined : pool.backend(slot);
     if (backend === undefined) return this.#giveUp(c);
     c.slot = slot;
-    c.tried.push(slot);
+    c.attempts++;
     this.#ledger.open(slot);
     c.counted = true;
     // The coarse shared timer covers the lookup and the connect.
@@ -439,8 +449,9 @@ export class TcpProxy {
     this.#statsOf(c.pool!).connectFailures++;
     this.#table.add(column, slot, 1);
     this.#options.outliers?.onFailure(slot, 'connect', this.#table.now());
+    (c.failed ??= []).push(slot);
     if (c.closed) return;
-    if (c.tried.length > this.#retries) return this.#giveUp(c);
+    if (c.attempts > this.#retries) return this.#giveUp(c);
     this.stats.retries++;
     this.#table.add(C.RETRIES, slot, 1);
     this.#connect(c);
@@ -458,35 +469,32 @@ export class TcpProxy {
     ps.opened++;
     ps.active++;
     backend.setNoDelay(true);
+    c.stats = ps;
     const version = c.pool!.proxyProtocol;
     const first = c.chunks;
-    c.chunks = [];
+    c.chunks = null;
+    let initial = first === null ? null : first.length === 1 ? first[0]! : Buffer.concat(first);
     if (version !== null) {
       const a = c.source ?? handleAddresses(c.client);
-      first.unshift(version === 'v1' ? encodeV1(a) : encodeV2(a));
+      const header = version === 'v1' ? encodeV1(a) : encodeV2(a);
+      initial = initial === null ? header : Buffer.concat([header, initial]);
     }
-    const slot = c.slot;
-    c.relay = new Relay(
-      c.client,
-      backend,
-      {
-        buffers: this.#buffers,
-        sweeper: this.#idle,
-        counters: this.stats,
-        onClose: (r, reason) => {
-          if (reason === 'idle') this.stats.idleClosed++;
-          ps.active--;
-          ps.bytesIn += r.bytesIn;
-          ps.bytesOut += r.bytesOut;
-          if (c.counted) {
-            c.counted = false;
-            this.#ledger.close(slot);
-          }
-          this.#finish(c);
-        },
-      },
-      first.length === 0 ? null : first.length === 1 ? first[0]! : Buffer.concat(first),
-    );
+    c.relay = new Relay(c.client, backend, this.#relayOptions, initial, c);
+  }
+
+  /** A relay has closed (RelayOptions.onClose, one function for the listener). */
+  #relayClosed(r: Relay, reason: RelayEnd): void {
+    const c = r.owner as Conn;
+    const ps = c.stats!;
+    if (reason === 'idle') this.stats.idleClosed++;
+    ps.active--;
+    ps.bytesIn += r.bytesIn;
+    ps.bytesOut += r.bytesOut;
+    if (c.counted) {
+      c.counted = false;
+      this.#ledger.close(c.slot);
+    }
+    this.#finish(c);
   }
 
   /**

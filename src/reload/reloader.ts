@@ -39,6 +39,7 @@ import type { ConfigSource } from './config-source.js';
 export const RESTART_ONLY = [
   'listen',
   'l4Threads',
+  'l4YoungGenerationMb',
   'workers',
   'maxHeaderBytes',
   'envFile',

@@ -6,7 +6,7 @@
 // listener goes to the thread with the fewest), so a reload never moves a port between threads.
 // Threads start when they first get a listener: a process without L4 listeners runs none.
 
-import { Worker } from 'node:worker_threads';
+import { Worker, type ResourceLimits } from 'node:worker_threads';
 import { randomInt } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { ResolvedConfig } from '../config/types.js';
@@ -168,7 +168,7 @@ export class L4Supervisor {
       listeners: this.#mine(t.index),
       testHooks: this.#testHooks,
     };
-    const worker = new Worker(WORKER_URL, { workerData: data, name: `sluice-l4-${t.index}` });
+    const worker = new Worker(WORKER_URL, { workerData: data, name: `sluice-l4-${t.index}`, resourceLimits: l4ResourceLimits(this.#config.l4YoungGenerationMb) });
     t.worker = worker;
     return new Promise((resolve, reject) => {
       let up = false;
@@ -220,6 +220,16 @@ export class L4Supervisor {
       });
     });
   }
+}
+
+/**
+ * V8 heap limits of an L4 thread. Only the young generation is capped (SLUICE_L4_YOUNG_GENERATION_MB):
+ * a relayed connection's objects live for the connection and die young, so V8's own sizing, which
+ * grows the young generation to 48 MiB as scavenges keep finding survivors, buys nothing but
+ * resident memory here (docs/l4.md, "Memory"). 0 leaves V8's sizing.
+ */
+export function l4ResourceLimits(youngGenerationMb: number): ResourceLimits {
+  return youngGenerationMb > 0 ? { maxYoungGenerationSizeMb: youngGenerationMb } : {};
 }
 
 function seed(): number {

@@ -100,6 +100,7 @@ const DEFAULTS: Config = {
   tcpListen: [],
   udpListen: [],
   l4Threads: 1,
+  l4YoungGenerationMb: 4,
   acceptProxyProtocol: 'off',
 };
 
@@ -221,6 +222,13 @@ t.test('SLUICE_WORKERS', async (t) => {
   t.equal(good('SLUICE_WORKERS', 'AUTO'), DEFAULTS.workers);
   rejects(t, 'SLUICE_WORKERS', ['0', '65', '-1', '1.5', 'abc', '1e1', '0x4', ' 4 4'], /integer from 1 to 64, or "auto"/);
   t.equal(bad('SLUICE_WORKERS', 'abc')[0]?.message, 'SLUICE_WORKERS="abc": expected an integer from 1 to 64, or "auto"');
+});
+
+t.test('SLUICE_L4_YOUNG_GENERATION_MB', async (t) => {
+  t.equal(good('SLUICE_L4_YOUNG_GENERATION_MB', '0'), 0);
+  t.equal(good('SLUICE_L4_YOUNG_GENERATION_MB', '2'), 2);
+  t.equal(good('SLUICE_L4_YOUNG_GENERATION_MB', '64'), 64);
+  rejects(t, 'SLUICE_L4_YOUNG_GENERATION_MB', ['-1', '65', '1.5', 'auto', '4m'], /integer from 0 to 64/);
 });
 
 t.test('SLUICE_BALANCER', async (t) => {
