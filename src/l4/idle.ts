@@ -4,11 +4,15 @@
 // A member marks itself `active` whenever bytes pass, which costs one store, no clock read. Every
 // tick the sweeper clears that flag on members that had it, and counts a quiet tick for the others;
 // a member quiet for `idleMs` worth of ticks is expired. So an idle timeout fires between idleMs
-// and idleMs + one tick after the last byte. The interval starts with the first member and stops on
-// the first tick that finds none (not at once when the last one leaves: under connection churn the
-// set empties and refills all the time, and a timer created and cleared per connection is what this
-// file exists to avoid). It is unref'd: it never keeps a process alive on its own.
-
+// and idleMs + one tick after the last byte.
+//
+// The interval runs for its owner's life, from start() (the listener is listening) to close(), not
+// only while there are members: add() is on every connection's path, inlined into the connect and
+// relay code, and a branch there that starts a timer when the set has emptied is one the optimised
+// code may never have seen (a second listener's first connection, the first after a quiet spell),
+// so taking it deoptimised the connect path and V8 compiled it again (docs/l4.md, "Benchmark").
+// An empty tick costs a walk of an empty set, at most every idleMs / 8 (10 ms at the least); the
+// interval is unref'd, so it never keeps a thread or process alive on its own.
 export interface IdleMember {
   /** Set by the member on every transfer; cleared by the sweeper. */
   active: boolean;
@@ -48,15 +52,19 @@ export class IdleSweeper {
     return this.#timer !== null;
   }
 
+  /** Run the interval until close() (again after a close: a restarted owner). No-op when disabled. */
+  start(): void {
+    if (this.idleMs <= 0 || this.#timer !== null) return;
+    this.#timer = setInterval(() => this.sweep(), this.tickMs);
+    this.#timer.unref();
+  }
+
+  /** Hot path: no timer work here (see the top of the file). Members of an unstarted sweeper only expire through sweep(). */
   add(m: IdleMember): void {
     if (this.idleMs <= 0) return;
     m.active = false;
     m.idleTicks = 0;
     this.#members.add(m);
-    if (this.#timer === null) {
-      this.#timer = setInterval(() => this.sweep(), this.tickMs);
-      this.#timer.unref();
-    }
   }
 
   delete(m: IdleMember): void {
@@ -81,10 +89,6 @@ export class IdleSweeper {
       if (this.#members.delete(m)) m.expire(); // unless an earlier expiry already removed it
     }
     due.length = 0;
-    if (this.#members.size === 0 && this.#timer !== null) {
-      clearInterval(this.#timer);
-      this.#timer = null;
-    }
   }
 
   /** Stop the timer and forget every member (without expiring them). */

@@ -51,25 +51,43 @@ t.test('0 disables; delete stops tracking; ticks are never under 10 ms', async (
   s.close();
 });
 
-t.test('the interval survives the set emptying and refilling, and stops on the first tick with no members', async (t) => {
+/** Timers that keep the process alive (an unref'd one is not listed). */
+const refTimers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+
+t.test('the interval runs from start() to close(), members or none, and never holds the process', async (t) => {
   const s = new IdleSweeper(800);
   const a = member();
-  const b = member();
-  t.notOk(s.armed, 'no members, no timer');
+  const refs = refTimers();
   s.add(a);
-  t.ok(s.armed);
-  s.delete(a); // connection churn: empty for a moment...
-  t.ok(s.armed, 'not cleared when the last member leaves');
-  s.add(b); // ...and refilled
-  t.ok(s.armed);
-  s.delete(b);
+  t.notOk(s.armed, 'add() starts no timer (the hot path has no timer branch)');
+  s.start();
+  t.ok(s.armed, 'start() arms it');
+  t.equal(refTimers(), refs, 'unref: it keeps nothing alive');
+  s.delete(a);
   s.sweep();
-  t.notOk(s.armed, 'a tick that finds no members stops it');
-  t.equal(a.expired + b.expired, 0, 'deleted members never expire');
-  s.add(a);
-  t.ok(s.armed, 'and the next member starts it again');
+  s.sweep();
+  t.ok(s.armed, 'an empty tick does not stop it (connection churn empties and refills the set)');
+  s.start();
   s.close();
-  t.notOk(s.armed);
+  t.notOk(s.armed, 'close() stops it');
+  t.equal(a.expired, 0, 'deleted members never expire');
+  s.start();
+  t.ok(s.armed, 'a closed sweeper can be started again');
+  s.close();
+  const off = new IdleSweeper(0);
+  off.start();
+  t.notOk(off.armed, 'a disabled sweeper never arms');
+});
+
+t.test('a started sweeper expires quiet members on its own clock', async (t) => {
+  const s = new IdleSweeper(40); // tick 10 ms
+  const quiet = member();
+  s.start();
+  s.add(quiet);
+  await new Promise((r) => setTimeout(r, 150));
+  t.equal(quiet.expired, 1, 'expired by the interval, not by a test-driven sweep');
+  t.ok(s.armed, 'still armed with no members left');
+  s.close();
 });
 
 t.test('a member added by an expiry (a connect retry) gets its full timeout', async (t) => {
