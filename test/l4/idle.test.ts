@@ -54,12 +54,12 @@ t.test('0 disables; delete stops tracking; ticks are never under 10 ms', async (
 /** Timers that keep the process alive (an unref'd one is not listed). */
 const refTimers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
 
-t.test('the interval runs from start() to close(), members or none, and never holds the process', async (t) => {
+t.test('the interval runs from start() to close(), through empty ticks, parks after a whole empty timeout, never holds the process', async (t) => {
   const s = new IdleSweeper(800);
   const a = member();
   const refs = refTimers();
   s.add(a);
-  t.notOk(s.armed, 'add() starts no timer (the hot path has no timer branch)');
+  t.notOk(s.armed, 'add() arms no sweeper that was never started');
   s.start();
   t.ok(s.armed, 'start() arms it');
   t.equal(refTimers(), refs, 'unref: it keeps nothing alive');
@@ -67,9 +67,24 @@ t.test('the interval runs from start() to close(), members or none, and never ho
   s.sweep();
   s.sweep();
   t.ok(s.armed, 'an empty tick does not stop it (connection churn empties and refills the set)');
+  for (let i = 0; i < 5; i++) s.sweep();
+  t.ok(s.armed, 'seven empty ticks: still armed');
+  s.sweep();
+  t.notOk(s.armed, 'a whole timeout (eight ticks) with no member parks it: an idle thread does not wake');
+  s.add(a);
+  t.ok(s.armed, 'the next member arms it again');
+  s.delete(a);
+  for (let i = 0; i < 7; i++) s.sweep();
+  s.add(a);
+  s.sweep();
+  t.ok(s.armed, 'a member before the eighth empty tick restarts the count');
+  s.delete(a);
   s.start();
   s.close();
   t.notOk(s.armed, 'close() stops it');
+  s.add(a);
+  t.notOk(s.armed, 'a closed sweeper is not re-armed by a member');
+  s.delete(a);
   t.equal(a.expired, 0, 'deleted members never expire');
   s.start();
   t.ok(s.armed, 'a closed sweeper can be started again');
@@ -86,7 +101,12 @@ t.test('a started sweeper expires quiet members on its own clock', async (t) => 
   s.add(quiet);
   await new Promise((r) => setTimeout(r, 150));
   t.equal(quiet.expired, 1, 'expired by the interval, not by a test-driven sweep');
-  t.ok(s.armed, 'still armed with no members left');
+  t.notOk(s.armed, 'parked after four empty ticks (one timeout)');
+  const next = member();
+  s.add(next);
+  t.ok(s.armed);
+  await new Promise((r) => setTimeout(r, 150));
+  t.equal(next.expired, 1, 'and the re-armed interval expires the next one');
   s.close();
 });
 
