@@ -11,11 +11,12 @@
 // a timer is one the optimised code may never have seen (a second listener's first connection, the
 // set refilling after a quiet moment), so taking it deoptimised the connect path and V8 compiled it
 // again (docs/l4.md, "Benchmark"). So the set emptying does not stop the interval, and churn (the
-// set empties and refills all the time) never takes that branch. Only a whole timeout's worth of
-// empty ticks in a row (a listener with no connection at all for idleMs) parks it: an idle thread
-// must not wake for nothing (measured: about 0.25 ms of CPU per wake-up of an idle L4 thread), and
-// the next member arms it again; that branch runs after a quiet spell only, where a recompile costs
-// nothing that matters. The interval is unref'd and close() stops it: it never keeps a thread or
+// set empties and refills all the time) never takes that branch. Only a long run of empty ticks
+// (no member at all for a minute, or for idleMs when that is longer) parks it: an idle thread must
+// not wake for nothing (measured: about 0.25 ms of CPU per wake-up of an idle L4 thread), and the
+// next member arms it again; that branch runs after a quiet minute only, where a recompile costs
+// nothing that matters (a minute, not one timeout: a listener can sit out a few seconds of other
+// listeners' traffic, as the bench's rate listener does during its downloads). The interval is unref'd and close() stops it: it never keeps a thread or
 // process alive on its own.
 export interface IdleMember {
   /** Set by the member on every transfer; cleared by the sweeper. */
@@ -30,11 +31,15 @@ export interface IdleMember {
 const TICKS_PER_TIMEOUT = 8;
 /** No faster than this, whatever the timeout: sweeping is O(members). */
 const MIN_TICK_MS = 10;
+/** Park the interval after this long with no member (at least one timeout; see the top of the file). */
+export const PARK_AFTER_MS = 60_000;
 
 export class IdleSweeper {
   readonly idleMs: number;
   readonly tickMs: number;
   readonly #limit: number;
+  /** Empty ticks in a row that park the interval. */
+  readonly #parkTicks: number;
   readonly #members = new Set<IdleMember>();
   /** Members a sweep found due, expired after the walk (reused: a sweep allocates nothing). */
   readonly #due: IdleMember[] = [];
@@ -44,11 +49,12 @@ export class IdleSweeper {
   /** Consecutive ticks with no member. */
   #emptyTicks = 0;
 
-  /** `idleMs` 0 disables the sweeper: add() and delete() do nothing. */
-  constructor(idleMs: number) {
+  /** `idleMs` 0 disables the sweeper: add() and delete() do nothing. `parkAfterMs`: tests. */
+  constructor(idleMs: number, parkAfterMs: number = PARK_AFTER_MS) {
     this.idleMs = idleMs;
     this.tickMs = Math.max(MIN_TICK_MS, Math.ceil(idleMs / TICKS_PER_TIMEOUT));
     this.#limit = Math.max(1, Math.ceil(idleMs / this.tickMs));
+    this.#parkTicks = Math.max(this.#limit, Math.ceil(parkAfterMs / this.tickMs));
   }
 
   get size(): number {
@@ -75,8 +81,8 @@ export class IdleSweeper {
   }
 
   /**
-   * Hot path: no timer work but re-arming a sweeper parked after a whole timeout with no member
-   * (top of the file). Members of an unstarted or closed sweeper only expire through sweep().
+   * Hot path: no timer work but re-arming a sweeper parked after a minute with no member (top of
+   * the file). Members of an unstarted or closed sweeper only expire through sweep().
    */
   add(m: IdleMember): void {
     if (this.idleMs <= 0) return;
@@ -109,7 +115,7 @@ export class IdleSweeper {
     }
     due.length = 0;
     if (this.#members.size > 0) this.#emptyTicks = 0;
-    else if (++this.#emptyTicks >= this.#limit && this.#timer !== null) {
+    else if (++this.#emptyTicks >= this.#parkTicks && this.#timer !== null) {
       clearInterval(this.#timer);
       this.#timer = null;
     }

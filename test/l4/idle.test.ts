@@ -55,7 +55,7 @@ t.test('0 disables; delete stops tracking; ticks are never under 10 ms', async (
 const refTimers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
 
 t.test('the interval runs from start() to close(), through empty ticks, parks after a whole empty timeout, never holds the process', async (t) => {
-  const s = new IdleSweeper(800);
+  const s = new IdleSweeper(800, 0); // park after one timeout (default: a minute)
   const a = member();
   const refs = refTimers();
   s.add(a);
@@ -95,7 +95,7 @@ t.test('the interval runs from start() to close(), through empty ticks, parks af
 });
 
 t.test('a started sweeper expires quiet members on its own clock', async (t) => {
-  const s = new IdleSweeper(40); // tick 10 ms
+  const s = new IdleSweeper(40, 0); // tick 10 ms, park after one timeout
   const quiet = member();
   s.start();
   s.add(quiet);
@@ -108,6 +108,21 @@ t.test('a started sweeper expires quiet members on its own clock', async (t) => 
   await new Promise((r) => setTimeout(r, 150));
   t.equal(next.expired, 1, 'and the re-armed interval expires the next one');
   s.close();
+});
+
+t.test('by default a sweeper parks only after a minute with no member', async (t) => {
+  const s = new IdleSweeper(5000); // tick 625 ms: 96 ticks make a minute
+  s.start();
+  for (let i = 0; i < 95; i++) s.sweep();
+  t.ok(s.armed, 'a few seconds, even fifty-nine, without connections: still armed');
+  s.sweep();
+  t.notOk(s.armed, 'a minute: parked');
+  s.close();
+  const long = new IdleSweeper(600_000); // tick 75 s: parks after one timeout, 8 ticks
+  long.start();
+  for (let i = 0; i < 8; i++) long.sweep();
+  t.notOk(long.armed);
+  long.close();
 });
 
 t.test('a member added by an expiry (a connect retry) gets its full timeout', async (t) => {
