@@ -4,11 +4,20 @@
 // A member marks itself `active` whenever bytes pass, which costs one store, no clock read. Every
 // tick the sweeper clears that flag on members that had it, and counts a quiet tick for the others;
 // a member quiet for `idleMs` worth of ticks is expired. So an idle timeout fires between idleMs
-// and idleMs + one tick after the last byte. The interval starts with the first member and stops on
-// the first tick that finds none (not at once when the last one leaves: under connection churn the
-// set empties and refills all the time, and a timer created and cleared per connection is what this
-// file exists to avoid). It is unref'd: it never keeps a process alive on its own.
-
+// and idleMs + one tick after the last byte.
+//
+// The interval is armed by start() (the listener is listening), not by the first member: add() is on
+// every connection's path, inlined into the connect and relay code, and a branch there that starts
+// a timer is one the optimised code may never have seen (a second listener's first connection, the
+// set refilling after a quiet moment), so taking it deoptimised the connect path and V8 compiled it
+// again (docs/l4.md, "Benchmark"). So the set emptying does not stop the interval, and churn (the
+// set empties and refills all the time) never takes that branch. Only a long run of empty ticks
+// (no member at all for a minute, or for idleMs when that is longer) parks it: an idle thread must
+// not wake for nothing (measured: about 0.25 ms of CPU per wake-up of an idle L4 thread), and the
+// next member arms it again; that branch runs after a quiet minute only, where a recompile costs
+// nothing that matters (a minute, not one timeout: a listener can sit out a few seconds of other
+// listeners' traffic, as the bench's rate listener does during its downloads). The interval is unref'd and close() stops it: it never keeps a thread or
+// process alive on its own.
 export interface IdleMember {
   /** Set by the member on every transfer; cleared by the sweeper. */
   active: boolean;
@@ -22,21 +31,30 @@ export interface IdleMember {
 const TICKS_PER_TIMEOUT = 8;
 /** No faster than this, whatever the timeout: sweeping is O(members). */
 const MIN_TICK_MS = 10;
+/** Park the interval after this long with no member (at least one timeout; see the top of the file). */
+export const PARK_AFTER_MS = 60_000;
 
 export class IdleSweeper {
   readonly idleMs: number;
   readonly tickMs: number;
   readonly #limit: number;
+  /** Empty ticks in a row that park the interval. */
+  readonly #parkTicks: number;
   readonly #members = new Set<IdleMember>();
   /** Members a sweep found due, expired after the walk (reused: a sweep allocates nothing). */
   readonly #due: IdleMember[] = [];
   #timer: NodeJS.Timeout | null = null;
+  /** Between start() and close(): the interval runs, or is parked after an empty spell. */
+  #started = false;
+  /** Consecutive ticks with no member. */
+  #emptyTicks = 0;
 
-  /** `idleMs` 0 disables the sweeper: add() and delete() do nothing. */
-  constructor(idleMs: number) {
+  /** `idleMs` 0 disables the sweeper: add() and delete() do nothing. `parkAfterMs`: tests. */
+  constructor(idleMs: number, parkAfterMs: number = PARK_AFTER_MS) {
     this.idleMs = idleMs;
     this.tickMs = Math.max(MIN_TICK_MS, Math.ceil(idleMs / TICKS_PER_TIMEOUT));
     this.#limit = Math.max(1, Math.ceil(idleMs / this.tickMs));
+    this.#parkTicks = Math.max(this.#limit, Math.ceil(parkAfterMs / this.tickMs));
   }
 
   get size(): number {
@@ -48,15 +66,30 @@ export class IdleSweeper {
     return this.#timer !== null;
   }
 
+  /** Run the interval until close() (again after a close: a restarted owner). No-op when disabled. */
+  start(): void {
+    if (this.idleMs <= 0) return;
+    this.#started = true;
+    this.#arm();
+  }
+
+  #arm(): void {
+    this.#emptyTicks = 0;
+    if (this.#timer !== null) return;
+    this.#timer = setInterval(() => this.sweep(), this.tickMs);
+    this.#timer.unref();
+  }
+
+  /**
+   * Hot path: no timer work but re-arming a sweeper parked after a minute with no member (top of
+   * the file). Members of an unstarted or closed sweeper only expire through sweep().
+   */
   add(m: IdleMember): void {
     if (this.idleMs <= 0) return;
     m.active = false;
     m.idleTicks = 0;
     this.#members.add(m);
-    if (this.#timer === null) {
-      this.#timer = setInterval(() => this.sweep(), this.tickMs);
-      this.#timer.unref();
-    }
+    if (this.#timer === null && this.#started) this.#arm(); // parked after an empty spell (top of file)
   }
 
   delete(m: IdleMember): void {
@@ -81,7 +114,8 @@ export class IdleSweeper {
       if (this.#members.delete(m)) m.expire(); // unless an earlier expiry already removed it
     }
     due.length = 0;
-    if (this.#members.size === 0 && this.#timer !== null) {
+    if (this.#members.size > 0) this.#emptyTicks = 0;
+    else if (++this.#emptyTicks >= this.#parkTicks && this.#timer !== null) {
       clearInterval(this.#timer);
       this.#timer = null;
     }
@@ -89,6 +123,7 @@ export class IdleSweeper {
 
   /** Stop the timer and forget every member (without expiring them). */
   close(): void {
+    this.#started = false;
     this.#members.clear();
     if (this.#timer !== null) clearInterval(this.#timer);
     this.#timer = null;

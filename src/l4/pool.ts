@@ -74,6 +74,14 @@ export class SniTable {
     }
   }
 
+  /** Every pool a name (or the default) can choose, each once. */
+  pools(): L4Pool[] {
+    const all = new Set<L4Pool>(this.#exact.values());
+    for (const p of this.#suffix.values()) all.add(p);
+    if (this.default !== null) all.add(this.default);
+    return [...all];
+  }
+
   /** The pool for a server name ('' when the hello carried none), or null when nothing matches. */
   match(name: string): L4Pool | null {
     if (name === '') return this.default;

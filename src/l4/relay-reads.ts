@@ -16,12 +16,18 @@ import type { ReadBuffers } from './read-buffers.js';
 
 /** A read from an owned buffer below this means the stream has quieted: give the buffer back. */
 const QUIET_READ_BYTES = 16_384;
+/**
+ * "No owned buffer": a Buffer rather than null, so the field holds Buffers from the start. A field
+ * that held only null until a connection first streamed changed its type then, and V8 deoptimised
+ * the relay code that depends on it (docs/l4.md, "Benchmark").
+ */
+const NONE: Buffer = Buffer.alloc(0);
 
 export class RelayReads {
   readonly #buffers: ReadBuffers;
   /** The buffer the handle reads into now (set with useUserBuffer to the shared one at first). */
   #current: Buffer;
-  #own: Buffer | null = null;
+  #own: Buffer = NONE;
   #lastSmall = false;
 
   constructor(buffers: ReadBuffers) {
@@ -31,7 +37,7 @@ export class RelayReads {
 
   /** Whether this side owns a buffer now (tests, status). */
   get streaming(): boolean {
-    return this.#own !== null;
+    return this.#own !== NONE;
   }
 
   /** `n` bytes have landed in the current buffer: the chunk to write onwards. Hot path. */
@@ -39,8 +45,7 @@ export class RelayReads {
     const buf = this.#current;
     if (buf !== this.#own) {
       // The shared buffer: the next read of any handle lands here, so the bytes leave now.
-      const chunk = Buffer.allocUnsafe(n);
-      buf.copy(chunk, 0, 0, n);
+      const chunk = this.#buffers.copyOut(n);
       if (n === buf.length) this.#own = this.#buffers.take();
       return chunk;
     }
@@ -54,11 +59,11 @@ export class RelayReads {
    */
   next(queued: boolean): Buffer | undefined {
     const own = this.#own;
-    if (own === null) return undefined;
+    if (own === NONE) return undefined;
     if (this.#current !== own) return (this.#current = own);
     if (!this.#lastSmall || queued) return undefined;
     this.#buffers.give(own);
-    this.#own = null;
+    this.#own = NONE;
     return (this.#current = this.#buffers.shared);
   }
 
@@ -67,8 +72,8 @@ export class RelayReads {
    * writes nothing more from it (its queued writes are cancelled).
    */
   release(): void {
-    if (this.#own === null) return;
+    if (this.#own === NONE) return;
     this.#buffers.give(this.#own);
-    this.#own = null;
+    this.#own = NONE;
   }
 }

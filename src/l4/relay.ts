@@ -23,6 +23,7 @@
 
 import { heldWrite, readResult, ShutdownWrap, UV_EOF, writeReq, type TcpHandle, type UvReq } from '../net/uv.js';
 import type { IdleMember, IdleSweeper } from './idle.js';
+import { BYTES_ZERO } from './byte-count.js';
 import { RelayReads } from './relay-reads.js';
 import type { ReadBuffers } from './read-buffers.js';
 
@@ -143,10 +144,10 @@ function onWritten(this: UvReq, status: number): void {
 export class Relay implements IdleMember {
   active = false;
   idleTicks = 0;
-  /** Client → backend bytes so far. */
-  bytesIn = 0;
+  /** Client → backend bytes so far (a double from the start: BYTES_ZERO). */
+  bytesIn = BYTES_ZERO;
   /** Backend → client bytes so far. */
-  bytesOut = 0;
+  bytesOut = BYTES_ZERO;
   /** Both handles are closing or closed: nothing more is read or written. */
   closing = false;
   readonly client: TcpHandle;

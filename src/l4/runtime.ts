@@ -126,15 +126,16 @@ export class L4Runtime {
           noBackend: s.noBackend,
           rejected: s.rejected,
           idleClosed: s.idleClosed,
-          bytesIn: s.bytesIn,
-          bytesOut: s.bytesOut,
+          // + 0: a count still at its -0 start (byte-count.ts) reports as 0.
+          bytesIn: s.bytesIn + 0,
+          bytesOut: s.bytesOut + 0,
         });
       } else if (udp !== null) {
         const s = udp.stats;
         const pool = spec.kind === 'udp' ? spec.pool : '';
         out.push({
           ...base,
-          pools: [{ pool, opened: s.sessionsOpened, active: s.sessionsActive, connectFailures: s.backendErrors, bytesIn: s.bytesIn, bytesOut: s.bytesOut }],
+          pools: [{ pool, opened: s.sessionsOpened, active: s.sessionsActive, connectFailures: s.backendErrors, bytesIn: s.bytesIn + 0, bytesOut: s.bytesOut + 0 }],
           accepted: s.sessionsOpened,
           opened: s.sessionsOpened,
           active: s.sessionsActive,
@@ -143,8 +144,8 @@ export class L4Runtime {
           noBackend: s.dropped,
           rejected: 0,
           idleClosed: s.sessionsExpired,
-          bytesIn: s.bytesIn,
-          bytesOut: s.bytesOut,
+          bytesIn: s.bytesIn + 0,
+          bytesOut: s.bytesOut + 0,
         });
       }
     }

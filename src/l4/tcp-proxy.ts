@@ -22,6 +22,7 @@ import type { PickContext } from '../balancer/policy.js';
 import type { OutlierDetector } from '../health/outlier.js';
 import { C } from '../state/layout.js';
 import type { SharedTable } from '../state/table.js';
+import { BYTES_ZERO } from './byte-count.js';
 import { ConnLedger } from './ledger.js';
 import { IdleSweeper, type IdleMember } from './idle.js';
 import type { L4Pool, SniTable } from './pool.js';
@@ -159,8 +160,13 @@ class Conn implements IdleMember {
 
 export class TcpProxy {
   readonly name: string;
-  readonly stats: TcpProxyStats = { accepted: 0, active: 0, opened: 0, connectFailures: 0, retries: 0, noBackend: 0, rejected: 0, idleClosed: 0, bytesIn: 0, bytesOut: 0 };
-  /** By pool name, created on a pool's first connection. */
+  /** Byte counts start as doubles (byte-count.ts says why). */
+  readonly stats: TcpProxyStats = { accepted: 0, active: 0, opened: 0, connectFailures: 0, retries: 0, noBackend: 0, rejected: 0, idleClosed: 0, bytesIn: BYTES_ZERO, bytesOut: BYTES_ZERO };
+  /**
+   * By pool name, created with the routes (constructor, setRoutes) for every pool they name, not on a
+   * pool's first connection: that branch, taken by a second pool long after the connect path was
+   * optimised, deoptimised it (docs/l4.md, "Benchmark"). A pool a reload drops keeps its entry.
+   */
   readonly poolStats = new Map<string, TcpPoolStats>();
   readonly #options: TcpProxyOptions;
   readonly #table: SharedTable;
@@ -200,6 +206,7 @@ export class TcpProxy {
     this.#preface = new IdleSweeper(options.prefaceTimeoutMs ?? 10_000);
     this.#connecting = new IdleSweeper(this.#connectTimeout);
     this.#relayOptions = { buffers: this.#buffers, sweeper: this.#idle, counters: this.stats, onClose: (r, reason) => this.#relayClosed(r, reason) };
+    this.#addPoolStats();
   }
 
   /** Listen; resolves with the bound address. A host name is looked up once, here. */
@@ -207,6 +214,10 @@ export class TcpProxy {
     const host = this.#options.host;
     const ip = host === '' || net.isIP(host) !== 0 ? host : (await dns.promises.lookup(host)).address;
     this.#server = listen(ip, this.#options.port, this.#options.backlog ?? 511, (h) => this.#accept(h));
+    // For the listener's life (idle.ts says why); drain() stops them once the last connection is gone.
+    this.#idle.start();
+    this.#preface.start();
+    this.#connecting.start();
     return this.address()!;
   }
 
@@ -251,6 +262,15 @@ export class TcpProxy {
     } else {
       if (this.#sni === null) throw new TypeError('a TCP listener takes a pool');
       this.#sni = routes.sni;
+    }
+    this.#addPoolStats();
+  }
+
+  /** An entry in poolStats for every pool the routes name (see poolStats). */
+  #addPoolStats(): void {
+    const pools = this.#sni !== null ? this.#sni.pools() : this.#pool !== null ? [this.#pool] : [];
+    for (const pool of pools) {
+      if (!this.poolStats.has(pool.name)) this.poolStats.set(pool.name, { opened: 0, active: 0, connectFailures: 0, bytesIn: BYTES_ZERO, bytesOut: BYTES_ZERO });
     }
   }
 
@@ -306,9 +326,7 @@ export class TcpProxy {
       const n = readResult();
       if (n > 0) {
         // The shared buffer is the next read's: what is kept (relayed later) is a copy.
-        const chunk = Buffer.allocUnsafe(n);
-        this.#buffers.shared.copy(chunk, 0, 0, n);
-        this.#preamble(c, chunk);
+        this.#preamble(c, this.#buffers.copyOut(n));
       } else if (n === UV_EOF) this.reject(c, 'ended during the preface'); // nothing to route
       else if (n < 0) this.#dropClient(c);
       return undefined;
@@ -542,10 +560,14 @@ export class TcpProxy {
     }
   }
 
+  /**
+   * A connection's pool is one the routes named when it was picked, so its entry exists (created
+   * with the routes); the fallback is for safety only and is never taken.
+   */
   #statsOf(pool: L4Pool): TcpPoolStats {
     let ps = this.poolStats.get(pool.name);
     if (ps === undefined) {
-      ps = { opened: 0, active: 0, connectFailures: 0, bytesIn: 0, bytesOut: 0 };
+      ps = { opened: 0, active: 0, connectFailures: 0, bytesIn: BYTES_ZERO, bytesOut: BYTES_ZERO };
       this.poolStats.set(pool.name, ps);
     }
     return ps;

@@ -18,6 +18,7 @@ import { C } from '../state/layout.js';
 import type { SharedTable } from '../state/table.js';
 import { ConnLedger } from './ledger.js';
 import { IdleSweeper, type IdleMember } from './idle.js';
+import { BYTES_ZERO } from './byte-count.js';
 import type { L4Pool } from './pool.js';
 
 export interface UdpProxyOptions {
@@ -73,7 +74,7 @@ class Session implements IdleMember {
 
 export class UdpProxy {
   readonly name: string;
-  readonly stats: UdpProxyStats = { datagramsIn: 0, datagramsOut: 0, bytesIn: 0, bytesOut: 0, sessionsOpened: 0, sessionsActive: 0, sessionsExpired: 0, dropped: 0, backendErrors: 0 };
+  readonly stats: UdpProxyStats = { datagramsIn: 0, datagramsOut: 0, bytesIn: BYTES_ZERO, bytesOut: BYTES_ZERO, sessionsOpened: 0, sessionsActive: 0, sessionsExpired: 0, dropped: 0, backendErrors: 0 };
   readonly #options: UdpProxyOptions;
   readonly #table: SharedTable;
   readonly #ledger: ConnLedger;
@@ -103,6 +104,7 @@ export class UdpProxy {
       this.#socket.once('error', reject);
       this.#socket.bind(this.#options.port, this.#options.host, () => {
         this.#socket.off('error', reject);
+        this.#idle.start(); // for the listener's life (idle.ts); close() stops it
         resolve(this.#socket.address());
       });
     });

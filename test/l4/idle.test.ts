@@ -51,25 +51,78 @@ t.test('0 disables; delete stops tracking; ticks are never under 10 ms', async (
   s.close();
 });
 
-t.test('the interval survives the set emptying and refilling, and stops on the first tick with no members', async (t) => {
-  const s = new IdleSweeper(800);
+/** Timers that keep the process alive (an unref'd one is not listed). */
+const refTimers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+
+t.test('the interval runs from start() to close(), through empty ticks, parks after a whole empty timeout, never holds the process', async (t) => {
+  const s = new IdleSweeper(800, 0); // park after one timeout (default: a minute)
   const a = member();
-  const b = member();
-  t.notOk(s.armed, 'no members, no timer');
+  const refs = refTimers();
   s.add(a);
-  t.ok(s.armed);
-  s.delete(a); // connection churn: empty for a moment...
-  t.ok(s.armed, 'not cleared when the last member leaves');
-  s.add(b); // ...and refilled
-  t.ok(s.armed);
-  s.delete(b);
+  t.notOk(s.armed, 'add() arms no sweeper that was never started');
+  s.start();
+  t.ok(s.armed, 'start() arms it');
+  t.equal(refTimers(), refs, 'unref: it keeps nothing alive');
+  s.delete(a);
   s.sweep();
-  t.notOk(s.armed, 'a tick that finds no members stops it');
-  t.equal(a.expired + b.expired, 0, 'deleted members never expire');
+  s.sweep();
+  t.ok(s.armed, 'an empty tick does not stop it (connection churn empties and refills the set)');
+  for (let i = 0; i < 5; i++) s.sweep();
+  t.ok(s.armed, 'seven empty ticks: still armed');
+  s.sweep();
+  t.notOk(s.armed, 'a whole timeout (eight ticks) with no member parks it: an idle thread does not wake');
   s.add(a);
-  t.ok(s.armed, 'and the next member starts it again');
+  t.ok(s.armed, 'the next member arms it again');
+  s.delete(a);
+  for (let i = 0; i < 7; i++) s.sweep();
+  s.add(a);
+  s.sweep();
+  t.ok(s.armed, 'a member before the eighth empty tick restarts the count');
+  s.delete(a);
+  s.start();
   s.close();
-  t.notOk(s.armed);
+  t.notOk(s.armed, 'close() stops it');
+  s.add(a);
+  t.notOk(s.armed, 'a closed sweeper is not re-armed by a member');
+  s.delete(a);
+  t.equal(a.expired, 0, 'deleted members never expire');
+  s.start();
+  t.ok(s.armed, 'a closed sweeper can be started again');
+  s.close();
+  const off = new IdleSweeper(0);
+  off.start();
+  t.notOk(off.armed, 'a disabled sweeper never arms');
+});
+
+t.test('a started sweeper expires quiet members on its own clock', async (t) => {
+  const s = new IdleSweeper(40, 0); // tick 10 ms, park after one timeout
+  const quiet = member();
+  s.start();
+  s.add(quiet);
+  await new Promise((r) => setTimeout(r, 150));
+  t.equal(quiet.expired, 1, 'expired by the interval, not by a test-driven sweep');
+  t.notOk(s.armed, 'parked after four empty ticks (one timeout)');
+  const next = member();
+  s.add(next);
+  t.ok(s.armed);
+  await new Promise((r) => setTimeout(r, 150));
+  t.equal(next.expired, 1, 'and the re-armed interval expires the next one');
+  s.close();
+});
+
+t.test('by default a sweeper parks only after a minute with no member', async (t) => {
+  const s = new IdleSweeper(5000); // tick 625 ms: 96 ticks make a minute
+  s.start();
+  for (let i = 0; i < 95; i++) s.sweep();
+  t.ok(s.armed, 'a few seconds, even fifty-nine, without connections: still armed');
+  s.sweep();
+  t.notOk(s.armed, 'a minute: parked');
+  s.close();
+  const long = new IdleSweeper(600_000); // tick 75 s: parks after one timeout, 8 ticks
+  long.start();
+  for (let i = 0; i < 8; i++) long.sweep();
+  t.notOk(long.armed);
+  long.close();
 });
 
 t.test('a member added by an expiry (a connect retry) gets its full timeout', async (t) => {

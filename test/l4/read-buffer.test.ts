@@ -175,3 +175,21 @@ t.test('a backend that speaks first: its greeting arrives before the client has 
   t.equal((await rest).toString(), '250 ok');
 });
 
+
+t.test('copyOut: every size takes the same path, copies stay intact after the shared buffer is reused', async (t) => {
+  const b = new ReadBuffers(4096 * 48); // shared buffer 64 KiB
+  const kept: Array<[Buffer, number]> = [];
+  // Small reads (carved from one slab), reads past the slab's end (a new slab), and reads larger
+  // than a slab (a slab of their own), in turn.
+  for (const [i, n] of [4, 4, 100, 16_000, 900, 16_384, 65_536, 3, 40_000, 1].entries()) {
+    b.shared.fill(i + 1, 0, n);
+    const copy = b.copyOut(n);
+    t.equal(copy.length, n);
+    t.ok(Buffer.isBuffer(copy));
+    t.not(copy.buffer, b.shared.buffer, 'never a view of the shared buffer');
+    t.equal(copy.byteOffset % 8, 0, '8-byte aligned');
+    kept.push([copy, i + 1]);
+  }
+  b.shared.fill(0);
+  for (const [copy, v] of kept) t.ok(copy.every((x) => x === v), `the copy of ${copy.length} bytes kept its bytes`);
+});

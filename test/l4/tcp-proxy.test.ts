@@ -383,6 +383,48 @@ t.test('idle timeout closes a quiet connection, and releases it once', async (t)
   t.same(openConns(table, pool), [0]);
 });
 
+t.test('idle timeout after the listener sat empty: the sweeper is armed for its life, not restarted per connection', async (t) => {
+  const table = newTable();
+  const be = await echo(t);
+  const pool = makePool(table, 'idle2', [be.port]);
+  const { p, port } = await proxy(t, { table, pool, idleTimeoutMs: 40 }); // tick 10 ms
+  const first = await connect(port);
+  const firstDone = readAll(first);
+  first.end('a');
+  await firstDone;
+  await until(() => p.stats.active === 0);
+  await new Promise((r) => setTimeout(r, 100)); // ten ticks with no connection at all
+  const c = await connect(port);
+  const got = readAll(c);
+  c.write('x');
+  await until(() => p.stats.bytesOut === 2);
+  await got; // the quiet one is closed by the proxy
+  await until(() => p.stats.active === 0);
+  t.equal(p.stats.idleClosed, 1, 'only the quiet connection');
+  t.same(openConns(table, pool), [0]);
+});
+
+t.test('pool counters exist from the start (no first-connection branch), and for a new pool on setRoutes', async (t) => {
+  const table = newTable();
+  const a = makePool(table, 'pa', [1]);
+  const p = new TcpProxy({ host: '127.0.0.1', port: 0, table, pool: a });
+  t.same([...p.poolStats.keys()], ['pa']);
+  t.match(p.poolStats.get('pa'), { opened: 0, active: 0, connectFailures: 0, bytesIn: 0, bytesOut: 0 });
+  p.setRoutes({ pool: makePool(table, 'pb', [1]) });
+  t.same([...p.poolStats.keys()], ['pa', 'pb']);
+});
+
+t.test('byte counters start as doubles and count exactly past 2^31', async (t) => {
+  const table = newTable();
+  const p = new TcpProxy({ host: '127.0.0.1', port: 0, table, pool: makePool(table, 'big', [1]) });
+  const s = p.stats;
+  t.ok(Object.is(s.bytesIn, -0), 'starts at -0: a double field from the first store');
+  t.equal(`${s.bytesIn} ${JSON.stringify(s.bytesIn)}`, '0 0', 'and shows as 0');
+  for (let i = 0; i < 3; i++) s.bytesIn += 2 ** 30;
+  s.bytesIn += 7;
+  t.equal(s.bytesIn, 3 * 2 ** 30 + 7);
+});
+
 t.test('PROXY header towards the backend, v1 and v2, byte for byte', async (t) => {
   const table = newTable();
   for (const version of ['v1', 'v2'] as const) {

@@ -71,6 +71,18 @@ t.test('SniTable: exact beats wildcard, longest suffix wins, default otherwise',
   t.equal(sni.match(''), d, 'no SNI');
   t.equal(new SniTable({ 'a.test': a! }).match('b.test'), null, 'no default');
   t.throws(() => new SniTable({ 'a.*.test': a! }));
+  t.same(new Set(sni.pools()), new Set([a, b, c, d]), 'pools(): every pool a name can choose');
+  t.equal(new SniTable({ 'x.test': a!, 'y.test': a!, '*.z.test': a! }, a!).pools().length, 1, 'each once');
+});
+
+t.test('pool counters exist for every SNI pool before any connection, and for new ones on setRoutes', async (t) => {
+  const table = newTable();
+  const [a, b, d, e] = ['sa', 'sb', 'sd', 'se'].map((n) => makePool(table, n, [1]));
+  const p = new TcpProxy({ host: '127.0.0.1', port: 0, table, sni: new SniTable({ 'a.test': a!, '*.b.test': b! }, d!) });
+  t.same([...p.poolStats.keys()].sort(), ['sa', 'sb', 'sd']);
+  t.match(p.poolStats.get('sb'), { opened: 0, active: 0, connectFailures: 0, bytesIn: 0, bytesOut: 0 });
+  p.setRoutes({ sni: new SniTable({ 'e.test': e! }) });
+  t.same([...p.poolStats.keys()].sort(), ['sa', 'sb', 'sd', 'se'], 'a pool the reload drops keeps its counters');
 });
 
 t.test('TLS passthrough routes real TLS clients by SNI and relays the stream untouched', async (t) => {
