@@ -269,9 +269,7 @@ export class TcpProxy {
   /** An entry in poolStats for every pool the routes name (see poolStats). */
   #addPoolStats(): void {
     const pools = this.#sni !== null ? this.#sni.pools() : this.#pool !== null ? [this.#pool] : [];
-    for (const pool of pools) {
-      if (!this.poolStats.has(pool.name)) this.poolStats.set(pool.name, { opened: 0, active: 0, connectFailures: 0, bytesIn: BYTES_ZERO, bytesOut: BYTES_ZERO });
-    }
+    for (const pool of pools) this.#statsOf(pool);
   }
 
   /**
@@ -561,8 +559,8 @@ export class TcpProxy {
   }
 
   /**
-   * A connection's pool is one the routes named when it was picked, so its entry exists (created
-   * with the routes); the fallback is for safety only and is never taken.
+   * The pool's entry, created if missing: by #addPoolStats for every pool the routes name, so on a
+   * connection's path (its pool was named when it was picked) it is only ever found.
    */
   #statsOf(pool: L4Pool): TcpPoolStats {
     let ps = this.poolStats.get(pool.name);

@@ -905,6 +905,20 @@ async function pipelinedBatch(t: Test, be: Backend, pool: Pool, paths: string[])
   return { exs, peer };
 }
 
+/** A backend answering each path with itself, except that the first request for `path` destroys its connection. */
+async function dropsOnce(t: Test, path: string): Promise<Backend> {
+  let dropped = false;
+  return scripted(t, (peer, _i, req) => {
+    const target = req.split(' ')[1]!;
+    if (target === path && !dropped) {
+      dropped = true;
+      peer.socket.destroy();
+      return null;
+    }
+    return OK(target);
+  });
+}
+
 t.test('pipelining: a response kept waiting past the bound sends the queued requests again elsewhere', async (t) => {
   // /hold is answered only when the test says so, and so is everything behind it on its
   // connection (responses go in order); anything else at once.
@@ -948,17 +962,8 @@ t.test('pipelining: a response kept waiting past the bound sends the queued requ
 });
 
 t.test('pipelining: a backend that drops the connection mid-batch gets the queued requests again, and a pause', async (t) => {
-  let dropped = false;
-  const be = await scripted(t, (peer, _i, req) => {
-    const path = req.split(' ')[1]!;
-    if (path === '/drop' && !dropped) {
-      // Answered the batch's first request, then gone: it may not handle pipelining.
-      dropped = true;
-      peer.socket.destroy();
-      return null;
-    }
-    return OK(path);
-  });
+  // Answers the batch's first request, then is gone at /drop: it may not handle pipelining.
+  const be = await dropsOnce(t, '/drop');
   const { pool } = makePool(t, be.port, { pipelineHolMs: 5000 });
   const { exs } = await pipelinedBatch(t, be, pool, ['/first', '/drop', '/y', '/z']);
   const [first, x, y, z] = exs as [Exchange, Exchange, Exchange, Exchange];
@@ -975,16 +980,7 @@ t.test('pipelining: a backend that drops the connection mid-batch gets the queue
 });
 
 t.test('pipelining: a kept-alive connection the backend closes as the batch arrives is no mark against it', async (t) => {
-  let dropped = false;
-  const be = await scripted(t, (peer, _i, req) => {
-    const path = req.split(' ')[1]!;
-    if (path === '/stale' && !dropped) {
-      dropped = true;
-      peer.socket.destroy();
-      return null;
-    }
-    return OK(path);
-  });
+  const be = await dropsOnce(t, '/stale');
   const { pool } = makePool(t, be.port, { pipelineHolMs: 5000 });
   const { exs } = await pipelinedBatch(t, be, pool, ['/stale', '/p', '/q']);
   const [stale, p, q] = exs as [Exchange, Exchange, Exchange];
