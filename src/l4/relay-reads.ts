@@ -12,7 +12,7 @@
 // another is the return value of its read callback (`next`): a buffer swapped at any other time
 // could already be the target of the handle's next read.
 
-import type { ReadBuffers } from './read-buffers.js';
+import { ReadBuffers } from './read-buffers.js';
 
 /** A read from an owned buffer below this means the stream has quieted: give the buffer back. */
 const QUIET_READ_BYTES = 16_384;
@@ -33,6 +33,18 @@ export class RelayReads {
   constructor(buffers: ReadBuffers) {
     this.#buffers = buffers;
     this.#current = buffers.shared;
+  }
+
+  // V8 treats a field as a constant until a store first changes it, and deoptimises the code that
+  // relied on that when one does. These three first change when a connection first streams: in a
+  // process that served short connections first (the bench's warm-up) that deoptimised the relay's
+  // constructors, settle and release, which were compiled again on the next short connections
+  // (--trace-deopt after the first download; docs/l4.md, "Benchmark"). So they are changed once
+  // here, on a throwaway instance, as the module loads: ordinary fields before any code runs hot.
+  static {
+    const r = new RelayReads(new ReadBuffers(1024, 0));
+    r.#own = r.#current = Buffer.alloc(1);
+    r.#lastSmall = true;
   }
 
   /** Whether this side owns a buffer now (tests, status). */

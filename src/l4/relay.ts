@@ -56,6 +56,28 @@ export type RelayEnd = 'done' | 'error' | 'idle' | 'aborted';
 /** 64 KiB: the bound one direction kept before reads were owned (tcp-proxy.ts caps owned reads at this + 128 KiB). */
 export const DEFAULT_MAX_BUFFERED = 65_536;
 
+/** A handle a relay reads: `way` is the direction it feeds, null until the relay starts. */
+export type RelayedHandle = TcpHandle & { way: Way | null };
+
+/**
+ * The `onread` of every handle a relay reads, set once by whoever starts the handle reading
+ * (tcp-proxy.ts: the client at accept, the backend with its connect) together with `way = null`;
+ * the Relay then only stores `way`. Node calls onread with the handle as `this`, so one function
+ * serves every handle: no closure per direction, and one `onread` store per handle instead of two
+ * (each is a call into Node, not a property write). A read before the relay starts has nobody to
+ * go to; none comes (a backend cannot read before its connect completes, and the client is not
+ * reading yet), but Node aborts on a read with no callback at all.
+ */
+export function relayRead(this: RelayedHandle): Uint8Array | undefined {
+  const way = this.way;
+  return way === null ? undefined : way.onread();
+}
+
+/** Way.state: src has ended (EOF read); the FIN to dst is on its way or out. */
+const ENDED = 1;
+/** Way.state: a write to dst is queued; src is not reading. */
+const WAITING = 2;
+
 /** One direction: reads `src`, writes `dst`. */
 class Way {
   readonly relay: Relay;
@@ -63,20 +85,33 @@ class Way {
   readonly dst: TcpHandle;
   readonly up: boolean;
   readonly reads: RelayReads;
-  /** A write to dst is queued: src is not reading. */
-  waiting = false;
-  /** src has ended (EOF read); the FIN to dst is on its way or out. */
-  ended = false;
+  /**
+   * ENDED and WAITING, in one field rather than two booleans. V8 treats a field as a constant until
+   * a store first changes it, and deoptimises the code that relied on that when one does. A write
+   * is first held when a connection first streams faster than its reader, so a `waiting` boolean
+   * changed then, long after the connect and relay code had been optimised on short connections,
+   * and that code was compiled again (--trace-deopt: Way, Relay and settle, after the bench's first
+   * download). ENDED changes on every connection, so this field is an ordinary one from the first.
+   */
+  state = 0;
   /** The opposite direction. */
   other: Way | null = null;
 
-  constructor(relay: Relay, src: TcpHandle, dst: TcpHandle, up: boolean, buffers: ReadBuffers) {
+  constructor(relay: Relay, src: RelayedHandle, dst: TcpHandle, up: boolean, buffers: ReadBuffers) {
     this.relay = relay;
     this.src = src;
     this.dst = dst;
     this.up = up;
     this.reads = new RelayReads(buffers);
-    src.onread = () => this.#onread();
+    src.way = this; // its onread is relayRead already
+  }
+
+  get waiting(): boolean {
+    return (this.state & WAITING) !== 0;
+  }
+
+  get ended(): boolean {
+    return (this.state & ENDED) !== 0;
   }
 
   /** Write `chunk` to dst; when libuv keeps part of it, stop reading src until it has gone. */
@@ -88,13 +123,13 @@ class Way {
     req.oncomplete = onWritten;
     req.way = this;
     req.chunk = chunk; // kept alive while libuv points into it
-    this.waiting = true;
+    this.state |= WAITING;
     this.src.readStop();
   }
 
   /** The queued write has gone (status 0) or failed. */
   written(status: number): void {
-    this.waiting = false;
+    this.state &= ~WAITING;
     if (status !== 0) return this.relay.fail();
     this.relay.active = true; // a slow reader that is still reading is not idle
     if (this.relay.closing) return;
@@ -102,7 +137,8 @@ class Way {
     else if (this.other!.ended) this.relay.settle();
   }
 
-  #onread(): Uint8Array | undefined {
+  /** A read of src landed (relayRead). */
+  onread(): Uint8Array | undefined {
     const n = readResult();
     const relay = this.relay;
     if (n > 0) {
@@ -119,7 +155,7 @@ class Way {
 
   /** src sent its FIN (libuv stops reading it by itself). */
   #end(): void {
-    this.ended = true;
+    this.state |= ENDED;
     this.relay.active = true;
     if (this.relay.closing) return;
     if (this.other!.ended) return this.relay.settle();
@@ -144,6 +180,7 @@ function onWritten(this: UvReq, status: number): void {
 export class Relay implements IdleMember {
   active = false;
   idleTicks = 0;
+  sweepIndex = -1;
   /** Client → backend bytes so far (a double from the start: BYTES_ZERO). */
   bytesIn = BYTES_ZERO;
   /** Backend → client bytes so far. */
@@ -170,7 +207,8 @@ export class Relay implements IdleMember {
    * every scavenge until the next full GC. Measured (docs/l4.md, "Memory"): the L4 heap's old
    * generation then grew ~1.5 KB per connection and was reclaimed by a mark-compact every second.
    */
-  constructor(client: TcpHandle, backend: TcpHandle, options: RelayOptions, initial: Buffer | null = null, owner: object | null = null) {
+  /** Both handles' `onread` must be relayRead (see there). */
+  constructor(client: RelayedHandle, backend: RelayedHandle, options: RelayOptions, initial: Buffer | null = null, owner: object | null = null) {
     this.client = client;
     this.backend = backend;
     this.owner = owner;

@@ -30,7 +30,8 @@ import { RawConnector } from '../net/raw-connect.js';
 import { connect as uvConnect, listen, localAddress, newSocket, peerAddress, readResult, ShutdownWrap, UV_EOF, type TcpHandle } from '../net/uv.js';
 import { PROXY_DONE, PROXY_MORE, ProxyHeaderDecoder, encodeV1, encodeV2, handleAddresses, type ProxyAddresses } from './proxy-protocol.js';
 import { DEFAULT_READ_BUFFER_BYTES, ReadBuffers } from './read-buffers.js';
-import { DEFAULT_MAX_BUFFERED, Relay, type ByteCounters, type RelayEnd, type RelayOptions } from './relay.js';
+import { objectArray } from './object-array.js';
+import { DEFAULT_MAX_BUFFERED, Relay, relayRead, type ByteCounters, type RelayedHandle, type RelayEnd, type RelayOptions } from './relay.js';
 import { ClientHelloReader, DEFAULT_MAX_HELLO_BYTES, HELLO_MALFORMED, HELLO_MORE } from './sni.js';
 
 export interface TcpProxyOptions {
@@ -111,15 +112,14 @@ function isIpLiteral(host: string): boolean {
   return yes;
 }
 
-function noRead(): undefined {
-  return undefined;
-}
-
 /** Per-connection state until the relay takes over. */
 class Conn implements IdleMember {
   active = false;
   idleTicks = 0;
-  readonly client: TcpHandle;
+  sweepIndex = -1;
+  /** Where TcpProxy's list of connections keeps this one (-1 once finished). */
+  listIndex = -1;
+  readonly client: RelayedHandle;
   readonly owner: TcpProxy;
   /** Preface bytes to relay once connected (null: none; plain TCP never allocates it). */
   chunks: Buffer[] | null = null;
@@ -146,7 +146,7 @@ class Conn implements IdleMember {
   /** The client is closing or closed before a relay took it. */
   closed = false;
 
-  constructor(client: TcpHandle, owner: TcpProxy) {
+  constructor(client: RelayedHandle, owner: TcpProxy) {
     this.client = client;
     this.owner = owner;
   }
@@ -172,7 +172,8 @@ export class TcpProxy {
   readonly #table: SharedTable;
   readonly #ledger: ConnLedger;
   #server: TcpHandle | null = null;
-  readonly #conns = new Set<Conn>();
+  /** Open connections, each knowing its index (a swap with the last removes one: no hashing; idle.ts says why). */
+  readonly #conns = objectArray<Conn>();
   readonly #idle: IdleSweeper;
   readonly #preface: IdleSweeper;
   /** Connect timeouts: members are never marked active, so one expires `connectTimeoutMs` after it joined. */
@@ -228,7 +229,7 @@ export class TcpProxy {
 
   /** Open relays (admin, status, tests). */
   *relays(): IterableIterator<Relay> {
-    for (const c of this.#conns) if (c.relay !== null) yield c.relay;
+    for (const c of [...this.#conns]) if (c.relay !== null) yield c.relay;
   }
 
   /** Bytes of the relays open now, by pool (poolStats counts relays once they close). */
@@ -281,10 +282,10 @@ export class TcpProxy {
     this.#server?.close();
     this.#server = null;
     const done = new Promise<void>((resolve) => {
-      if (this.#conns.size === 0) return resolve();
+      if (this.#conns.length === 0) return resolve();
       this.#drained = resolve;
     });
-    if (this.#conns.size > 0) {
+    if (this.#conns.length > 0) {
       const timer = setTimeout(() => {
         for (const c of [...this.#conns]) {
           if (c.relay !== null) c.relay.destroy('aborted');
@@ -308,11 +309,15 @@ export class TcpProxy {
       return;
     }
     this.stats.active++;
-    client.setNoDelay(true);
+    // No setNoDelay: the listening socket has it, and accepted sockets inherit it (uv.ts listen).
     // Every read of this handle lands in a buffer RelayReads hands it from here on (relay-reads.ts).
     client.useUserBuffer(this.#buffers.shared);
-    const c = new Conn(client, this);
-    this.#conns.add(c);
+    const relayed = client as RelayedHandle;
+    relayed.way = null;
+    relayed.onread = relayRead; // a preface reader replaces it until routed
+    const c = new Conn(relayed, this);
+    c.listIndex = this.#conns.length;
+    this.#conns.push(c);
     if (!this.#options.acceptProxy && this.#sni === null) {
       this.#connect(c);
       return;
@@ -362,6 +367,7 @@ export class TcpProxy {
 
   #routed(c: Conn, pool: L4Pool | null): void {
     c.client.readStop();
+    c.client.onread = relayRead;
     c.prefacing = false;
     this.#preface.delete(c);
     c.pool = pool;
@@ -440,12 +446,13 @@ export class TcpProxy {
   }
 
   /**
-   * A backend handle reads into the listener's buffers from here. No read can come before its
-   * connect completes, where the relay takes over `onread`; the placeholder only keeps Node from
-   * aborting on a read with no callback set.
+   * A backend handle reads into the listener's buffers from here, for the relay its connect will
+   * start (relay.ts relayRead: no read can come before that).
    */
   #startReading(h: TcpHandle): void {
-    h.onread = noRead;
+    const relayed = h as RelayedHandle;
+    relayed.way = null;
+    relayed.onread = relayRead;
     h.useUserBuffer(this.#buffers.shared);
     h.readStart();
   }
@@ -495,7 +502,8 @@ export class TcpProxy {
       const header = version === 'v1' ? encodeV1(a) : encodeV2(a);
       initial = initial === null ? header : Buffer.concat([header, initial]);
     }
-    c.relay = new Relay(c.client, backend, this.#relayOptions, initial, c);
+    // Reading since #startReading, through relayRead.
+    c.relay = new Relay(c.client, backend as RelayedHandle, this.#relayOptions, initial, c);
   }
 
   /** A relay has closed (RelayOptions.onClose, one function for the listener). */
@@ -578,9 +586,17 @@ export class TcpProxy {
   }
 
   #finish(c: Conn): void {
-    if (!this.#conns.delete(c)) return;
+    const conns = this.#conns;
+    const i = c.listIndex;
+    if (i < 0) return;
+    const last = conns.pop()!;
+    if (last !== c) {
+      conns[i] = last;
+      last.listIndex = i;
+    }
+    c.listIndex = -1;
     this.stats.active--;
-    if (this.#conns.size === 0 && this.#drained !== null) {
+    if (conns.length === 0 && this.#drained !== null) {
       const resolve = this.#drained;
       this.#drained = null;
       resolve();

@@ -56,6 +56,7 @@ const MAX_PENDING = 16;
 class Session implements IdleMember {
   active = false;
   idleTicks = 0;
+  sweepIndex = -1;
   pending: Buffer[] | null = [];
   closed = false;
   constructor(

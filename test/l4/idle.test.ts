@@ -5,6 +5,7 @@ function member(): IdleMember & { expired: number } {
   const m = {
     active: false,
     idleTicks: 0,
+    sweepIndex: -1,
     expired: 0,
     expire() {
       m.expired++;
@@ -142,4 +143,31 @@ t.test('a member added by an expiry (a connect retry) gets its full timeout', as
   s.sweep();
   t.equal(m.expired, 2, 'the eighth expires it');
   s.close();
+});
+
+t.test('members leave from anywhere in the list; a sweeper ignores a member it does not hold', async (t) => {
+  const s = new IdleSweeper(800); // 8 ticks
+  const other = new IdleSweeper(800);
+  const ms = [member(), member(), member(), member()];
+  for (const m of ms) s.add(m);
+  const stranger = member();
+  other.add(stranger);
+  t.notOk(s.delete(stranger), "another sweeper's member is not this one's to delete");
+  t.equal(other.size, 1);
+  s.add(ms[1]!);
+  t.equal(s.size, 4, 'adding a member again keeps one entry');
+  t.ok(s.delete(ms[1]!), 'from the middle');
+  t.notOk(s.delete(ms[1]!), 'only once');
+  t.ok(s.delete(ms[3]!), 'the last');
+  t.ok(s.delete(ms[0]!), 'the first');
+  t.equal(s.size, 1);
+  for (let i = 0; i < 8; i++) s.sweep();
+  t.same(ms.map((m) => m.expired), [0, 0, 1, 0], 'only the one still held expires');
+  t.equal(ms[2]!.sweepIndex, -1, 'an expired member is in no sweeper');
+  for (let i = 0; i < 8; i++) other.sweep();
+  t.equal(stranger.expired, 1, "and the other sweeper's member was never touched");
+  s.add(ms[0]!);
+  s.close();
+  t.equal(ms[0]!.sweepIndex, -1, 'close() lets every member go');
+  other.close();
 });

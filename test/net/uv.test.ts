@@ -1,5 +1,6 @@
 // The libuv handle contract src/net/uv.ts relies on, pinned on the Node in use with real loopback
 // sockets: user-buffer reads, synchronous and queued writes, FIN, reset, refused connects.
+import { spawnSync } from 'node:child_process';
 import net from 'node:net';
 import t from 'tap';
 import { refusedPort } from '../helpers/backends.js';
@@ -121,6 +122,24 @@ t.test('a refused connect completes with ECONNREFUSED; a peer reset reads as an 
   });
   t.equal(errorName(err), 'ECONNRESET');
   await closeHandle(h2);
+});
+
+t.test('an accepted socket has TCP_NODELAY from its listener (Linux copies it; the L4 accept path relies on it)', async (t) => {
+  // Node has no getsockopt: the accepted descriptor is handed to python3 as its stdin, which asks.
+  const probe = "import socket; s = socket.socket(fileno=0); print(s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)); s.detach()";
+  const python = spawnSync('python3', ['-c', 'print(1)'], { encoding: 'utf8' });
+  if (python.status !== 0) return t.skip('python3 is not installed');
+  let onAccept!: (h: TcpHandle) => void;
+  const accepted = new Promise<TcpHandle>((resolve) => (onAccept = resolve));
+  const server = listen('127.0.0.1', 0, 16, (h) => onAccept(h));
+  t.teardown(() => server.close());
+  const client = net.connect(localAddress(server)!.port!, '127.0.0.1');
+  t.teardown(() => client.destroy());
+  const h = await accepted;
+  const asked = spawnSync('python3', ['-c', probe], { stdio: [h.fd, 'pipe', 'pipe'], encoding: 'utf8' });
+  t.equal(asked.stderr, '');
+  t.not(asked.stdout.trim(), '0', 'TCP_NODELAY is on');
+  await closeHandle(h);
 });
 
 t.test('listen errors are thrown by name', async (t) => {
