@@ -18,6 +18,9 @@ export const BUILT_CLI = fileURLToPath(new URL('../../dist/src/cli.js', import.m
 /** What the helpers need from a tap test: a teardown hook. */
 export interface Teardown {
   teardown(fn: () => unknown): void;
+  /** tap's: whether the test has failed nothing so far (a failed one gets Sluice's output). */
+  passing?(): boolean;
+  comment?(...message: unknown[]): void;
 }
 
 export interface SluiceOptions {
@@ -266,7 +269,15 @@ async function startSluiceOnce(t: Teardown, options: SluiceOptions): Promise<Slu
     clearTimeout(timer);
     return code;
   };
-  t.teardown(() => stop(TEARDOWN_KILL_MS));
+  t.teardown(async () => {
+    await stop(TEARDOWN_KILL_MS);
+    // A failed test shows what Sluice said (its access log left out): a flaky failure is then
+    // explained by the run it happened in.
+    if (t.passing?.() === false && t.comment !== undefined) {
+      const said = out.split('\n').filter((l) => l !== '' && !l.includes('"type":"access"')).slice(-40);
+      t.comment(`sluice on port ${port}, its last log lines:\n${said.join('\n')}\nstderr:\n${err.slice(-2000)}`);
+    }
+  });
 
   const logs = (): LogLine[] => {
     const end = out.lastIndexOf('\n') + 1;

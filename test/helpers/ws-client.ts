@@ -13,6 +13,8 @@ export interface Opened {
   pings: Buffer[];
   pongs: Buffer[];
   closed: { code: number; reason: string } | null;
+  /** An error the client saw after it opened (a protocol error it found in what arrived, a reset). */
+  error: Error | null;
 }
 
 export interface Refused {
@@ -25,7 +27,7 @@ export interface Refused {
 export function open(url: string, protocols: string[] = [], options: WebSocket.ClientOptions = {}): Promise<Opened> {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(url, protocols, { perMessageDeflate: false, maxPayload: 512 * 1024 * 1024, ...options });
-    const o: Opened = { ws, response: null as unknown as http.IncomingMessage, received: [], pings: [], pongs: [], closed: null };
+    const o: Opened = { ws, response: null as unknown as http.IncomingMessage, received: [], pings: [], pongs: [], closed: null, error: null };
     ws.on('upgrade', (res) => (o.response = res));
     ws.on('message', (data: Buffer, isBinary) => o.received.push({ data, isBinary }));
     ws.on('ping', (d) => o.pings.push(d));
@@ -38,7 +40,10 @@ export function open(url: string, protocols: string[] = [], options: WebSocket.C
       res.on('end', () => reject(Object.assign(new Error(`refused ${res.statusCode}`), { refused: { status: res.statusCode!, headers: res.headers, body } })));
     });
     ws.on('open', () => resolve(o));
-    ws.on('error', (err) => reject(err));
+    ws.on('error', (err) => {
+      o.error = err;
+      reject(err);
+    });
   });
 }
 
@@ -62,5 +67,8 @@ export function waitClosed(o: Opened, what = 'the client close'): Promise<{ code
 /** Wait for `n` messages in all; a close before that fails at once, naming its code. */
 export async function waitMessages(o: Opened, n: number): Promise<void> {
   await until(`${n} messages`, () => o.received.length >= n || o.closed !== null, 20_000);
-  if (o.received.length < n) throw new Error(`closed with ${o.closed!.code} (${o.closed!.reason}) after ${o.received.length} of ${n} messages`);
+  if (o.received.length < n) {
+    const seen = o.error === null ? '' : `; the client saw: ${o.error.message}`;
+    throw new Error(`closed with ${o.closed!.code} (${o.closed!.reason}) after ${o.received.length} of ${n} messages${seen}`);
+  }
 }
