@@ -164,7 +164,7 @@ async function measured(pgid, fn) {
 }
 
 async function startSluice(dir, ports) {
-  const [listen, dl, echo] = await Promise.all([freePort(), freePort(), freePort()]);
+  const [dl, echo] = await Promise.all([freePort(), freePort()]);
   const config = path.join(dir, 'sluice-l4.yaml');
   fs.writeFileSync(
     config,
@@ -182,8 +182,9 @@ async function startSluice(dir, ports) {
   if (!fs.existsSync(cli)) throw new Error('failed: dist/src/cli.js missing (npm run build)');
   const handle = startProcess('sluice', process.execPath, [cli], {
     env: {
-      SLUICE_LISTEN: `127.0.0.1:${listen}`,
-      SLUICE_WORKERS: '1',
+      // L4 only, as the peers' configs are (tcp frontends, stream servers): no HTTP listener, so
+      // no HTTP worker.
+      SLUICE_LISTEN: 'off',
       SLUICE_L4_THREADS: '1',
       SLUICE_CONFIG: config,
       SLUICE_ADMIN_LISTEN: 'off',

@@ -85,8 +85,8 @@ export async function run(argv: readonly string[], env: NodeJS.ProcessEnv, out: 
 
 /** One line: what would run. */
 export function summarize(config: Config | ResolvedConfig): string {
-  const { host, port } = config.listen;
-  const listen = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+  const at = config.listen;
+  const listen = at === null ? 'off' : at.host.includes(':') ? `[${at.host}]:${at.port}` : `${at.host}:${at.port}`;
   const fromFile = config.configFile !== '' && 'pools' in config;
   const count = fromFile ? config.pools.reduce((n, p) => n + p.upstreams.length, 0) : config.upstreams.length;
   const discovering = fromFile && (config as ResolvedConfig).pools.some((p) => p.discovery !== undefined);

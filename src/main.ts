@@ -7,7 +7,7 @@ import { startJwksService } from './edge/jwks-service.js';
 import { SharedTable } from './state/table.js';
 import { C, H, RETIRE_EVERY_MS, workerCell } from './state/layout.js';
 import { Membership } from './state/membership.js';
-import { Supervisor, type TestHooks } from './supervisor/supervisor.js';
+import { servesHttp, Supervisor, type TestHooks } from './supervisor/supervisor.js';
 import { hasNoUpstreams, startDemoPool, withDemoUpstreams, type DemoPool } from './demo/echo-backends.js';
 import { ActiveChecker, healthOptions, poolHealthOptions } from './health/active-checker.js';
 import { ConfigSource } from './reload/config-source.js';
@@ -117,9 +117,10 @@ export async function start(config: ResolvedConfig, warnings: string[]): Promise
   }
   log.info(
     {
-      listen: `${config.listen.host}:${config.listen.port}`,
+      listen: config.listen === null ? 'off' : `${config.listen.host}:${config.listen.port}`,
+      tls: config.tlsListen === null ? 'off' : `${config.tlsListen.host}:${config.tlsListen.port}`,
       admin: adminAt ?? 'off',
-      workers: config.workers,
+      workers: servesHttp(config) ? config.workers : 0,
       balancer: config.balancer,
       backends: backends.length,
       pools: config.pools.length,

@@ -154,7 +154,7 @@ function resolved(config: Config | ResolvedConfig): ResolvedConfig {
 
 async function listen(): Promise<void> {
   try {
-    await app.listen(data.config.listen.host, data.config.listen.port);
+    await app.listen(data.config.listen);
     send({ type: 'ready' });
   } catch (err) {
     send({ type: 'fatal', message: (err as Error).message });

@@ -55,9 +55,8 @@ export function checkListeners(config: Config, listeners: readonly L4ListenerSpe
     } else errors.push(new ConfigFileError(file, l.origin, `expected ${problem}`));
   };
   const byName = new Map(pools.map((p) => [p.name, p]));
-  const taken: { transport: 'tcp' | 'udp'; host: string; port: number; what: string }[] = [
-    { transport: 'tcp', host: config.listen.host, port: config.listen.port, what: 'SLUICE_LISTEN' },
-  ];
+  const taken: { transport: 'tcp' | 'udp'; host: string; port: number; what: string }[] = [];
+  if (config.listen !== null) taken.push({ transport: 'tcp', host: config.listen.host, port: config.listen.port, what: 'SLUICE_LISTEN' });
   if (config.tlsListen !== null) taken.push({ transport: 'tcp', host: config.tlsListen.host, port: config.tlsListen.port, what: 'SLUICE_TLS_LISTEN' });
   if (config.adminListen !== null) taken.push({ transport: 'tcp', host: config.adminListen.host, port: config.adminListen.port, what: 'SLUICE_ADMIN_LISTEN' });
   for (const l of listeners) {
@@ -75,6 +74,14 @@ export function checkListeners(config: Config, listeners: readonly L4ListenerSpe
       if (l.kind === 'udp' && udp !== pool.upstreams.length) fail(l, `a pool of udp:// upstreams (pool "${name}" has ${pool.upstreams.length - udp} that are not)`);
       if (l.kind !== 'udp' && udp > 0) fail(l, `a pool of tcp:// (or http://) upstreams (pool "${name}" has udp:// ones)`);
     }
+  }
+  if (config.listen === null && config.tlsListen === null && listeners.length === 0) {
+    errors.push(
+      new ConfigError('SLUICE_LISTEN', {
+        value: 'off',
+        expected: 'a listener left to serve: with SLUICE_LISTEN=off, set SLUICE_TLS_LISTEN or declare an L4 listener (SLUICE_TCP_LISTEN, SLUICE_UDP_LISTEN or listeners: in the config file)',
+      }),
+    );
   }
   return { listeners: [...listeners], errors };
 }

@@ -21,7 +21,8 @@ export type { BalancerName, HashKey, StatusRange } from '../model/pool.js';
  * pool-level field here to the pool's type: each is the default a pool may override.
  */
 export interface Config extends PoolSettings {
-  listen: { host: string; port: number };
+  /** The plain HTTP listener; null: none (SLUICE_LISTEN=off). */
+  listen: { host: string; port: number } | null;
   /** The pool "default". Empty (and no config file) means: start the embedded demo pool. */
   upstreams: Upstream[];
   workers: number;

@@ -58,8 +58,10 @@ const VARIABLES: { readonly [K in keyof Config]: VariableSpec<K> } = {
     name: 'SLUICE_LISTEN',
     key: 'listen',
     default: '0.0.0.0:8080',
-    doc: 'Address for client traffic: host:port, [ipv6]:port, or :port for every IPv4 address.',
-    parse: listenAddress,
+    doc:
+      'Address for client traffic: host:port, [ipv6]:port, or :port for every IPv4 address. off: no plain HTTP listener ' +
+      '(a TLS-only or L4-only Sluice); with no SLUICE_TLS_LISTEN either, no HTTP worker starts.',
+    parse: keywordOr<{ host: string; port: number } | null>('off', () => null, listenAddress),
   },
   upstreams: {
     name: 'SLUICE_UPSTREAMS',

@@ -43,8 +43,11 @@ export class ProxyApp {
     else this.#app.any('/*', (res, req) => handle(ctx, res, req, PLAIN)).ws('/*', this.ws.behavior(PLAIN));
   }
 
-  /** Listen on the plain port and, with TLS, the TLS port (rejects naming a bad TLS file). */
-  async listen(host: string, port: number): Promise<void> {
+  /**
+   * Listen on the plain port (`plain`: none when SLUICE_LISTEN=off) and, with TLS, the TLS port
+   * (rejects naming a bad TLS file).
+   */
+  async listen(plain: { host: string; port: number } | null): Promise<void> {
     const tls = this.#tls;
     if (tls !== null) {
       const ctx = this.#ctx;
@@ -52,7 +55,7 @@ export class ProxyApp {
       this.#tlsApp = tls.createApp((res, req) => handle(ctx, res, req, listener), this.ws.behavior(listener));
       this.#tlsSocket = await listenOn(this.#tlsApp, tls.host, tls.port);
     }
-    this.#listenSocket = await listenOn(this.#app, host, port);
+    if (plain !== null) this.#listenSocket = await listenOn(this.#app, plain.host, plain.port);
   }
 
   /**

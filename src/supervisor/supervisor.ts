@@ -14,6 +14,11 @@ import type { WorkerLatency } from '../metrics/latency-merge.js';
 import { L4Supervisor } from './l4-supervisor.js';
 
 const WORKER_URL = new URL('../../workers/proxy-worker.js', import.meta.url);
+
+/** Whether any HTTP listener is configured (plain or TLS): HTTP workers run only then. */
+export function servesHttp(config: { listen: object | null; tlsListen: object | null }): boolean {
+  return config.listen !== null || config.tlsListen !== null;
+}
 /**
  * Delay before replacing a worker that died within 10 s of the previous death (a crash loop);
  * doubles while they keep dying, up to 5 s. A lone crash is replaced at once.
@@ -91,14 +96,20 @@ export class Supervisor {
     this.l4 = new L4Supervisor(config, table, backends, log, testHooks !== 'off');
   }
 
-  /** Start every worker; resolves when all listen, rejects with the first listen failure. */
+  /**
+   * Start every worker; resolves when all listen, rejects with the first listen failure. With no
+   * HTTP listener (SLUICE_LISTEN=off and no SLUICE_TLS_LISTEN: an L4-only Sluice) no HTTP worker
+   * starts, the spare neither: only the L4 threads.
+   */
   async start(): Promise<void> {
-    const n = this.#config.workers;
-    this.#freeIndices.push(n);
     const ready: Promise<void>[] = [];
-    for (let i = 0; i < n; i++) ready.push(this.#launch(i, i));
-    // The spare starts with the others, so a crash right after start-up is covered too.
-    ready.push(this.#launch(-1, this.#freeIndices.pop()!));
+    if (servesHttp(this.#config)) {
+      const n = this.#config.workers;
+      this.#freeIndices.push(n);
+      for (let i = 0; i < n; i++) ready.push(this.#launch(i, i));
+      // The spare starts with the others, so a crash right after start-up is covered too.
+      ready.push(this.#launch(-1, this.#freeIndices.pop()!));
+    }
     ready.push(this.l4.start());
     await Promise.all(ready);
     this.#started = true;

@@ -143,6 +143,8 @@ t.test('SLUICE_LISTEN', async (t) => {
   t.same(good('SLUICE_LISTEN', '[::]:8080'), { host: '::', port: 8080 });
   t.same(good('SLUICE_LISTEN', '[::1]:1'), { host: '::1', port: 1 });
   t.same(good('SLUICE_LISTEN', ':8080'), { host: '0.0.0.0', port: 8080 });
+  t.equal(good('SLUICE_LISTEN', 'off'), null, 'off: no plain HTTP listener');
+  t.equal(good('SLUICE_LISTEN', 'OFF'), null);
   t.same(good('SLUICE_LISTEN', '8081'), { host: '0.0.0.0', port: 8081 });
   t.same(good('SLUICE_LISTEN', 'localhost:65535'), { host: 'localhost', port: 65535 });
   rejects(t, 'SLUICE_LISTEN', ['0.0.0.0:0', ':65536', '0.0.0.0:80x', 'host', '[::1]8080', '[::1', 'bad_host!:80']);

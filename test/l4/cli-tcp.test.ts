@@ -215,6 +215,39 @@ t.test('a TCP listener on the HTTP listener\'s port is refused at start, naming 
   t.match(r.stdout + r.stderr, /SLUICE_TCP_LISTEN.*already SLUICE_LISTEN's/);
 });
 
+t.test('SLUICE_LISTEN=off: an L4-only Sluice opens no HTTP port and starts no HTTP worker; relays, reports, reloads and stops', async (t) => {
+  const a = await namedEcho(t, 'a');
+  const b = await namedEcho(t, 'b');
+  const [l4, admin] = await Promise.all([freePort(), freePort()]);
+  const file = (port: number) => `
+pools:
+  svc: { upstreams: ["tcp://127.0.0.1:${port}"] }
+listeners:
+  - { tcp: "127.0.0.1:${l4}", pool: svc }
+`;
+  const sluice = await startSluice(t, { upstreams: [], config: file(a.port), env: { SLUICE_LISTEN: 'off', SLUICE_ADMIN_LISTEN: `127.0.0.1:${admin}` } });
+  t.match(sluice.logs().find((l) => l.msg === 'sluice is listening'), { listen: 'off', workers: 0, l4: [`tcp 127.0.0.1:${l4}`] });
+  t.ok(await refused(sluice.port), 'the port the helper set aside for HTTP is not listened on');
+  const s = await connect(l4);
+  t.equal(await exchange(s, '1'), 'a:1');
+  s.destroy();
+  const metrics = (await adminGet(admin, '/metrics')).body;
+  t.equal(sample(metrics, `sluice_l4_connections_opened_total{listener="tcp 127.0.0.1:${l4}",kind="tcp"}`), 1);
+  t.equal((await adminGet(admin, '/api/status')).status, 200, '/api/status answers with no HTTP worker');
+  sluice.writeConfig(file(b.port));
+  t.equal((await sluice.reload()).msg, 'configuration reloaded');
+  const again = await connect(l4);
+  t.equal(await exchange(again, '2'), 'b:2', 'the reload reached the L4 thread');
+  again.destroy();
+  t.equal(await sluice.stop(10_000), 0, 'stops cleanly');
+});
+
+t.test('SLUICE_LISTEN=off with nothing else to serve is refused at start', async (t) => {
+  const r = runCli({ SLUICE_LISTEN: 'off', SLUICE_UPSTREAMS: 'http://127.0.0.1:9', SLUICE_ADMIN_LISTEN: 'off' });
+  t.equal(r.code, 1);
+  t.match(r.stdout + r.stderr, /SLUICE_LISTEN="off": expected a listener left to serve/);
+});
+
 t.test('health checks apply to L4 pools: a backend whose TCP check fails gets no connections', async (t) => {
   const live = await echo(t);
   const dead = await refusedPort();

@@ -160,3 +160,17 @@ t.test('SLUICE_REDIRECT_HTTPS=1: the plain listener answers 308 to the same host
   t.equal(tls.headers['strict-transport-security'], undefined, 'no HSTS unless SLUICE_HSTS_MAX_AGE is set');
   t.equal(redirectBackend.requests.length, 1);
 });
+
+t.test('SLUICE_LISTEN=off with a TLS listener: HTTPS only, the plain port is not listened on', async (t) => {
+  const port = await freePort();
+  const only = await startSluice(t, { upstreams: [backend.url], env: { ...tlsEnv(port), SLUICE_LISTEN: 'off' } });
+  t.match(only.logs().find((l) => l.msg === 'sluice is listening'), { listen: 'off', tls: `127.0.0.1:${port}`, workers: 1 });
+  const r = await httpsRequest(port, { ca: caPem, servername: 'localhost', path: '/tls-only' });
+  t.equal(r.status, 200);
+  t.equal(backend.requests.at(-1)!.url, '/tls-only');
+  const plain = await new Promise<string>((resolve) => {
+    const req = http.get({ host: '127.0.0.1', port: only.port, path: '/' }, (res) => resolve(`answered ${res.statusCode}`));
+    req.on('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
+  });
+  t.equal(plain, 'ECONNREFUSED', 'no plain listener');
+});
