@@ -206,8 +206,9 @@ export class Relay implements IdleMember {
    * generation that points at young ones keeps each closed connection's whole graph alive through
    * every scavenge until the next full GC. Measured (docs/l4.md, "Memory"): the L4 heap's old
    * generation then grew ~1.5 KB per connection and was reclaimed by a mark-compact every second.
+   *
+   * Both handles' `onread` must be relayRead already (see there).
    */
-  /** Both handles' `onread` must be relayRead (see there). */
   constructor(client: RelayedHandle, backend: RelayedHandle, options: RelayOptions, initial: Buffer | null = null, owner: object | null = null) {
     this.client = client;
     this.backend = backend;

@@ -19,6 +19,7 @@ const WORKER_URL = new URL('../../workers/proxy-worker.js', import.meta.url);
 export function servesHttp(config: { listen: object | null; tlsListen: object | null }): boolean {
   return config.listen !== null || config.tlsListen !== null;
 }
+
 /**
  * Delay before replacing a worker that died within 10 s of the previous death (a crash loop);
  * doubles while they keep dying, up to 5 s. A lone crash is replaced at once.
