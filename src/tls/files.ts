@@ -55,6 +55,7 @@ export function checkTls(config: Config, now = Date.now()): TlsReport {
     if (config.redirectHttps) errors.push('SLUICE_REDIRECT_HTTPS=1 needs SLUICE_TLS_LISTEN: there is no https:// listener to redirect to');
     return { errors, warnings, files: null };
   }
+  if (config.listen === null && config.redirectHttps) warnings.push('SLUICE_REDIRECT_HTTPS=1 with SLUICE_LISTEN=off: there is no plain listener to redirect from');
   if (config.listen !== null && config.tlsListen.port === config.listen.port) {
     errors.push(`SLUICE_TLS_LISTEN uses port ${config.tlsListen.port}, the port of SLUICE_LISTEN: give TLS its own port`);
   }

@@ -85,6 +85,15 @@ t.test('TLS settings without a TLS listener are warned about', async (t) => {
   t.equal(report.files, null);
 });
 
+t.test('SLUICE_LISTEN=off: TLS alone is fine; a redirect from the missing plain listener is warned about', async (t) => {
+  const alone = checkTls(config({ ...tlsEnv, SLUICE_LISTEN: 'off' }));
+  t.same(alone.errors, []);
+  t.notMatch(alone.warnings.join('\n'), /REDIRECT/);
+  const redirect = checkTls(config({ ...tlsEnv, SLUICE_LISTEN: 'off', SLUICE_REDIRECT_HTTPS: '1' }));
+  t.same(redirect.errors, []);
+  t.match(redirect.warnings, [/SLUICE_REDIRECT_HTTPS=1 with SLUICE_LISTEN=off/]);
+});
+
 t.test('upstream CA: checked, and warned about when unused', async (t) => {
   const unused = checkTls(config({ SLUICE_UPSTREAM_CA: certs.cas.ca!.cert }));
   t.same(unused.errors, []);
