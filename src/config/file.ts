@@ -49,6 +49,8 @@ export type ConfigFileResult =
 export interface ConfigFileOptions {
   /** Pools that exist without being in the file (SLUICE_UPSTREAMS makes "default"). */
   readonly externalPools: ReadonlySet<string>;
+  /** Pools the env-declared L4 listeners (SLUICE_TCP_LISTEN, SLUICE_UDP_LISTEN) send to. */
+  readonly envL4Pools?: ReadonlySet<string>;
 }
 
 /** A route table, not a data set: far above 1,000 routes, far below what could hurt start-up. */
@@ -85,10 +87,12 @@ export function parseConfigFile(text: string, path: string, options: ConfigFileO
     problems.add('', 'no pools: declare them under pools:, or set SLUICE_UPSTREAMS for the pool "default"');
   }
   const listeners = doc.listeners === undefined ? [] : readListeners(doc.listeners, names, problems);
-  const l4Pools = new Set(listeners.flatMap(listenerPools));
+  const envL4 = options.envL4Pools ?? new Set<string>();
+  const l4Pools = new Set([...envL4, ...listeners.flatMap(listenerPools)]);
   let routes = doc.routes === undefined ? null : readRoutes(doc.routes, problems, names, dirname(resolve(path)), defaults);
-  // A file of L4 listeners alone: HTTP requests find no route (404), rather than a pool "default".
-  if (routes === null && !names.has(DEFAULT_POOL) && doc.listeners !== undefined) routes = [];
+  // A file for L4 listeners alone (its own or the env's): HTTP requests find no route (404), rather
+  // than a pool "default".
+  if (routes === null && !names.has(DEFAULT_POOL) && (doc.listeners !== undefined || envL4.size > 0)) routes = [];
   if (routes === null && !names.has(DEFAULT_POOL)) {
     problems.add('', 'no routes: and no pool "default" to send every request to');
   }

@@ -33,7 +33,7 @@ export function envListeners(config: Config): L4ListenerSpec[] {
     host: b.host,
     port: b.port,
     pool: b.pool,
-    acceptProxy: false,
+    acceptProxy: kind === 'tcp' && config.tcpAcceptProxy,
     idleTimeoutMs: kind === 'udp' ? DEFAULT_UDP_SESSION_MS : DEFAULT_L4_IDLE_MS,
     origin: `${variable} item ${i + 1}`,
   });

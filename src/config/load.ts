@@ -8,6 +8,7 @@
 import { readFile } from 'node:fs/promises';
 import { CAPACITY } from '../model/limits.js';
 import { DEFAULT_POOL, resolvePool, type PoolSpec } from '../model/pool.js';
+import { listenerPools } from '../model/listener.js';
 import { catchAllRoute, type RouteSpec } from '../model/route.js';
 import { compileRoutes, RouteTableError } from '../model/route-table.js';
 import { ConfigError, parseEnv } from './env.js';
@@ -34,7 +35,8 @@ export async function loadConfig(env: NodeJS.ProcessEnv): Promise<LoadResult> {
     return { ok: true, config: { ...config, pools: specs.map((p) => resolvePool(p, config)), routes: [catchAllRoute(DEFAULT_POOL)], listeners }, warnings: parsed.warnings };
   }
   const external = new Set(config.upstreams.length > 0 ? [DEFAULT_POOL] : []);
-  const file = await readConfigFile(config.configFile, { externalPools: external });
+  const envL4Pools = new Set(envListeners(config).flatMap(listenerPools));
+  const file = await readConfigFile(config.configFile, { externalPools: external, envL4Pools });
   const warnings = [...parsed.warnings, ...file.warnings];
   if (!file.ok) return { ok: false, errors: file.errors, warnings };
   const listeners = [...envListeners(config), ...file.content.listeners];

@@ -106,6 +106,8 @@ export interface Config extends PoolSettings {
   /** L4 listeners declared in the environment (docs/l4.md); the file's `listeners:` add to them. */
   tcpListen: L4Binding[];
   udpListen: L4Binding[];
+  /** The env-declared TCP listeners expect a PROXY header (accept_proxy_protocol of file listeners). */
+  tcpAcceptProxy: boolean;
   /** Threads the L4 listeners are spread over. */
   l4Threads: number;
   /** Each L4 thread's V8 young generation cap (resourceLimits.maxYoungGenerationSizeMb); 0 = V8's default. */

@@ -483,6 +483,15 @@ const VARIABLES: { readonly [K in keyof Config]: VariableSpec<K> } = {
     doc: 'L4 UDP listeners, as SLUICE_TCP_LISTEN: host:port=>pool, comma-separated; a client address sticks to one backend (udp://host:port upstreams) for a session.',
     parse: listOf(l4Binding, { max: 64, identity: (b) => `${b.host}:${b.port}` }),
   },
+  tcpAcceptProxy: {
+    name: 'SLUICE_TCP_ACCEPT_PROXY_PROTOCOL',
+    key: 'tcpAcceptProxy',
+    default: '0',
+    doc:
+      'The SLUICE_TCP_LISTEN listeners expect a PROXY protocol header (v1 or v2) from a front balancer on every connection, take the ' +
+      'client address from it, and close connections without one (as accept_proxy_protocol: true on a config-file listener).',
+    parse: flag,
+  },
   l4Threads: {
     name: 'SLUICE_L4_THREADS',
     key: 'l4Threads',
@@ -505,7 +514,7 @@ const VARIABLES: { readonly [K in keyof Config]: VariableSpec<K> } = {
     default: '0',
     doc:
       'HTTP listeners expect a PROXY protocol v2 header from a front balancer on every connection and take the client address from it (X-Forwarded-For): ' +
-      '1 = both, plain = SLUICE_LISTEN only, tls = SLUICE_TLS_LISTEN only. Where off, such a header is not HTTP and gets 400. L4 listeners set accept_proxy_protocol in the config file.',
+      '1 = both, plain = SLUICE_LISTEN only, tls = SLUICE_TLS_LISTEN only. Where off, such a header is not HTTP and gets 400. L4 listeners: accept_proxy_protocol in the config file, SLUICE_TCP_ACCEPT_PROXY_PROTOCOL for SLUICE_TCP_LISTEN.',
     parse: acceptProxy,
   },
   envFile: {

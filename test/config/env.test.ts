@@ -99,6 +99,7 @@ const DEFAULTS: Config = {
   wsCompression: 'off',
   tcpListen: [],
   udpListen: [],
+  tcpAcceptProxy: false,
   l4Threads: 1,
   l4YoungGenerationMb: 4,
   acceptProxyProtocol: 'off',
@@ -136,6 +137,12 @@ t.test('docs/configuration.md lists every variable with its default', async (t) 
     const shown = spec.default === '' ? '(empty)' : `\`${spec.default}\``;
     t.ok(row?.includes(`| ${shown} |`), `${spec.name} row shows default ${shown}`);
   }
+});
+
+t.test('SLUICE_TCP_ACCEPT_PROXY_PROTOCOL', async (t) => {
+  t.equal(good('SLUICE_TCP_ACCEPT_PROXY_PROTOCOL', '1'), true);
+  t.equal(good('SLUICE_TCP_ACCEPT_PROXY_PROTOCOL', 'off'), false);
+  rejects(t, 'SLUICE_TCP_ACCEPT_PROXY_PROTOCOL', ['v2', '2']);
 });
 
 t.test('SLUICE_LISTEN', async (t) => {

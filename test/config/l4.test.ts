@@ -186,3 +186,15 @@ listeners:
     t.ok(more.some((l) => re.test(l)), `reported: ${re.source}`);
   }
 });
+
+t.test('env listeners on file pools: a file of pools alone serves them (no routes needed, no "unused" warning); SLUICE_TCP_ACCEPT_PROXY_PROTOCOL marks the TCP ones', async (t) => {
+  const path = file('pools:\n  pg: { upstreams: ["tcp://10.0.0.7:5432"] }\n  dns: { upstreams: ["udp://10.0.0.53:53"] }\n');
+  const r = await loadConfig({ SLUICE_CONFIG: path, SLUICE_TCP_LISTEN: '0.0.0.0:5432=>pg', SLUICE_UDP_LISTEN: '0.0.0.0:53=>dns', SLUICE_TCP_ACCEPT_PROXY_PROTOCOL: '1' });
+  t.ok(r.ok, r.ok ? '' : r.errors.map((e) => e.message).join('; '));
+  if (!r.ok) return;
+  t.same(r.config.routes, [], 'no HTTP routes');
+  t.same(r.warnings, [], 'pools the env listeners use are not "unused"');
+  t.match(r.config.listeners, [{ kind: 'tcp', pool: 'pg', acceptProxy: true }, { kind: 'udp', pool: 'dns', acceptProxy: false }]);
+  const without = await loadConfig({ SLUICE_CONFIG: path });
+  t.notOk(without.ok, 'without them the same file still needs routes or a pool "default"');
+});

@@ -141,6 +141,35 @@ listeners:
   t.equal(captured[2]!.length, 1, 'no backend connection for it');
 });
 
+t.test('SLUICE_TCP_ACCEPT_PROXY_PROTOCOL=1: env-form listeners take the client from a front balancer\'s PROXY header, and need one', async (t) => {
+  const captured: Buffer[] = [];
+  const backend = await server(t, (s) => {
+    const chunks: Buffer[] = [];
+    s.on('data', (d: Buffer) => chunks.push(d));
+    s.on('end', () => {
+      captured.push(Buffer.concat(chunks));
+      s.end('ok');
+    });
+  });
+  const front = await freePort();
+  await startSluice(t, {
+    upstreams: [],
+    config: `pools:\n  edge: { upstreams: ["tcp://127.0.0.1:${backend.port}"], proxy_protocol: v1 }\n`,
+    env: { SLUICE_TCP_LISTEN: `127.0.0.1:${front}=>edge`, SLUICE_TCP_ACCEPT_PROXY_PROTOCOL: '1' },
+  });
+  const header = encodeV2({ family: 'tcp4', sourceAddress: '192.0.2.9', sourcePort: 41000, destinationAddress: '198.51.100.2', destinationPort: 5432 });
+  const s = await connect(front);
+  const answer = readAll(s);
+  s.end(Buffer.concat([header, Buffer.from('data')]));
+  t.equal((await answer).toString(), 'ok');
+  t.equal(captured[0]!.toString(), 'PROXY TCP4 192.0.2.9 198.51.100.2 41000 5432\r\ndata', "the front's client goes on to the backend; the header itself does not");
+  const bare = await connect(front);
+  const closed = readAll(bare);
+  bare.end('no header');
+  t.equal((await closed).length, 0, 'a connection without a header is closed without an answer');
+  t.equal(captured.length, 1, 'and reaches no backend');
+});
+
 t.test('SIGHUP: new connections use the new pool, open ones keep their backend', async (t) => {
   const a = await namedEcho(t, 'a');
   const b = await namedEcho(t, 'b');
