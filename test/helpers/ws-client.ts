@@ -72,3 +72,26 @@ export async function waitMessages(o: Opened, n: number): Promise<void> {
     throw new Error(`closed with ${o.closed!.code} (${o.closed!.reason}) after ${o.received.length} of ${n} messages${seen}`);
   }
 }
+
+/**
+ * Open (with `opener`), `send`, and wait for `n` messages back. Once, a connection closed with
+ * 1006 before any message came back is opened again, with a comment: under load, with
+ * test/ws/limits.test.ts running beside, uWS has closed a WebSocket about a millisecond after its
+ * upgrade, before delivering its first (large) message, without a close frame or a reason; the
+ * build of the session before did the same (docs/websocket.md, "Left to do"). A second such close
+ * fails the test, as does any other early close.
+ */
+export async function sendAndWait(t: { comment(...message: unknown[]): void }, opener: () => Promise<Opened>, send: (o: Opened) => void, n: number): Promise<Opened> {
+  for (let attempt = 1; ; attempt++) {
+    const o = await opener();
+    send(o);
+    await until(`${n} messages`, () => o.received.length >= n || o.closed !== null, 20_000);
+    if (o.received.length >= n) return o;
+    if (attempt === 1 && o.closed!.code === 1006 && o.received.length === 0) {
+      t.comment('closed with 1006 right after the upgrade (the known uWS early close): opening again once');
+      continue;
+    }
+    const seen = o.error === null ? '' : `; the client saw: ${o.error.message}`;
+    throw new Error(`closed with ${o.closed!.code} (${o.closed!.reason}) after ${o.received.length} of ${n} messages${seen}`);
+  }
+}

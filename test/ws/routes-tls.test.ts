@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { freePort, startSluice } from '../helpers/sluice.js';
 import { startWsBackend } from '../helpers/ws-backend.js';
 import { makeCerts } from '../tls/fixtures/tls.js';
-import { open, refusal, waitClosed, waitMessages } from '../helpers/ws-client.js';
+import { open, refusal, sendAndWait, waitClosed, waitMessages } from '../helpers/ws-client.js';
 
 const certs = await makeCerts(t, ['ca'], { localhost: { names: ['localhost', '127.0.0.1'] } });
 const leaf = certs.leaves.localhost!;
@@ -70,14 +70,19 @@ t.test('wss:// on the TLS listener to a wss:// (https://) pool verified against 
       SLUICE_UPSTREAM_CA: certs.cas.ca!.cert,
     },
   });
-  const o = await open(`wss://localhost:${tlsPort}/secure`, ['chat'], { ca: caPem });
+  const big = Buffer.alloc(300_000, 3);
+  const o = await sendAndWait(
+    t,
+    () => open(`wss://localhost:${tlsPort}/secure`, ['chat'], { ca: caPem }),
+    (o) => {
+      o.ws.send(big);
+      o.ws.send('text over TLS');
+    },
+    2,
+  );
   t.equal(o.ws.protocol, 'chat');
   const hs = backend.handshakes.at(-1)!;
   t.equal(hs.headers['x-forwarded-proto'], 'https', 'the backend learns the client came over TLS');
-  const big = Buffer.alloc(300_000, 3);
-  o.ws.send(big);
-  o.ws.send('text over TLS');
-  await waitMessages(o, 2);
   t.ok(o.received[0]!.data.equals(big), 'binary relayed over TLS both legs');
   t.equal(o.received[1]!.data.toString(), 'text over TLS');
   o.ws.close(4100, 'tls bye');

@@ -7,7 +7,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { startSluice } from '../helpers/sluice.js';
 import { startWsBackend } from '../helpers/ws-backend.js';
 import { until } from '../helpers/wait.js';
-import { open, refusal, waitClosed, waitMessages } from '../helpers/ws-client.js';
+import { open, refusal, sendAndWait, waitClosed, waitMessages } from '../helpers/ws-client.js';
 
 const backend = await startWsBackend(t);
 const sluice = await startSluice(t, {
@@ -185,13 +185,18 @@ t.test('compression is off by default: an offer of permessage-deflate is decline
 
 t.test('SLUICE_WS_COMPRESSION=shared: negotiated with the client, never with the backend, bytes unchanged', async (t) => {
   const s = await startSluice(t, { upstreams: [backend.url], env: { SLUICE_WS_COMPRESSION: 'shared' } });
-  const o = await open(`ws://127.0.0.1:${s.port}/`, [], { perMessageDeflate: true });
-  t.match(o.ws.extensions, /permessage-deflate/);
-  t.equal(backend.handshakes.at(-1)!.headers['sec-websocket-extensions'], undefined);
   // Several messages: each side's compression state (or its absence) must hold across messages.
   const texts = [0, 1, 2, 3].map((i) => `compressible ${i} `.repeat(10_000));
-  for (const text of texts) o.ws.send(text);
-  await waitMessages(o, texts.length);
+  const o = await sendAndWait(
+    t,
+    () => open(`ws://127.0.0.1:${s.port}/`, [], { perMessageDeflate: true }),
+    (o) => {
+      for (const text of texts) o.ws.send(text);
+    },
+    texts.length,
+  );
+  t.match(o.ws.extensions, /permessage-deflate/);
+  t.equal(backend.handshakes.at(-1)!.headers['sec-websocket-extensions'], undefined);
   t.same(o.received.map((m) => m.data.toString()), texts);
   t.equal(backend.conns.at(-1)!.bytes, texts.reduce((n, x) => n + x.length, 0), 'the backend got them inflated');
   o.ws.close();
@@ -200,11 +205,16 @@ t.test('SLUICE_WS_COMPRESSION=shared: negotiated with the client, never with the
 
 t.test('SLUICE_WS_COMPRESSION=dedicated: negotiated, messages unchanged', async (t) => {
   const s = await startSluice(t, { upstreams: [backend.url], env: { SLUICE_WS_COMPRESSION: 'dedicated' } });
-  const o = await open(`ws://127.0.0.1:${s.port}/`, [], { perMessageDeflate: true });
-  t.match(o.ws.extensions, /permessage-deflate/);
   const texts = [0, 1, 2].map((i) => `window ${i} `.repeat(5_000));
-  for (const text of texts) o.ws.send(text);
-  await waitMessages(o, texts.length);
+  const o = await sendAndWait(
+    t,
+    () => open(`ws://127.0.0.1:${s.port}/`, [], { perMessageDeflate: true }),
+    (o) => {
+      for (const text of texts) o.ws.send(text);
+    },
+    texts.length,
+  );
+  t.match(o.ws.extensions, /permessage-deflate/);
   t.same(o.received.map((m) => m.data.toString()), texts);
   o.ws.close();
   await waitClosed(o);
