@@ -67,10 +67,7 @@ export function waitClosed(o: Opened, what = 'the client close'): Promise<{ code
 /** Wait for `n` messages in all; a close before that fails at once, naming its code. */
 export async function waitMessages(o: Opened, n: number): Promise<void> {
   await until(`${n} messages`, () => o.received.length >= n || o.closed !== null, 20_000);
-  if (o.received.length < n) {
-    const seen = o.error === null ? '' : `; the client saw: ${o.error.message}`;
-    throw new Error(`closed with ${o.closed!.code} (${o.closed!.reason}) after ${o.received.length} of ${n} messages${seen}`);
-  }
+  if (o.received.length < n) throw closedEarly(o, n);
 }
 
 /**
@@ -91,7 +88,12 @@ export async function sendAndWait(t: { comment(...message: unknown[]): void }, o
       t.comment('closed with 1006 right after the upgrade (the known uWS early close): opening again once');
       continue;
     }
-    const seen = o.error === null ? '' : `; the client saw: ${o.error.message}`;
-    throw new Error(`closed with ${o.closed!.code} (${o.closed!.reason}) after ${o.received.length} of ${n} messages${seen}`);
+    throw closedEarly(o, n);
   }
+}
+
+/** The error for a WebSocket closed before `n` messages came back: its code, and what the client saw. */
+function closedEarly(o: Opened, n: number): Error {
+  const seen = o.error === null ? '' : `; the client saw: ${o.error.message}`;
+  return new Error(`closed with ${o.closed!.code} (${o.closed!.reason}) after ${o.received.length} of ${n} messages${seen}`);
 }

@@ -2,12 +2,12 @@
 // Handshake (subprotocol, forwarded headers, refusals relayed), byte-exact relay both ways, pings,
 // close codes both ways, backend failure, message size limit.
 
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { createHash, randomBytes } from 'node:crypto';
 import { startSluice } from '../helpers/sluice.js';
 import { startWsBackend } from '../helpers/ws-backend.js';
 import { until } from '../helpers/wait.js';
-import { open, refusal, sendAndWait, waitClosed, waitMessages } from '../helpers/ws-client.js';
+import { open, refusal, sendAndWait, waitClosed, waitMessages, type Opened } from '../helpers/ws-client.js';
 
 const backend = await startWsBackend(t);
 const sluice = await startSluice(t, {
@@ -183,18 +183,23 @@ t.test('compression is off by default: an offer of permessage-deflate is decline
   await waitClosed(o);
 });
 
-t.test('SLUICE_WS_COMPRESSION=shared: negotiated with the client, never with the backend, bytes unchanged', async (t) => {
-  const s = await startSluice(t, { upstreams: [backend.url], env: { SLUICE_WS_COMPRESSION: 'shared' } });
-  // Several messages: each side's compression state (or its absence) must hold across messages.
-  const texts = [0, 1, 2, 3].map((i) => `compressible ${i} `.repeat(10_000));
-  const o = await sendAndWait(
+/** Open with permessage-deflate offered, send `texts`, and wait for them back. */
+function compressedEcho(t: Test, port: number, texts: string[]): Promise<Opened> {
+  return sendAndWait(
     t,
-    () => open(`ws://127.0.0.1:${s.port}/`, [], { perMessageDeflate: true }),
+    () => open(`ws://127.0.0.1:${port}/`, [], { perMessageDeflate: true }),
     (o) => {
       for (const text of texts) o.ws.send(text);
     },
     texts.length,
   );
+}
+
+t.test('SLUICE_WS_COMPRESSION=shared: negotiated with the client, never with the backend, bytes unchanged', async (t) => {
+  const s = await startSluice(t, { upstreams: [backend.url], env: { SLUICE_WS_COMPRESSION: 'shared' } });
+  // Several messages: each side's compression state (or its absence) must hold across messages.
+  const texts = [0, 1, 2, 3].map((i) => `compressible ${i} `.repeat(10_000));
+  const o = await compressedEcho(t, s.port, texts);
   t.match(o.ws.extensions, /permessage-deflate/);
   t.equal(backend.handshakes.at(-1)!.headers['sec-websocket-extensions'], undefined);
   t.same(o.received.map((m) => m.data.toString()), texts);
@@ -206,14 +211,7 @@ t.test('SLUICE_WS_COMPRESSION=shared: negotiated with the client, never with the
 t.test('SLUICE_WS_COMPRESSION=dedicated: negotiated, messages unchanged', async (t) => {
   const s = await startSluice(t, { upstreams: [backend.url], env: { SLUICE_WS_COMPRESSION: 'dedicated' } });
   const texts = [0, 1, 2].map((i) => `window ${i} `.repeat(5_000));
-  const o = await sendAndWait(
-    t,
-    () => open(`ws://127.0.0.1:${s.port}/`, [], { perMessageDeflate: true }),
-    (o) => {
-      for (const text of texts) o.ws.send(text);
-    },
-    texts.length,
-  );
+  const o = await compressedEcho(t, s.port, texts);
   t.match(o.ws.extensions, /permessage-deflate/);
   t.same(o.received.map((m) => m.data.toString()), texts);
   o.ws.close();
